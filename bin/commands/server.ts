@@ -1,0 +1,72 @@
+// `anybios server`: the CouchDB API (embedded or forwarded to COUCH_URL), Fauxton and the API.
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import type { Command } from '../command.ts';
+import { CliError } from '../command.ts';
+import { createServer, type AnybiosServer } from '../../server/app.ts';
+import { defaultDataDir } from '../../server/secrets.ts';
+
+export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default 8080; env PORT)
+  --host ADDR    address to bind (default 127.0.0.1; env ANYBIOS_HOST)
+  --data DIR     data directory (default ./.anybios; env ANYBIOS_DATA)
+environment:
+  COUCH_URL               use this Apache CouchDB (admin credentials in the URL) instead of the embedded one
+  ANYBIOS_ADMIN_PASSWORD  the admin password (else generated on first start into <data>/admin-password)`;
+
+export const serverOptions = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  data: { type: 'string' },
+} as const;
+
+export async function startServerFromFlags(values: { port?: string; host?: string; data?: string }): Promise<{ server: AnybiosServer; dataDir: string }> {
+  const portText = values.port ?? process.env.PORT ?? '8080';
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new CliError('BAD_PORT', `--port must be 0-65535, not "${portText}"`);
+  const dataDir = resolve(values.data ?? defaultDataDir());
+  const server = await createServer({
+    dataDir,
+    port: Number(portText),
+    host: values.host ?? process.env.ANYBIOS_HOST ?? '127.0.0.1',
+    couchUrl: process.env.COUCH_URL || undefined,
+    log: (m) => console.log(m),
+  }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EADDRINUSE') throw new CliError('PORT_IN_USE', `port ${portText} is in use; pick another with --port`);
+    throw err;
+  });
+  return { server, dataDir };
+}
+
+export function printAccess(server: AnybiosServer): void {
+  console.log(`CouchDB API: ${server.couchUrl}   Fauxton: ${server.couchUrl}/_utils/`);
+  if (server.passwordGenerated) {
+    console.log(`Admin user "admin", password (shown once; kept in ${server.passwordFile}, mode 0600):\n  ${server.adminPassword}`);
+  } else if (!process.env.COUCH_URL) {
+    console.log(`Log in as "admin"; the password is in ${process.env.ANYBIOS_ADMIN_PASSWORD ? 'ANYBIOS_ADMIN_PASSWORD' : server.passwordFile}`);
+  }
+}
+
+export function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (sig: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.log(`${sig}: stopping`);
+    stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
+
+export const command: Command = {
+  name: 'server',
+  summary: 'serve the CouchDB API (embedded or COUCH_URL), Fauxton and the REST API',
+  usage: `usage: anybios server [--port N] [--host ADDR] [--data DIR]\n\n${SERVER_USAGE_OPTIONS}`,
+  async run(argv) {
+    const { values } = parseArgs({ args: argv, options: serverOptions, strict: true });
+    const { server } = await startServerFromFlags(values);
+    printAccess(server);
+    stopOnSignals(() => server.close());
+    await new Promise(() => {});
+    return 0;
+  },
+};

@@ -1,0 +1,27 @@
+// template: where a system's read-only lower layer comes from. Lives in the catalog `anybios`.
+import { couchFields, idOf, name, absolutePath, labels } from './common.ts';
+
+export const templateSchema = {
+  $id: 'template',
+  type: 'object',
+  additionalProperties: false,
+  required: ['_id', 'type', 'name', 'source'],
+  properties: {
+    ...couchFields,
+    _id: idOf('template'),
+    type: { const: 'template' },
+    name,
+    description: { type: 'string', maxLength: 1024 },
+    // host: this machine's own root, read-only; dir: a tree under the node's template roots;
+    // tar: a tarball attachment `rootfs.tar` (optionally gzip) verified by sha256.
+    source: { enum: ['host', 'dir', 'tar'] },
+    path: absolutePath,
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    labels,
+  },
+  allOf: [
+    { if: { properties: { source: { const: 'dir' } } }, then: { required: ['path'] } },
+    { if: { properties: { source: { const: 'tar' } } }, then: { required: ['sha256'] } },
+    { if: { properties: { source: { const: 'host' } } }, then: { not: { anyOf: [{ required: ['path'] }, { required: ['sha256'] }] } } },
+  ],
+} as const;

@@ -1,0 +1,80 @@
+// TypeScript shapes of the documents; test/ddocs/schemas.test.ts keeps them honest against the schemas.
+
+export interface CouchMeta {
+  _id: string;
+  _rev?: string;
+  _deleted?: boolean;
+  _attachments?: Record<string, unknown>;
+  _conflicts?: string[];
+}
+
+export interface TemplateDoc extends CouchMeta {
+  type: 'template';
+  name: string;
+  description?: string;
+  source: 'host' | 'dir' | 'tar';
+  path?: string;
+  sha256?: string;
+  labels?: Record<string, string>;
+}
+
+export interface MountSpec { volume: string; target: string; readOnly?: boolean }
+export interface Resources { memory?: number; pids?: number; cpuWeight?: number }
+
+export interface SystemDoc extends CouchMeta {
+  type: 'system';
+  name: string;
+  description?: string;
+  kind: 'os' | 'app';
+  template: string;
+  state: 'running' | 'stopped';
+  init?: string[];
+  command?: string[];
+  env?: Record<string, string>;
+  workdir?: string;
+  hostname?: string;
+  mounts?: MountSpec[];
+  network?: 'none' | 'host';
+  restart?: 'always' | 'on-failure' | 'never';
+  resources?: Resources;
+  labels?: Record<string, string>;
+}
+
+export interface VolumeDoc extends CouchMeta {
+  type: 'volume';
+  name: string;
+  description?: string;
+  labels?: Record<string, string>;
+}
+
+export interface NodeDoc extends CouchMeta {
+  type: 'node';
+  name: string;
+  hostname?: string;
+  heartbeat?: string;
+  startedAt?: string;
+  agentVersion?: string;
+  capabilities?: Record<string, unknown>;
+  versions?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+export type Phase = 'pending' | 'materializing' | 'running' | 'stopped' | 'failed';
+
+export interface StatusDoc extends CouchMeta {
+  type: 'status';
+  name: string;
+  phase: Phase;
+  observedRev?: string | null;
+  pid?: number | null;
+  exitCode?: number | null;
+  restarts?: number;
+  code?: string | null;
+  message?: string;
+  diskUsed?: number | null;
+  logTail?: string;
+  conflict?: boolean;
+  updated: string;
+}
+
+export type AnyDoc = TemplateDoc | SystemDoc | VolumeDoc | NodeDoc | StatusDoc;

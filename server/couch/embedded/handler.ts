@@ -1,0 +1,146 @@
+// The embedded CouchDB API: a thin CouchDB-protocol layer over PouchDB. One dispatcher maps paths to
+// route functions; one funnel turns every failure into `{error, reason}`. No request can take the
+// process down: every route is awaited inside a try/catch and every stream error is absorbed.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CouchError, badRequest, notFound, toCouchError } from '../errors.ts';
+import { DEFAULT_MAX_BODY, Query, sendJson } from '../http.ts';
+import { Auth, type AuthOptions } from './auth.ts';
+import type { Ctx, Services } from './context.ts';
+import { DbStore, checkDbName } from './store.ts';
+import { Validator } from './validation.ts';
+import * as server from './routes/server.ts';
+import * as dbRoutes from './routes/database.ts';
+import { attachment, document, postDocument } from './routes/documents.ts';
+import { DbUpdatesLog, changes } from './routes/feeds.ts';
+import { localDoc } from './routes/local.ts';
+
+export interface EmbeddedCouchOptions extends AuthOptions {
+  dataDir: string;
+  maxBody?: number;
+  /** Called with every 5xx, for the server's log. */
+  onError?: (err: unknown, req: IncomingMessage) => void;
+}
+
+export interface EmbeddedCouch {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  store: DbStore;
+  auth: Auth;
+  close(): Promise<void>;
+}
+
+const MAX_URL = 16 * 1024;
+
+function splitPath(rawPath: string): string[] {
+  const parts = rawPath.split('/').filter((p, i, all) => p !== '' || (i > 0 && i < all.length - 1 && false));
+  try {
+    return parts.map((p) => decodeURIComponent(p));
+  } catch {
+    throw badRequest('the path is not valid percent-encoding');
+  }
+}
+
+export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
+  const store = new DbStore(opts.dataDir);
+  const auth = new Auth(store, opts);
+  const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, uuid: randomBytes(16).toString('hex') };
+  const dbUpdates = new DbUpdatesLog(store);
+
+  async function route(ctx: Ctx): Promise<void> {
+    const [first, ...rest] = ctx.path;
+    if (first === undefined) return server.root(ctx);
+    if (first.startsWith('_')) {
+      switch (first) {
+        case '_session': return server.session(ctx);
+        case '_up': return server.up(ctx);
+        case '_all_dbs': return server.allDbs(ctx);
+        case '_dbs_info': return server.dbsInfo(ctx);
+        case '_uuids': return server.uuids(ctx);
+        case '_db_updates': return dbUpdates.serve(ctx);
+        case '_users': case '_replicator': break; // databases, handled below
+        default: return server.notSupported(ctx);
+      }
+    }
+    const db = first;
+    checkDbName(db);
+    if (rest.length === 0) {
+      if (ctx.method === 'POST') {
+        ctx.store.get(db);
+        return postDocument(ctx, db);
+      }
+      return dbRoutes.database(ctx, db);
+    }
+    ctx.store.get(db); // 404 for unknown databases before anything else
+    const [second, ...more] = rest;
+    switch (second) {
+      case '_all_docs': return dbRoutes.allDocs(ctx, db);
+      case '_design_docs': return dbRoutes.allDocs(ctx, db, true);
+      case '_bulk_docs': return dbRoutes.bulkDocs(ctx, db);
+      case '_bulk_get': return dbRoutes.bulkGet(ctx, db);
+      case '_revs_diff': return dbRoutes.revsDiff(ctx, db);
+      case '_changes': return changes(ctx, db);
+      case '_security': return dbRoutes.security(ctx, db);
+      case '_ensure_full_commit': return dbRoutes.ensureFullCommit(ctx, db);
+      case '_revs_limit': return dbRoutes.revsLimit(ctx, db);
+      case '_compact': return dbRoutes.compact(ctx, db, 'compact');
+      case '_view_cleanup': return dbRoutes.compact(ctx, db, 'view_cleanup');
+      case '_local':
+        if (more.length !== 1) throw notFound();
+        return localDoc(ctx, db, more[0]);
+      case '_design': {
+        const [ddoc, ...tail] = more;
+        if (!ddoc) throw notFound();
+        if (tail.length === 0) return document(ctx, db, `_design/${ddoc}`);
+        if (tail[0] === '_view' && tail.length === 2) return dbRoutes.view(ctx, db, ddoc, tail[1]);
+        if (tail[0].startsWith('_')) throw notFound(`${tail[0]} is not served by the embedded CouchDB`);
+        return attachment(ctx, db, `_design/${ddoc}`, tail.join('/'));
+      }
+    }
+    if (second.startsWith('_design/') || second.startsWith('_local/')) {
+      if (second.startsWith('_local/')) return localDoc(ctx, db, second.slice(7));
+      return more.length ? attachment(ctx, db, second, more.join('/')) : document(ctx, db, second);
+    }
+    if (second.startsWith('_')) throw badRequest('Only reserved document ids may start with underscore.');
+    if (more.length) return attachment(ctx, db, second, more.join('/'));
+    return document(ctx, db, second);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.on('error', () => {}); // a client that vanished mid-response is not our failure
+    req.on('error', () => {});
+    let closed = false;
+    res.on('close', () => { closed = true; });
+    try {
+      const url = req.url ?? '/';
+      if (url.length > MAX_URL) throw new CouchError(414, 'uri_too_long', `the URL is longer than ${MAX_URL} characters`);
+      const q = url.indexOf('?');
+      const rawPath = q < 0 ? url : url.slice(0, q);
+      const { userCtx, via } = await auth.authenticate(req);
+      const ctx: Ctx = {
+        ...services,
+        req,
+        res,
+        method: req.method ?? 'GET',
+        path: splitPath(rawPath),
+        query: new Query(new URLSearchParams(q < 0 ? '' : url.slice(q + 1))),
+        userCtx,
+        authVia: via,
+        closed: () => closed,
+      };
+      await route(ctx);
+    } catch (err) {
+      const e = toCouchError(err);
+      if (e.status >= 500) opts.onError?.(err, req);
+      if (!res.headersSent) sendJson(res, e.status, { error: e.error, reason: e.reason });
+      else res.end();
+      if (!req.complete) req.resume();
+    }
+  }
+
+  return {
+    handle,
+    store,
+    auth,
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,133 @@
+// Documents, local documents and attachments: GET/HEAD/PUT/POST/DELETE.
+import { badRequest, conflict, methodNotAllowed, forbidden, notFound } from '../../errors.ts';
+import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
+import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
+import { USERS_DB, USER_PREFIX } from '../auth.ts';
+import { checkDocId, checkRev, writeOne } from './writes.ts';
+
+function getOptions(ctx: Ctx): Record<string, unknown> {
+  const q = ctx.query;
+  const o: Record<string, unknown> = {};
+  const rev = q.str('rev');
+  if (rev !== undefined) o.rev = checkRev(rev);
+  for (const flag of ['revs', 'revs_info', 'conflicts', 'deleted_conflicts', 'attachments', 'latest', 'local_seq', 'att_encoding_info'] as const) {
+    const v = q.bool(flag);
+    if (v !== undefined) o[flag] = v;
+  }
+  if (q.bool('meta')) Object.assign(o, { conflicts: true, deleted_conflicts: true, revs_info: true });
+  const attsSince = q.json('atts_since');
+  if (attsSince !== undefined) {
+    if (!Array.isArray(attsSince) || !attsSince.every((r) => typeof r === 'string')) throw badRequest('atts_since must be a JSON array of revisions');
+    o.atts_since = attsSince;
+  }
+  const openRevs = q.str('open_revs');
+  if (openRevs !== undefined) {
+    if (openRevs === 'all') o.open_revs = 'all';
+    else {
+      const revs = q.json('open_revs');
+      if (!Array.isArray(revs) || revs.length > 1000) throw badRequest('open_revs must be "all" or a JSON array of revisions');
+      revs.forEach((r) => checkRev(r, 'open_revs'));
+      o.open_revs = revs;
+    }
+  }
+  o.binary = false;
+  return o;
+}
+
+/** _users: a non-admin may read only their own user document. */
+async function requireDocReader(ctx: Ctx, dbName: string, id: string): Promise<void> {
+  if (dbName === USERS_DB && ctx.userCtx.name !== null && !isServerAdmin(ctx.userCtx)) {
+    if (id !== USER_PREFIX + ctx.userCtx.name) throw forbidden('You may only read your own user document.');
+    return;
+  }
+  await requireReader(ctx, dbName);
+}
+
+export async function document(ctx: Ctx, dbName: string, id: string): Promise<void> {
+  checkDocId(id);
+  const db = ctx.store.get(dbName);
+  const { method, res } = ctx;
+  if (method === 'GET' || method === 'HEAD') {
+    await requireDocReader(ctx, dbName, id);
+    const doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
+    if (method === 'HEAD') {
+      res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
+      res.end();
+      return;
+    }
+    sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: `"${String(doc._rev ?? '')}"` });
+    return;
+  }
+  await requireReader(ctx, dbName);
+  if (method === 'PUT') {
+    const body = await readJsonObject(ctx.req, ctx.maxBody);
+    if (body._id !== undefined && body._id !== id) throw badRequest('_id in the body differs from the URL');
+    const rev = ctx.query.str('rev');
+    const doc: Record<string, unknown> = { ...body, _id: id };
+    if (rev !== undefined) doc._rev = checkRev(rev);
+    const newEdits = ctx.query.bool('new_edits') ?? true;
+    const r = await writeOne(ctx, dbName, doc, newEdits);
+    sendJson(res, 201, { ok: true, id: r.id, rev: r.rev }, { ETag: `"${r.rev}"` });
+    return;
+  }
+  if (method === 'DELETE') {
+    const rev = ctx.query.str('rev') ?? String(ctx.req.headers['if-match'] ?? '').replace(/"/g, '');
+    if (!rev) throw conflict();
+    const r = await writeOne(ctx, dbName, { _id: id, _rev: checkRev(rev), _deleted: true });
+    sendJson(res, 200, { ok: true, id: r.id, rev: r.rev });
+    return;
+  }
+  throw methodNotAllowed('GET,HEAD,PUT,DELETE');
+}
+
+export async function postDocument(ctx: Ctx, dbName: string): Promise<void> {
+  await requireReader(ctx, dbName);
+  const body = await readJsonObject(ctx.req, ctx.maxBody);
+  const r = await writeOne(ctx, dbName, body);
+  sendJson(ctx.res, 201, { ok: true, id: r.id, rev: r.rev });
+}
+
+const ATT_NAME_RE = /^[^\u0000-\u001f]{1,1024}$/;
+
+export async function attachment(ctx: Ctx, dbName: string, id: string, name: string): Promise<void> {
+  checkDocId(id);
+  if (!ATT_NAME_RE.test(name) || name.startsWith('_')) throw badRequest('attachment name must be 1-1024 printable characters, not starting with _');
+  await requireDocReader(ctx, dbName, id);
+  const db = ctx.store.get(dbName);
+  const { method, res } = ctx;
+  const revParam = ctx.query.str('rev');
+  const rev = revParam === undefined ? undefined : checkRev(revParam);
+  if (method === 'GET' || method === 'HEAD') {
+    const doc = (await db.get(id, rev ? { rev } : {})) as unknown as { _attachments?: Record<string, { content_type?: string; digest?: string }> };
+    const meta = doc._attachments?.[name];
+    if (!meta) throw notFound('Document is missing attachment');
+    const data = (await db.getAttachment(id, name, rev ? { rev } : {})) as Buffer;
+    res.writeHead(200, { 'Content-Type': meta.content_type ?? 'application/octet-stream', 'Content-Length': data.length, ETag: `"${meta.digest ?? ''}"` });
+    res.end(method === 'HEAD' ? undefined : data);
+    return;
+  }
+  if (method !== 'PUT' && method !== 'DELETE') throw methodNotAllowed('GET,HEAD,PUT,DELETE');
+  let current: Record<string, unknown> = { _id: id };
+  if (rev) current = (await db.get(id, { rev })) as unknown as Record<string, unknown>;
+  else {
+    try {
+      await db.get(id);
+      throw conflict(); // a write to an existing document needs its revision
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw err;
+    }
+  }
+  const atts = { ...((current._attachments as Record<string, unknown>) ?? {}) };
+  for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
+  if (method === 'PUT') {
+    const data = await readBody(ctx.req, ctx.maxBody);
+    atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };
+  } else {
+    if (!atts[name]) throw notFound('Document is missing attachment');
+    delete atts[name];
+  }
+  const r = await writeOne(ctx, dbName, { ...current, _attachments: atts });
+  sendJson(res, method === 'PUT' ? 201 : 200, { ok: true, id: r.id, rev: r.rev });
+}
+
+export { isObject };

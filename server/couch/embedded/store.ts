@@ -1,0 +1,165 @@
+// The embedded databases: one on-disk PouchDB (LevelDB) per CouchDB database under <data>/couch/,
+// a registry of which databases exist (PouchDB's view indexes live beside them and are not databases),
+// `_security` objects, and one change signal per database that feeds _changes and _db_updates.
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Subject } from 'rxjs';
+import PouchDB from 'pouchdb';
+import { CouchError, badRequest, notFound } from '../errors.ts';
+
+export type Doc = PouchDB.Core.Document<Record<string, unknown>> & PouchDB.Core.GetMeta & Record<string, unknown>;
+
+export interface SecurityObject {
+  admins: { names: string[]; roles: string[] };
+  members: { names: string[]; roles: string[] };
+}
+
+export interface DbUpdate {
+  db_name: string;
+  type: 'created' | 'updated' | 'deleted';
+}
+
+// CouchDB's rule minus `/` (each database is a directory here).
+const DB_NAME_RE = /^[a-z][a-z0-9_$()+-]{0,237}$/;
+const SYSTEM_DBS = new Set(['_users', '_replicator']);
+const SECURITY_DOC = '_local/_anybios_security';
+
+export function checkDbName(name: string): void {
+  if (!DB_NAME_RE.test(name) && !SYSTEM_DBS.has(name)) {
+    throw new CouchError(400, 'illegal_database_name',
+      `Name: '${name.slice(0, 100)}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, and - are allowed. Must begin with a letter.`);
+  }
+}
+
+export const emptySecurity = (): SecurityObject => ({ admins: { names: [], roles: [] }, members: { names: [], roles: [] } });
+
+export class DbStore {
+  private readonly dir: string;
+  private readonly registryPath: string;
+  private readonly names: Set<string>;
+  private readonly open = new Map<string, { db: PouchDB.Database; feed: PouchDB.Core.Changes<object> }>();
+  private readonly security = new Map<string, SecurityObject>();
+  /** Every write to any database, as CouchDB's _db_updates reports it. */
+  readonly updates$ = new Subject<DbUpdate>();
+  private readonly Pouch: PouchDB.Static;
+
+  constructor(dataDir: string) {
+    this.dir = join(dataDir, 'couch');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.registryPath = join(this.dir, 'databases.json');
+    this.names = new Set(existsSync(this.registryPath) ? (JSON.parse(readFileSync(this.registryPath, 'utf8')) as string[]) : []);
+    this.Pouch = (PouchDB as unknown as { defaults(o: object): PouchDB.Static }).defaults({ prefix: this.dir + "/" });
+  }
+
+  private saveRegistry(): void {
+    const tmp = this.registryPath + '.tmp';
+    writeFileSync(tmp, JSON.stringify([...this.names].sort()), { mode: 0o600 });
+    renameSync(tmp, this.registryPath);
+  }
+
+  list(): string[] {
+    return [...this.names].sort();
+  }
+
+  exists(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  /** The open PouchDB of an existing database; 404 when it does not exist. */
+  get(name: string): PouchDB.Database {
+    checkDbName(name);
+    if (!this.names.has(name)) throw notFound('Database does not exist.');
+    return this.handle(name);
+  }
+
+  private handle(name: string): PouchDB.Database {
+    let entry = this.open.get(name);
+    if (!entry) {
+      const db = new this.Pouch(name, { auto_compaction: false });
+      // One live feed per database turns every write (ours or PouchDB's own replication) into a signal.
+      const feed = db.changes({ live: true, since: 'now', return_docs: false });
+      feed.on('change', () => this.updates$.next({ db_name: name, type: 'updated' }));
+      feed.on('error', () => {});
+      entry = { db, feed };
+      this.open.set(name, entry);
+    }
+    return entry.db;
+  }
+
+  async create(name: string): Promise<void> {
+    checkDbName(name);
+    if (this.names.has(name)) throw new CouchError(412, 'file_exists', 'The database could not be created, the file already exists.');
+    const db = this.handle(name);
+    await db.info();
+    this.names.add(name);
+    this.saveRegistry();
+    this.updates$.next({ db_name: name, type: 'created' });
+  }
+
+  async destroy(name: string): Promise<void> {
+    const db = this.get(name);
+    const entry = this.open.get(name);
+    entry?.feed.cancel();
+    this.open.delete(name);
+    this.security.delete(name);
+    this.names.delete(name);
+    this.saveRegistry();
+    await db.destroy();
+    this.updates$.next({ db_name: name, type: 'deleted' });
+  }
+
+  async getSecurity(name: string): Promise<SecurityObject> {
+    const cached = this.security.get(name);
+    if (cached) return cached;
+    const db = this.get(name);
+    let sec = emptySecurity();
+    try {
+      const doc = (await db.get(SECURITY_DOC)) as unknown as { security: SecurityObject };
+      sec = normalizeSecurity(doc.security);
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw err;
+    }
+    this.security.set(name, sec);
+    return sec;
+  }
+
+  async putSecurity(name: string, value: unknown): Promise<void> {
+    const sec = normalizeSecurity(value);
+    const db = this.get(name);
+    let rev: string | undefined;
+    try {
+      rev = (await db.get(SECURITY_DOC))._rev;
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw err;
+    }
+    await db.put({ _id: SECURITY_DOC, _rev: rev, security: sec } as PouchDB.Core.PutDocument<object>);
+    this.security.set(name, sec);
+  }
+
+  async close(): Promise<void> {
+    for (const { db, feed } of this.open.values()) {
+      feed.cancel();
+      await db.close().catch(() => {});
+    }
+    this.open.clear();
+    this.updates$.complete();
+  }
+}
+
+function names(v: unknown, field: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw badRequest(`_security: ${field} must be an array of strings`);
+  return v as string[];
+}
+
+/** Checks and fills a `_security` object: {admins:{names,roles}, members:{names,roles}}. */
+export function normalizeSecurity(value: unknown): SecurityObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('_security must be a JSON object');
+  const v = value as Record<string, Record<string, unknown> | undefined>;
+  const part = (k: 'admins' | 'members') => {
+    const p = v[k];
+    if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p))) throw badRequest(`_security: ${k} must be an object`);
+    return { names: names(p?.names, `${k}.names`), roles: names(p?.roles, `${k}.roles`) };
+  };
+  return { admins: part('admins'), members: part('members') };
+}

@@ -1,0 +1,46 @@
+// Brings a CouchDB (embedded or external) to the shape anybios needs, idempotently: `_users`, the
+// catalog with its `_security`, and the design documents of the catalog and every node database,
+// pushed only when their content hash differs (an unchanged start makes no new revision).
+import type { ServerScope } from 'nano';
+import { buildDesignDoc, CATALOG_DB, DDOC_ID, NODE_DB_PREFIX, type DbKind } from '../ddocs/build.ts';
+
+export const CATALOG_SECURITY = { admins: { names: [], roles: [] }, members: { names: [], roles: ['operator', 'node'] } };
+
+export async function ensureDb(couch: ServerScope, name: string): Promise<boolean> {
+  try {
+    await couch.db.create(name);
+    return true;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 412) return false;
+    throw err;
+  }
+}
+
+/** Pushes the ddoc of `kind` to `db` when its hash differs; returns whether it wrote. */
+export async function pushDesignDoc(couch: ServerScope, db: string, kind: DbKind): Promise<boolean> {
+  const ddoc = buildDesignDoc(kind);
+  const use = couch.use(db);
+  let rev: string | undefined;
+  try {
+    const current = (await use.get(DDOC_ID)) as unknown as { _rev: string; anybios?: { hash?: string } };
+    if (current.anybios?.hash === ddoc.anybios.hash) return false;
+    rev = current._rev;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+  await use.insert({ ...ddoc, ...(rev ? { _rev: rev } : {}) } as never);
+  return true;
+}
+
+export interface SetupReport { created: string[]; ddocsPushed: string[] }
+
+export async function setupCouch(couch: ServerScope): Promise<SetupReport> {
+  const report: SetupReport = { created: [], ddocsPushed: [] };
+  for (const name of ['_users', CATALOG_DB]) if (await ensureDb(couch, name)) report.created.push(name);
+  await couch.request({ db: CATALOG_DB, path: '_security', method: 'PUT', body: CATALOG_SECURITY });
+  if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
+  for (const db of await couch.db.list()) {
+    if (db.startsWith(NODE_DB_PREFIX) && (await pushDesignDoc(couch, db, 'node'))) report.ddocsPushed.push(db);
+  }
+  return report;
+}
