@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import express from 'express';
-import nano, { type ServerScope } from 'nano';
+import type { ServerScope } from 'nano';
+import { couchClient } from './couch/client.ts';
 import { createEmbeddedCouch, type EmbeddedCouch } from './couch/embedded/handler.ts';
 import { createCouchProxy } from './couch/proxy.ts';
 import { loadSecrets } from './secrets.ts';
@@ -59,7 +60,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let upstreamAdmin: ServerScope | undefined;
   if (opts.couchUrl) {
     couchHandler = createCouchProxy(opts.couchUrl);
-    upstreamAdmin = nano({ url: opts.couchUrl, parseUrl: false });
+    upstreamAdmin = couchClient(opts.couchUrl);
   } else {
     embedded = createEmbeddedCouch({
       dataDir: opts.dataDir,
@@ -104,10 +105,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
   const couchUrl = `${url}/db`;
-  const withCreds = new URL(couchUrl);
-  withCreds.username = adminName;
-  withCreds.password = secrets.adminPassword;
-  const admin = upstreamAdmin ?? nano({ url: withCreds.toString().replace(/\/$/, ''), parseUrl: false });
+  const admin = upstreamAdmin ?? couchClient(couchUrl, adminName, secrets.adminPassword);
 
   const close = async () => {
     server.closeAllConnections();

@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import nano, { type ServerScope } from 'nano';
+import type { ServerScope } from 'nano';
+import { couchClient } from '../../server/couch/client.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
 import { CliError } from '../command.ts';
 
@@ -47,10 +48,7 @@ export function resolveConnection(flags: { url?: string; user?: string; password
 
 /** nano on the server's CouchDB API with the connection's credentials. */
 export function couchOf(c: Connection): ServerScope {
-  const u = new URL(c.url + '/db');
-  u.username = c.user;
-  u.password = c.password;
-  return nano({ url: u.toString().replace(/\/$/, ''), parseUrl: false });
+  return couchClient(c.url + '/db', c.user, c.password);
 }
 
 /** Turns nano/HTTP failures into CLI errors that say what happened. */

@@ -1,0 +1,10 @@
+// nano on a CouchDB API root. `parseUrl: false` keeps a path such as /db as the server root
+// (nano would otherwise take the last path segment for a database name).
+import nano, { type Configuration, type ServerScope } from 'nano';
+
+export function couchClient(url: string, user?: string, password?: string): ServerScope {
+  const u = new URL(url);
+  if (user !== undefined) u.username = user;
+  if (password !== undefined) u.password = password;
+  return nano({ url: u.toString().replace(/\/$/, ''), parseUrl: false } as Configuration);
+}

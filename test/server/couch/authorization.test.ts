@@ -1,0 +1,118 @@
+// The authorization matrix over real HTTP: anonymous, operator, node A in its own database, node A in
+// node B's database, node A on the catalog, and design documents — same answers on the embedded server
+// and (COUCH_URL set) on Apache CouchDB behind our forwarding.
+import test from 'ava';
+import { addNode, removeNode } from '../../../server/nodes.ts';
+import { basic, call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+
+let server: TestServer;
+const a = uniq('a');
+const b = uniq('b');
+const operator = uniq('olga');
+const auth: Record<string, string | undefined> = {};
+
+test.before(async () => {
+  server = await startServer();
+  const ca = await addNode(server.admin, a);
+  const cb = await addNode(server.admin, b);
+  auth.nodeA = basic(ca.user, ca.password);
+  auth.nodeB = basic(cb.user, cb.password);
+  await server.admin.use('_users').insert({ _id: `org.couchdb.user:${operator}`, type: 'user', name: operator, roles: ['operator'], password: 'operator-password' } as never);
+  auth.operator = basic(operator, 'operator-password');
+  auth.admin = server.adminAuth;
+  auth.anonymous = undefined;
+});
+
+test.after.always(async () => {
+  if (!server) return;
+  await removeNode(server.admin, a).catch(() => {});
+  await removeNode(server.admin, b).catch(() => {});
+  const users = server.admin.use('_users');
+  await users.get(`org.couchdb.user:${operator}`).then((d) => users.destroy(d._id, d._rev)).catch(() => {});
+  await server.stop();
+  removeDataDir(server.dataDir);
+});
+
+const spec = (name: string) => ({ type: 'system', name, kind: 'app', template: 'host', state: 'running', command: ['/bin/true'] });
+const statusDoc = (name: string) => ({ type: 'status', name, phase: 'running', updated: new Date().toISOString() });
+const templateDoc = (name: string) => ({ type: 'template', name, source: 'host' });
+
+type Who = 'anonymous' | 'operator' | 'nodeA' | 'nodeB' | 'admin';
+interface Case { who: Who; method: string; path: () => string; body?: () => object; expect: number }
+
+const dbA = () => `anybios-node-${a}`;
+let n = 0;
+const fresh = (p: string) => `${p}${++n}`;
+
+const cases: Case[] = [
+  // anonymous: nothing under /db/ without credentials
+  { who: 'anonymous', method: 'GET', path: () => '/', expect: 401 },
+  { who: 'anonymous', method: 'GET', path: () => '/anybios', expect: 401 },
+  { who: 'anonymous', method: 'GET', path: () => '/anybios/_all_docs', expect: 401 },
+  { who: 'anonymous', method: 'GET', path: () => `/${dbA()}`, expect: 401 },
+  { who: 'anonymous', method: 'GET', path: () => `/${dbA()}/_changes`, expect: 401 },
+  { who: 'anonymous', method: 'PUT', path: () => `/${dbA()}/system:${fresh('x')}`, body: () => spec(`x${n}`), expect: 401 },
+  { who: 'anonymous', method: 'GET', path: () => '/_all_dbs', expect: 401 },
+  { who: 'anonymous', method: 'PUT', path: () => `/${uniq('newdb')}`, expect: 401 },
+  // operator: reads and writes specs and templates; never status
+  { who: 'operator', method: 'GET', path: () => '/anybios/_all_docs', expect: 200 },
+  { who: 'operator', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(`t${n}`), expect: 201 },
+  { who: 'operator', method: 'GET', path: () => `/${dbA()}/_all_docs`, expect: 200 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('op')}`, body: () => spec(`op${n}`), expect: 201 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/status:${fresh('op')}`, body: () => statusDoc(`op${n}`), expect: 403 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
+  { who: 'operator', method: 'GET', path: () => '/_all_dbs', expect: 401 },
+  // node A in its own database
+  { who: 'nodeA', method: 'GET', path: () => `/${dbA()}`, expect: 200 },
+  { who: 'nodeA', method: 'GET', path: () => `/${dbA()}/_changes`, expect: 200 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('own')}`, body: () => spec(`own${n}`), expect: 201 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/status:${fresh('own')}`, body: () => statusDoc(`own${n}`), expect: 201 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${a}`, body: () => ({ type: 'node', name: a }), expect: 201 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${b}`, body: () => ({ type: 'node', name: b }), expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('bad')}`, body: () => ({ ...spec(`bad${n}`), kind: 'vm' }), expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_security`, body: () => ({ members: { names: [], roles: [] } }), expect: 401 },
+  { who: 'nodeA', method: 'DELETE', path: () => `/${dbA()}`, expect: 401 },
+  { who: 'nodeA', method: 'GET', path: () => '/_all_dbs', expect: 401 },
+  { who: 'nodeA', method: 'GET', path: () => '/_users/_all_docs', expect: 403 },
+  // node A in node B's database: 403 for everything
+  { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}`, expect: 403 },
+  { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}/_all_docs`, expect: 403 },
+  { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}/_changes`, expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/anybios-node-${b}/system:${fresh('x')}`, body: () => spec(`x${n}`), expect: 403 },
+  { who: 'nodeA', method: 'POST', path: () => `/anybios-node-${b}/_bulk_docs`, body: () => ({ docs: [{ _id: `system:${fresh('x')}`, ...spec(`x${n}`) }] }), expect: 403 },
+  { who: 'nodeB', method: 'GET', path: () => `/${dbA()}/_all_docs`, expect: 403 },
+  // node A on the catalog: reads, never writes
+  { who: 'nodeA', method: 'GET', path: () => '/anybios/template:host', expect: 404 },
+  { who: 'nodeA', method: 'GET', path: () => '/anybios/_all_docs', expect: 200 },
+  { who: 'nodeA', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(`t${n}`), expect: 403 },
+  // admin: design docs and everything else
+  { who: 'admin', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 201 },
+  { who: 'admin', method: 'PUT', path: () => `/${dbA()}/status:${fresh('adm')}`, body: () => statusDoc(`adm${n}`), expect: 201 },
+  { who: 'admin', method: 'GET', path: () => '/_all_dbs', expect: 200 },
+];
+
+for (const c of cases) {
+  const label = `${c.who} ${c.method} ${c.path.toString().replace(/^\(\) => /, '')} → ${c.expect}`;
+  test.serial(label, async (t) => {
+    const path = c.path();
+    const r = await call(server.couchUrl, path, { method: c.method, auth: auth[c.who], ...(c.body ? { json: { _id: decodeURIComponent(path.split('/').slice(2).join('/')), ...c.body() } } : {}) });
+    t.is(r.status, c.expect, `${c.method} ${path}: ${r.text}`);
+    if (r.status >= 400) t.truthy(r.body.error, 'errors carry {error, reason}');
+  });
+}
+
+test.serial('a node reads its own user document and no one else\'s', async (t) => {
+  const own = await call(server.couchUrl, `/_users/org.couchdb.user:node-${a}`, { auth: auth.nodeA });
+  t.is(own.status, 200);
+  t.falsy(own.body.password);
+  const other = await call(server.couchUrl, `/_users/org.couchdb.user:node-${b}`, { auth: auth.nodeA });
+  t.true(other.status === 403 || other.status === 404, other.text);
+});
+
+test.serial('a refused write names the field and the rule', async (t) => {
+  const r = await call(server.couchUrl, `/${dbA()}/system:named`, { method: 'PUT', auth: auth.nodeA, json: { ...spec('named'), kind: 'vm', color: 'red' } });
+  t.is(r.status, 403);
+  t.regex(r.body.reason, /\/kind must be one of: os, app/);
+  t.regex(r.body.reason, /\/color unknown field/);
+});
