@@ -1,0 +1,89 @@
+// Observe: what one system is doing, derived from its state files and /proc only (no writes, no
+// signals). Liveness is pid *and* start time of the supervisor; pid 1 of the system is its child.
+// This is also adoption: a new process of ours reads the same files and sees the same running systems.
+import { childrenOf, findByArg, isSameProcess, readStat } from './proc.ts';
+import { readExit, readWrapperStat, type ProcId, type SystemPaths, type SystemState } from './state.ts';
+import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './start.ts';
+import type { RuntimeErrorCode } from './errors.ts';
+
+export type ObservedPhase = 'running' | 'stopped' | 'failed' | 'materializing';
+
+export interface Observed {
+  name: string;
+  phase: ObservedPhase;
+  kind: 'os' | 'app';
+  template: string;
+  /** Host pid of the system's pid 1 (null when not running). */
+  pid: number | null;
+  /** Start time of pid 1 in clock ticks since boot (with pid: its identity). */
+  startTime: number | null;
+  /** The supervisor shell (what we keep alive per system). */
+  supervisor: ProcId | null;
+  exitCode: number | null;
+  restarts: number;
+  /** The spec revision that was applied. */
+  specRev: string | null;
+  strategy: 'overlay' | 'copy';
+  startedAt: string | null;
+  diskUsed: number | null;
+  code: RuntimeErrorCode | null;
+  message: string | null;
+}
+
+export function supervisorMarker(paths: SystemPaths, runId: string): string {
+  return `anybios-supervisor:${paths.dir}:${runId}`;
+}
+
+/** Find the live supervisor of the current run: recorded identity, its own stat file, or a scan. */
+export async function liveSupervisor(paths: SystemPaths, s: SystemState): Promise<ProcId | null> {
+  if (s.wrapper && (await isSameProcess(s.wrapper.pid, s.wrapper.startTime))) return s.wrapper;
+  if (s.wrapper) return null;
+  if (s.phase !== 'starting' || !s.runId) return null;
+  // Our process died between spawn and recording the pid: the supervisor wrote its own identity.
+  const own = await readWrapperStat(paths);
+  if (own) return (await isSameProcess(own.pid, own.startTime)) ? own : null;
+  const found = await findByArg(supervisorMarker(paths, s.runId));
+  return found[0] ? { pid: found[0].pid, startTime: found[0].startTime } : null;
+}
+
+export async function observeState(paths: SystemPaths, s: SystemState): Promise<Observed> {
+  const base: Observed = {
+    name: s.name,
+    phase: 'stopped',
+    kind: s.spec.kind,
+    template: s.spec.template,
+    pid: null,
+    startTime: null,
+    supervisor: null,
+    exitCode: null,
+    restarts: Math.max(0, s.starts - 1),
+    specRev: s.specRev,
+    strategy: s.strategy,
+    startedAt: s.startedAt,
+    diskUsed: null,
+    code: null,
+    message: null,
+  };
+  if (s.phase === 'materializing') return { ...base, phase: 'materializing', message: 'materializing (or interrupted while materializing)' };
+  if (s.phase === 'materialized') return { ...base, phase: 'stopped', message: 'materialized, not started' };
+  const sup = await liveSupervisor(paths, s);
+  if (sup) {
+    const kids = await childrenOf(sup.pid);
+    const init = kids.length ? await readStat(kids[0]!) : null;
+    return { ...base, phase: 'running', supervisor: sup, pid: init?.pid ?? null, startTime: init?.startTime ?? null };
+  }
+  if (s.phase === 'starting' && !s.wrapper && !(await readWrapperStat(paths))) {
+    return { ...base, phase: 'stopped', code: null, message: 'a start was interrupted before the system ran; nothing to roll back' };
+  }
+  const exitCode = await readExit(paths);
+  if (s.phase === 'failed' && s.code) return { ...base, phase: 'failed', exitCode, code: s.code as RuntimeErrorCode, message: s.message };
+  if (exitCode === null) {
+    if (s.phase === 'stopped' && s.stopRequested) return { ...base, phase: 'stopped', message: s.message };
+    return { ...base, phase: 'failed', code: 'SYSTEM_LOST', message: 'the system and its supervisor are gone and no exit code was recorded' };
+  }
+  if (exitCode === EXIT_SETUP_FAILED || exitCode === EXIT_SUPERVISOR_FAILED) {
+    if (!s.stopRequested) return { ...base, phase: 'failed', exitCode, code: 'START_FAILED', message: `setup failed before the system ran (exit ${exitCode}); see the log` };
+  }
+  if (exitCode === 0 || s.stopRequested) return { ...base, phase: 'stopped', exitCode, message: s.stopRequested ? 'stopped' : 'exited with code 0' };
+  return { ...base, phase: 'failed', exitCode, code: 'SYSTEM_EXITED', message: `exited with code ${exitCode}` };
+}

@@ -1,0 +1,418 @@
+// The runtime: materialize, start, observe, stop, destroy systems on this Linux machine.
+//
+// Invariants:
+// - Every operation on a system holds its lock and is idempotent: "already there / already gone" is
+//   success. A start that died halfway (our process SIGKILLed) is adopted if its supervisor runs, and
+//   otherwise simply redone: mounts live only in the system's own namespace, so nothing needs undoing.
+// - Specs and templates are validated here again (schema, names, every path against the layers).
+// - We only ever touch <data>/systems/<name>, <volumeRoot>/<volume> named by a spec, <data>/templates,
+//   <data>/locks and cgroups named anybios/<tag>-<name>; signals go only to processes identified by
+//   pid + start time.
+import { promises as fsp } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
+import { NAME_RE } from '../../ddocs/schemas/index.ts';
+import { docErrors } from '../../ddocs/validate.ts';
+import { probeCapabilities, type Capabilities } from './capabilities.ts';
+import { removeCgroups, setupCgroups } from './cgroups.ts';
+import { RuntimeError, errnoOf } from './errors.ts';
+import { readLog, rotateLog, tailLog } from './logs.ts';
+import { makeDevSkeleton, materializeSystem, volumeDir, type MaterializeContext } from './materialize.ts';
+import { hostHides, overlayOptions, rootfsLine, systemLines, type MountPlan } from './mounts.ts';
+import { observeState, liveSupervisor, supervisorMarker, type Observed } from './observe.ts';
+import { diskUsage, isInside, mountPoints, writeAtomic } from './paths.ts';
+import { childrenOf, isSameProcess, readStat, sleep } from './proc.ts';
+import { launch, type LaunchSpec } from './start.ts';
+import { readState, systemPaths, withLock, writeState, type SystemPaths, type SystemState } from './state.ts';
+import { resolveTemplate } from './templates.ts';
+import { findTools, run, type Tools } from './tools.ts';
+
+export interface RuntimeOptions {
+  dataDir: string;
+  /** Directories under which `dir` templates may live. */
+  templateRoots?: string[];
+  /** Default <dataDir>/volumes. */
+  volumeRoot?: string;
+  log?: (msg: string) => void;
+  /** overlay where possible (auto), or force one strategy (copy: a full copy of the template per system). */
+  strategy?: 'auto' | 'overlay' | 'copy';
+  /** Log cap before rotation (default 1 MiB). */
+  logMaxBytes?: number;
+  /** Test hook: called at named points of materialize/start (crash-recovery tests SIGKILL there). */
+  faultPoint?: (point: FaultPoint) => void | Promise<void>;
+}
+
+export type FaultPoint = 'materialize:begin' | 'materialize:done' | 'start:before-spawn' | 'start:after-spawn' | 'start:after-ready';
+
+export interface StartOptions {
+  /** The spec revision being applied (default spec._rev). */
+  specRev?: string | null;
+  /** A tar template's tarball (file path or bytes) when it is not in the cache yet. */
+  tarball?: string | Buffer;
+  /** How long to wait for the system's setup (mounts) before giving up. */
+  readyTimeoutMs?: number;
+}
+
+export interface Runtime {
+  readonly dataDir: string;
+  readonly volumeRoot: string;
+  capabilities(): Promise<Capabilities>;
+  materialize(spec: SystemDoc, template: TemplateDoc, opts?: StartOptions): Promise<Observed>;
+  start(spec: SystemDoc, template: TemplateDoc, opts?: StartOptions): Promise<Observed>;
+  stop(name: string, opts?: { graceMs?: number }): Promise<Observed | null>;
+  destroy(name: string, opts?: { volumes?: boolean; graceMs?: number }): Promise<void>;
+  observe(name: string, opts?: { diskUsage?: boolean }): Promise<Observed | null>;
+  list(opts?: { diskUsage?: boolean }): Promise<Observed[]>;
+  /** Resolves with the exit code once the system is no longer running (null: exit not recorded). */
+  wait(name: string, opts?: { timeoutMs?: number }): Promise<number | null>;
+  logs(name: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncGenerator<Buffer>;
+  logTail(name: string, bytes?: number): Promise<string>;
+  /** argv (nsenter …) that runs `cmd` inside the running system's namespaces and root. */
+  enterArgs(name: string, cmd?: string[]): Promise<string[]>;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export function checkName(name: unknown, what = 'system'): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) throw new RuntimeError('INVALID_NAME', `${what} name ${JSON.stringify(name)} must match ${NAME_RE.source}`);
+  return name;
+}
+
+export function validateInputs(spec: SystemDoc, template: TemplateDoc): void {
+  checkName(spec?.name);
+  const se = docErrors(spec);
+  if (se.length) throw new RuntimeError('INVALID_SPEC', `system ${spec.name}: ${se.map((e) => `${e.path} ${e.message}`).join('; ')}`);
+  checkName(template?.name, 'template');
+  const te = docErrors(template);
+  if (te.length) throw new RuntimeError('INVALID_TEMPLATE', `template ${template.name}: ${te.map((e) => `${e.path} ${e.message}`).join('; ')}`);
+  if (template.name !== spec.template) throw new RuntimeError('INVALID_TEMPLATE', `system ${spec.name} wants template ${spec.template}, got ${template.name}`);
+}
+
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  await fsp.mkdir(options.dataDir, { recursive: true, mode: 0o755 });
+  const dataDir = await fsp.realpath(options.dataDir);
+  if (/[,:\s\\]/.test(dataDir)) throw new RuntimeError('PATH_INVALID', `data dir ${dataDir} must not contain , : \\ or whitespace (overlayfs options)`);
+  const volumeRoot = options.volumeRoot ? (await fsp.realpath(options.volumeRoot).catch(() => options.volumeRoot!)) : `${dataDir}/volumes`;
+  const templateRoots = options.templateRoots ?? [];
+  const say = options.log ?? (() => {});
+  const fault = options.faultPoint ?? (() => {});
+  const logMax = options.logMaxBytes ?? 1024 * 1024;
+  const tag = createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
+  await fsp.mkdir(`${dataDir}/systems`, { recursive: true });
+  const tools: Tools = findTools();
+  let caps: Promise<Capabilities> | null = null;
+  const capabilities = () => (caps ??= probeCapabilities(tools, dataDir, options.strategy ?? 'auto'));
+  const spawned = new Map<string, { wrapperPid: number; exited: Promise<number | null> }>();
+
+  const pathsOf = (name: string): SystemPaths => systemPaths(dataDir, checkName(name));
+
+  async function hidden(): Promise<{ hides: string[]; hostMounts: string[] }> {
+    const hostMounts = await mountPoints();
+    const real = async (p: string) => fsp.realpath(p).catch(() => p);
+    const candidates = await Promise.all([dataDir, volumeRoot, ...templateRoots].map(real));
+    return { hides: hostHides(candidates, hostMounts), hostMounts };
+  }
+
+  async function userns(c: Capabilities): Promise<boolean> {
+    if (c.root) return false;
+    if (!c.userns) throw new RuntimeError('NOT_PRIVILEGED', `running as uid ${process.getuid?.()} and unshare --user --map-root-user does not work on this kernel`);
+    return true;
+  }
+
+  async function doMaterialize(spec: SystemDoc, template: TemplateDoc, opts: StartOptions, prev: SystemState | null) {
+    const c = await capabilities();
+    const ns = await userns(c);
+    const paths = pathsOf(spec.name);
+    const t = await resolveTemplate({ dataDir, templateRoots, tar: tools.tar }, template, opts.tarball);
+    if (c.strategy === 'overlay' && !c.overlay) throw new RuntimeError('OVERLAY_UNAVAILABLE');
+    // A system keeps the strategy it was created with (its layer is one or the other).
+    const strategy = prev?.strategy ?? c.strategy;
+    await fsp.mkdir(paths.dir, { recursive: true, mode: 0o755 });
+    const state: SystemState = {
+      v: 1,
+      name: spec.name,
+      phase: 'materializing',
+      spec,
+      specRev: opts.specRev !== undefined ? opts.specRev : (spec._rev ?? null),
+      template: t,
+      strategy,
+      userns: ns,
+      runId: null,
+      wrapper: null,
+      cgroups: prev?.cgroups ?? [],
+      starts: prev?.starts ?? 0,
+      startedAt: prev?.startedAt ?? null,
+      stopRequested: false,
+      code: null,
+      message: null,
+    };
+    await writeState(paths, state);
+    await fault('materialize:begin');
+    const { hides, hostMounts } = await hidden();
+    const mctx: MaterializeContext = { volumeRoot, hides, hostMounts };
+    const { volumes } = await materializeSystem(mctx, paths, spec, t, strategy);
+    state.phase = 'materialized';
+    await writeState(paths, state);
+    await fault('materialize:done');
+    return { paths, state, volumes, hides };
+  }
+
+  async function observeOne(name: string, withDisk: boolean): Promise<Observed | null> {
+    const paths = pathsOf(name);
+    const s = await readState(paths);
+    if (!s) return null;
+    const o = await observeState(paths, s);
+    await rotateLog(paths.log, logMax).catch(() => false);
+    if (withDisk) o.diskUsed = await diskUsage(paths.upper);
+    return o;
+  }
+
+  async function stopLocked(name: string, graceMs: number): Promise<Observed | null> {
+    const paths = pathsOf(name);
+    const s = await readState(paths);
+    if (!s) return null;
+    const sup = await liveSupervisor(paths, s);
+    if (sup) {
+      s.stopRequested = true;
+      s.wrapper = sup;
+      await writeState(paths, s);
+      const initPid = async (): Promise<number | null> => {
+        for (const k of await childrenOf(sup.pid)) {
+          const st = await readStat(k);
+          if (st && st.ppid === sup.pid) return k;
+        }
+        return null;
+      };
+      const gone = async (ms: number) => {
+        const until = Date.now() + ms;
+        while (Date.now() < until) {
+          if (!(await isSameProcess(sup.pid, sup.startTime))) return true;
+          await sleep(10);
+        }
+        return !(await isSameProcess(sup.pid, sup.startTime));
+      };
+      const signal = async (sig: NodeJS.Signals) => {
+        const p = await initPid();
+        if (p) {
+          try {
+            process.kill(p, sig);
+          } catch (e) {
+            if (errnoOf(e) !== 'ESRCH') throw e;
+          }
+        }
+      };
+      await signal('SIGTERM');
+      if (!(await gone(graceMs))) {
+        say(`${name}: no exit ${graceMs} ms after SIGTERM, sending SIGKILL`);
+        await signal('SIGKILL');
+        if (!(await gone(5000))) {
+          if (await isSameProcess(sup.pid, sup.startTime)) process.kill(sup.pid, 'SIGKILL');
+          if (!(await gone(2000))) throw new RuntimeError('STOP_FAILED', `${name}: supervisor ${sup.pid} still alive after SIGKILL`);
+        }
+      }
+    }
+    await removeCgroups(s.cgroups);
+    if (s.phase === 'starting' || s.phase === 'running' || sup) {
+      s.phase = 'stopped';
+      s.stopRequested = true;
+    }
+    s.cgroups = [];
+    await writeState(paths, s);
+    return observeState(paths, s);
+  }
+
+  const rt: Runtime = {
+    dataDir,
+    volumeRoot,
+    capabilities,
+
+    async materialize(spec, template, opts = {}) {
+      validateInputs(spec, template);
+      return withLock(dataDir, spec.name, async () => {
+        const paths = pathsOf(spec.name);
+        const prev = await readState(paths);
+        if (prev && (await liveSupervisor(paths, prev))) throw new RuntimeError('RUNNING', `system ${spec.name} is running; stop it before materializing again`);
+        await doMaterialize(spec, template, opts, prev);
+        return (await observeOne(spec.name, false))!;
+      });
+    },
+
+    async start(spec, template, opts = {}) {
+      validateInputs(spec, template);
+      return withLock(dataDir, spec.name, async () => {
+        const paths = pathsOf(spec.name);
+        const prev = await readState(paths);
+        if (prev) {
+          const sup = await liveSupervisor(paths, prev);
+          if (sup) {
+            // Running already (perhaps started by a process of ours that died mid-start): adopt it.
+            if (prev.phase === 'starting' || !prev.wrapper) await writeState(paths, { ...prev, phase: 'running', wrapper: sup });
+            return (await observeOne(spec.name, false))!;
+          }
+          await removeCgroups(prev.cgroups);
+        }
+        const { state, volumes, hides } = await doMaterialize(spec, template, opts, prev);
+        const c = await capabilities();
+        const t = state.template;
+        const plan: MountPlan = {
+          rootfs: paths.rootfs,
+          strategy: state.strategy,
+          upper: paths.upper,
+          work: paths.work,
+          lowers: [t.lower],
+          dev: paths.dev,
+          network: spec.network ?? 'none',
+          userns: state.userns,
+          volumes,
+        };
+        const hostPhase = t.host && state.strategy === 'overlay' ? { overlayOptions: overlayOptions([t.lower], paths.upper, paths.work), hides } : undefined;
+        const lines = hostPhase ? systemLines(plan) : [rootfsLine(plan), ...systemLines(plan)];
+        let cgroupDirs: string[] = [];
+        if (spec.resources && Object.keys(spec.resources).length) {
+          if (state.userns) say(`${spec.name}: resource limits need root; running without cgroup limits`);
+          else cgroupDirs = await setupCgroups(c.cgroup, `${tag}-${spec.name}`, spec.resources);
+        }
+        for (const f of [paths.exit, paths.wrapperStat, `${paths.fstab}.run`]) await fsp.rm(f, { force: true });
+        state.phase = 'starting';
+        state.runId = randomBytes(6).toString('hex');
+        state.wrapper = null;
+        state.cgroups = cgroupDirs;
+        state.starts += 1;
+        state.stopRequested = false;
+        state.code = null;
+        state.message = null;
+        await writeState(paths, state);
+        await writeAtomic(paths.fstab, lines.join('\n') + '\n');
+        await makeDevSkeleton(paths.dev);
+        await fault('start:before-spawn');
+        const l: LaunchSpec = {
+          tools,
+          paths,
+          hostPhase,
+          hostname: spec.hostname ?? spec.name,
+          network: spec.network ?? 'none',
+          userns: state.userns,
+          argv: (spec.kind === 'os' ? spec.init : spec.command) ?? ['/sbin/init'],
+          workdir: spec.workdir,
+          cgroupDirs,
+          marker: supervisorMarker(paths, state.runId),
+          env: { PATH: DEFAULT_PATH, HOME: '/root', container: 'anybios', ...(spec.env ?? {}) },
+        };
+        const launched = launch(l, opts.readyTimeoutMs);
+        spawned.set(spec.name, launched);
+        await fault('start:after-spawn');
+        const ws = await readStat(launched.wrapperPid);
+        if (ws) state.wrapper = { pid: ws.pid, startTime: ws.startTime };
+        await writeState(paths, state);
+        const ok = await launched.ready;
+        if (!ok) {
+          await Promise.race([launched.exited, sleep(5000)]);
+          if (state.wrapper && (await isSameProcess(state.wrapper.pid, state.wrapper.startTime))) {
+            try {
+              process.kill(-state.wrapper.pid, 'SIGKILL');
+            } catch {
+              // gone
+            }
+          }
+          await removeCgroups(cgroupDirs).catch(() => {});
+          const tail = (await tailLog(paths.log, 2000)).trim().split('\n').slice(-5).join(' | ');
+          state.phase = 'failed';
+          state.code = 'START_FAILED';
+          state.message = `setup failed before the system ran: ${tail || 'no output'}`;
+          state.cgroups = [];
+          await writeState(paths, state);
+          throw new RuntimeError('START_FAILED', `system ${spec.name}: ${state.message}`);
+        }
+        state.phase = 'running';
+        state.startedAt = new Date().toISOString();
+        await writeState(paths, state);
+        await fault('start:after-ready');
+        say(`${spec.name}: started (supervisor ${launched.wrapperPid})`);
+        return (await observeOne(spec.name, false))!;
+      });
+    },
+
+    stop(name, opts = {}) {
+      checkName(name);
+      return withLock(dataDir, name, () => stopLocked(name, opts.graceMs ?? 10_000));
+    },
+
+    async destroy(name, opts = {}) {
+      checkName(name);
+      await withLock(dataDir, name, async () => {
+        const paths = pathsOf(name);
+        const s = await readState(paths);
+        if (s) await stopLocked(name, opts.graceMs ?? 10_000);
+        // We never mount in the host namespace; anything found here is not from a clean run: unmount it.
+        const stray = (await mountPoints()).filter((m) => isInside(m, paths.dir)).reverse();
+        for (const m of stray) await run('umount', ['-l', m]);
+        if (opts.volumes && s?.spec.mounts) {
+          for (const m of s.spec.mounts) {
+            const dir = await volumeDir(volumeRoot, m.volume, false).catch(() => null);
+            if (dir) await fsp.rm(dir, { recursive: true, force: true });
+          }
+        }
+        await fsp.rm(paths.dir, { recursive: true, force: true });
+        spawned.delete(name);
+      });
+    },
+
+    observe(name, opts = {}) {
+      return observeOne(name, opts.diskUsage ?? true);
+    },
+
+    async list(opts = {}) {
+      const names = (await fsp.readdir(`${dataDir}/systems`)).filter((n) => NAME_RE.test(n)).sort();
+      const out: Observed[] = [];
+      for (const n of names) {
+        const o = await observeOne(n, opts.diskUsage ?? true);
+        if (o) out.push(o);
+      }
+      return out;
+    },
+
+    async wait(name, opts = {}) {
+      const paths = pathsOf(name);
+      const until = Date.now() + (opts.timeoutMs ?? 2 ** 31 - 1);
+      const mine = spawned.get(name);
+      if (mine) {
+        const s = await readState(paths);
+        if (s?.wrapper?.pid === mine.wrapperPid) {
+          await Promise.race([mine.exited, sleep(Math.max(0, until - Date.now()))]);
+        }
+      }
+      for (;;) {
+        const s = await readState(paths);
+        if (!s) return null;
+        const o = await observeState(paths, s);
+        if (o.phase !== 'running') return o.exitCode;
+        if (Date.now() > until) throw new RuntimeError('RUNNING', `system ${name} still running`);
+        await sleep(20);
+      }
+    },
+
+    async *logs(name, opts = {}) {
+      const paths = pathsOf(name);
+      if (!(await readState(paths))) throw new RuntimeError('NOT_FOUND', `no system ${name} in ${dataDir}`);
+      yield* readLog(paths.log, opts);
+    },
+
+    logTail(name, bytes = 4096) {
+      return tailLog(pathsOf(name).log, bytes);
+    },
+
+    async enterArgs(name, cmd = ['/bin/sh']) {
+      const paths = pathsOf(name);
+      const s = await readState(paths);
+      if (!s) throw new RuntimeError('NOT_FOUND', `no system ${name} in ${dataDir}`);
+      const o = await observeState(paths, s);
+      if (o.phase !== 'running' || !o.pid) throw new RuntimeError('NOT_RUNNING', `system ${name} is ${o.phase}`);
+      const a = [tools.nsenter, '--target', String(o.pid), '--mount', '--uts', '--ipc', '--pid'];
+      if ((s.spec.network ?? 'none') === 'none') a.push('--net');
+      if (s.userns) a.push('--user', '--preserve-credentials');
+      a.push('--root', '--wd', '--', ...cmd);
+      return a;
+    },
+  };
+  return rt;
+}
