@@ -65,6 +65,7 @@ export const command: Command = {
     const { values } = parseArgs({ args: argv, options: serverOptions, strict: true });
     const { server } = await startServerFromFlags(values);
     printAccess(server);
+    console.log(`anybios ready on ${server.url}`);
     stopOnSignals(() => server.close());
     await new Promise(() => {});
     return 0;

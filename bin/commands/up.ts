@@ -15,6 +15,7 @@ export const command: Command = {
     const seed = await seedDemo(server.admin, dataDir);
     if (seed.seeded) console.log(`Seeded demo node "${seed.nodeId}" (systems system0, hello); its credentials are in ${dataDir}/nodes/${seed.nodeId}.json`);
     printAccess(server);
+    console.log(`anybios ready on ${server.url}`);
     stopOnSignals(() => server.close());
     await new Promise(() => {});
     return 0;

@@ -2,7 +2,7 @@
 // With COUCH_URL set, the server forwards /db to that Apache CouchDB, and names get a random suffix
 // so runs do not collide there; `cleanup` removes what the test created.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,11 +36,12 @@ export const uniq = (base: string) => `${base}-${randomBytes(3).toString('hex')}
 
 export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 
-export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<TestServer> {
+export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; command?: 'server' | 'up'; noAdminPassword?: boolean } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'anybios-test-'));
-  const adminPassword = external ? new URL(process.env.COUCH_URL!).password : 'test-admin-password';
-  const env = { ...process.env, ANYBIOS_ADMIN_PASSWORD: adminPassword, ...opts.env };
-  const proc = spawn(process.execPath, [CLI, 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let adminPassword = external ? new URL(process.env.COUCH_URL!).password : 'test-admin-password';
+  const env: NodeJS.ProcessEnv = { ...process.env, ANYBIOS_ADMIN_PASSWORD: adminPassword, ...opts.env };
+  if (opts.noAdminPassword) delete env.ANYBIOS_ADMIN_PASSWORD;
+  const proc = spawn(process.execPath, [CLI, opts.command ?? 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -49,7 +50,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
     const check = () => {
-      const m = /anybios server on (http:\/\/[^\s]+)/.exec(out);
+      const m = /anybios ready on (http:\/\/[^\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -62,6 +63,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
     });
   });
   const couchUrl = `${url}/db`;
+  if (opts.noAdminPassword && !external) adminPassword = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
   const adminUser = external ? decodeURIComponent(new URL(process.env.COUCH_URL!).username) : 'admin';
   const server: TestServer = {
     url,
