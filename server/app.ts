@@ -11,6 +11,10 @@ import { createEmbeddedCouch, type EmbeddedCouch } from './couch/embedded/handle
 import { createCouchProxy } from './couch/proxy.ts';
 import { loadSecrets } from './secrets.ts';
 import { setupCouch, type SetupReport } from './setup.ts';
+import { FleetIndex } from './fleet/fleet-index.ts';
+import { createApiRouter } from './api/router.ts';
+import { errorHandler } from './api/errors.ts';
+import { Metrics } from './api/metrics.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -20,6 +24,8 @@ export interface ServerOptions {
   couchUrl?: string;
   maxBody?: number;
   log?: (msg: string) => void;
+  /** SSE: events queued for a slow client before it is disconnected. */
+  eventsMaxQueue?: number;
 }
 
 export interface AnybiosServer {
@@ -36,6 +42,7 @@ export interface AnybiosServer {
   admin: ServerScope;
   setup: SetupReport;
   embedded?: EmbeddedCouch;
+  index: FleetIndex;
   close(): Promise<void>;
 }
 
@@ -73,10 +80,19 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     couchHandler = (req, res) => void embedded!.handle(req, res);
   }
 
+  const metrics = new Metrics();
+  app.use(metrics.middleware());
+  // Filled in once we listen (the API needs the index, the index needs the CouchDB API up).
+  let api: express.Router | undefined;
+  let index: FleetIndex | undefined;
+  app.use('/api', (req, res, next) => (api ? api(req, res, next) : res.status(503).json({ error: 'starting', reason: 'the server is starting' })));
+  app.get('/metrics', (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(metrics.render(index));
+  });
   app.get('/healthz', async (_req, res) => {
     try {
       await admin.info();
-      res.json({ ok: true, couch: opts.couchUrl ? 'external' : 'embedded' });
+      res.json({ ok: true, couch: opts.couchUrl ? 'external' : 'embedded', indexLagSeconds: index?.lagSeconds() ?? null });
     } catch (err) {
       res.status(503).json({ ok: false, error: 'couch_unreachable', reason: (err as Error).message });
     }
@@ -87,6 +103,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     app.use('/db/_utils', express.static(fauxton, { index: 'index.html', fallthrough: false }));
   }
   app.use('/db', (req, res) => couchHandler(req, res));
+  app.use(errorHandler(log));
 
   const server = http.createServer(app);
   // Continuous _changes feeds live for hours; only idle header reads are bounded.
@@ -108,6 +125,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   const admin = upstreamAdmin ?? couchClient(couchUrl, adminName, secrets.adminPassword);
 
   const close = async () => {
+    await index?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await embedded?.close();
@@ -119,6 +137,10 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     await close();
     throw new Error(`setting up CouchDB at ${opts.couchUrl ? new URL(opts.couchUrl).host : couchUrl} failed: ${(err as Error).message}`, { cause: err });
   }
+  index = new FleetIndex({ admin, snapshotPath: join(opts.dataDir, 'fleet-index.json'), log });
+  index.start();
+  const plainCouch = opts.couchUrl ? stripCredentials(opts.couchUrl) : couchUrl;
+  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue });
   log(`anybios server on ${url} (CouchDB API ${couchUrl}, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
   return {
     url,
@@ -130,6 +152,14 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     admin,
     setup,
     embedded,
+    index,
     close,
   };
+}
+
+function stripCredentials(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.toString().replace(/\/$/, '');
 }

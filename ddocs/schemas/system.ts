@@ -1,5 +1,5 @@
 // system: the desired state of one system on the node whose database holds it.
-import { couchFields, idOf, name, absolutePath, labels } from './common.ts';
+import { couchFields, idOf, name, absolutePath, labels, isoTime } from './common.ts';
 
 const argv = { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 4096 } } as const;
 
@@ -51,6 +51,8 @@ export const systemSchema = {
       },
     },
     labels,
+    // Changing it asks for a restart with an otherwise unchanged spec (`anybios restart`).
+    restartedAt: isoTime,
   },
   allOf: [
     { if: { properties: { kind: { const: 'os' } } }, then: { not: { required: ['command'] } } },

@@ -38,6 +38,7 @@ export interface SystemDoc extends CouchMeta {
   restart?: 'always' | 'on-failure' | 'never';
   resources?: Resources;
   labels?: Record<string, string>;
+  restartedAt?: string;
 }
 
 export interface VolumeDoc extends CouchMeta {
