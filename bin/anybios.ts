@@ -3,16 +3,39 @@ import { CliError, type Command } from './command.ts';
 
 type Loader = () => Promise<{ command: Command }>;
 
+/** Loads bin/commands/<file>.ts (a template string keeps each command module independent of the others). */
+const load = (file: string): Promise<{ command: Command }> => import(`./commands/${file}.ts`);
+
 // Loaded lazily so that `anybios ps` does not pay for the server's dependencies.
 const COMMANDS: Record<string, Loader> = {
-  server: () => import('./commands/server.ts'),
-  node: () => import('./commands/node.ts'),
-  up: () => import('./commands/up.ts'),
+  server: () => load('server'),
+  node: () => load('node'),
+  up: () => load('up'),
+  // Fleet commands, through the server's REST API.
+  apply: () => load('apply'),
+  ls: () => load('ls'),
+  get: () => load('get'),
+  rm: () => load('rm'),
+  start: () => load('start'),
+  restart: () => load('restart'),
+  move: () => load('move'),
 };
+
+/**
+ * `stop` exists twice: through the server (`anybios stop NAME --node N`) and on this machine's runtime
+ * (`anybios stop NAME --local [--data DIR]`, issue 4's local mode). `--local` or `--data` picks the latter.
+ */
+function pick(name: string, argv: string[]): Loader | undefined {
+  if (name === 'stop') {
+    const local = argv.includes('--local') || argv.some((a) => a === '--data' || a.startsWith('--data='));
+    return local ? () => load('stop') : () => load('stop-system');
+  }
+  return COMMANDS[name];
+}
 
 /** Commands added by other parts register here (keeps this file the one list). */
 export const LOCAL_RUNTIME_COMMANDS = ['run', 'ps', 'logs', 'enter', 'stop', 'destroy'] as const;
-for (const name of LOCAL_RUNTIME_COMMANDS) COMMANDS[name] ??= () => import(`./commands/${name}.ts`);
+for (const name of LOCAL_RUNTIME_COMMANDS) COMMANDS[name] ??= () => load(name);
 
 async function help(): Promise<string> {
   const lines = ['usage: anybios COMMAND [options]', '', 'commands:'];
@@ -38,18 +61,19 @@ export async function main(argv: string[]): Promise<number> {
     console.log(await help());
     return name ? 0 : 2;
   }
-  const load = COMMANDS[name];
+  const load = pick(name, rest);
   if (!load) {
     console.error(`anybios: unknown command "${name}"\n\n${await help()}`);
     return 2;
   }
   const { command } = await load();
+  const args = name === 'stop' ? rest.filter((a) => a !== '--local') : rest;
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(command.usage);
     return 0;
   }
   try {
-    return await command.run(rest);
+    return await command.run(args);
   } catch (err) {
     if (err instanceof CliError) {
       console.error(`anybios: ${err.code}: ${err.message}`);

@@ -11,7 +11,8 @@ export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default
   --data DIR     data directory (default ./.anybios; env ANYBIOS_DATA)
 environment:
   COUCH_URL               use this Apache CouchDB (admin credentials in the URL) instead of the embedded one
-  ANYBIOS_ADMIN_PASSWORD  the admin password (else generated on first start into <data>/admin-password)`;
+  ANYBIOS_ADMIN_PASSWORD  the admin password (else generated on first start into <data>/admin-password)
+  ANYBIOS_SSE_MAX_QUEUE   events queued for a slow /api/events client before it is dropped (default 1000)`;
 
 export const serverOptions = {
   port: { type: 'string' },
@@ -28,6 +29,7 @@ export async function startServerFromFlags(values: { port?: string; host?: strin
     port: Number(portText),
     host: values.host ?? process.env.ANYBIOS_HOST ?? '127.0.0.1',
     couchUrl: process.env.COUCH_URL || undefined,
+    eventsMaxQueue: process.env.ANYBIOS_SSE_MAX_QUEUE ? Number(process.env.ANYBIOS_SSE_MAX_QUEUE) : undefined,
     log: (m) => console.log(m),
   }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') throw new CliError('PORT_IN_USE', `port ${portText} is in use; pick another with --port`);
