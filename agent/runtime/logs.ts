@@ -49,6 +49,12 @@ export async function tailLog(log: string, bytes: number): Promise<string> {
 /** Stream the log: what is there, then (follow) what gets appended, across rotations, until aborted. */
 export async function* readLog(log: string, opts: { follow?: boolean; signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<Buffer> {
   let offset = 0;
+  // What was rotated away comes first.
+  try {
+    yield await fsp.readFile(`${log}.1`);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+  }
   for (;;) {
     let size = 0;
     try {

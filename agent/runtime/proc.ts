@@ -82,3 +82,6 @@ export async function memoryOf(pid: number): Promise<{ rss: number; pss: number;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A sleep that does not keep the process alive (for races against another promise). */
+export const sleepUnref = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 2 ** 31 - 1)).unref());

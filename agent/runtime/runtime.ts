@@ -9,6 +9,7 @@
 //   <data>/locks and cgroups named anybios/<tag>-<name>; signals go only to processes identified by
 //   pid + start time.
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
 import { NAME_RE } from '../../ddocs/schemas/index.ts';
@@ -21,7 +22,7 @@ import { makeDevSkeleton, materializeSystem, volumeDir, type MaterializeContext 
 import { hostHides, overlayOptions, rootfsLine, systemLines, type MountPlan } from './mounts.ts';
 import { observeState, liveSupervisor, supervisorMarker, type Observed } from './observe.ts';
 import { diskUsage, isInside, mountPoints, writeAtomic } from './paths.ts';
-import { childrenOf, isSameProcess, readStat, sleep } from './proc.ts';
+import { childrenOf, isSameProcess, readStat, sleep, sleepUnref } from './proc.ts';
 import { launch, type LaunchSpec } from './start.ts';
 import { readState, systemPaths, withLock, writeState, type SystemPaths, type SystemState } from './state.ts';
 import { resolveTemplate } from './templates.ts';
@@ -92,7 +93,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   await fsp.mkdir(options.dataDir, { recursive: true, mode: 0o755 });
   const dataDir = await fsp.realpath(options.dataDir);
   if (/[,:\s\\]/.test(dataDir)) throw new RuntimeError('PATH_INVALID', `data dir ${dataDir} must not contain , : \\ or whitespace (overlayfs options)`);
-  const volumeRoot = options.volumeRoot ? (await fsp.realpath(options.volumeRoot).catch(() => options.volumeRoot!)) : `${dataDir}/volumes`;
+  // Kept as given (not realpath'd): a volume root that is a symlink is refused when a volume is used.
+  const volumeRoot = options.volumeRoot ? path.resolve(options.volumeRoot) : `${dataDir}/volumes`;
   const templateRoots = options.templateRoots ?? [];
   const say = options.log ?? (() => {});
   const fault = options.faultPoint ?? (() => {});
@@ -102,7 +104,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const tools: Tools = findTools();
   let caps: Promise<Capabilities> | null = null;
   const capabilities = () => (caps ??= probeCapabilities(tools, dataDir, options.strategy ?? 'auto'));
-  const spawned = new Map<string, { wrapperPid: number; exited: Promise<number | null> }>();
+  const spawned = new Map<string, { wrapperPid: number; exited: Promise<number | null>; hold(on: boolean): void }>();
 
   const pathsOf = (name: string): SystemPaths => systemPaths(dataDir, checkName(name));
 
@@ -306,7 +308,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         await writeState(paths, state);
         const ok = await launched.ready;
         if (!ok) {
-          await Promise.race([launched.exited, sleep(5000)]);
+          launched.hold(true);
+          await Promise.race([launched.exited, sleepUnref(5000)]);
+          launched.hold(false);
           if (state.wrapper && (await isSameProcess(state.wrapper.pid, state.wrapper.startTime))) {
             try {
               process.kill(-state.wrapper.pid, 'SIGKILL');
@@ -332,7 +336,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
     },
 
-    stop(name, opts = {}) {
+    async stop(name, opts = {}) {
       checkName(name);
       return withLock(dataDir, name, () => stopLocked(name, opts.graceMs ?? 10_000));
     },
@@ -357,7 +361,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
     },
 
-    observe(name, opts = {}) {
+    async observe(name, opts = {}) {
       return observeOne(name, opts.diskUsage ?? true);
     },
 
@@ -378,7 +382,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       if (mine) {
         const s = await readState(paths);
         if (s?.wrapper?.pid === mine.wrapperPid) {
-          await Promise.race([mine.exited, sleep(Math.max(0, until - Date.now()))]);
+          mine.hold(true);
+          try {
+            await Promise.race([mine.exited, sleepUnref(Math.max(0, until - Date.now()))]);
+          } finally {
+            mine.hold(false);
+          }
         }
       }
       for (;;) {
@@ -397,7 +406,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       yield* readLog(paths.log, opts);
     },
 
-    logTail(name, bytes = 4096) {
+    async logTail(name, bytes = 4096) {
       return tailLog(pathsOf(name).log, bytes);
     },
 

@@ -98,6 +98,8 @@ export interface Launched {
   ready: Promise<boolean>;
   /** Resolves with the supervisor's exit code when it is our child and exits (fast path for waits). */
   exited: Promise<number | null>;
+  /** Keep our process alive while waiting for `exited` (the child is unref'd otherwise). */
+  hold(on: boolean): void;
 }
 
 export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
@@ -140,5 +142,5 @@ export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
   child.on('error', () => {});
   child.unref();
   (pipe as unknown as { unref?: () => void }).unref?.();
-  return { wrapperPid: pid, ready, exited };
+  return { wrapperPid: pid, ready, exited, hold: (on) => (on ? child.ref() : child.unref()) };
 }
