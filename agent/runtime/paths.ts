@@ -143,7 +143,8 @@ export async function ensureDirMerged(view: LayerView, abs: string, what = 'path
       const up = under(view.upper, pre);
       const st = await lstatOrNull(up);
       if (st && st.isCharacterDevice()) await fsp.unlink(up); // a whiteout: replace it by a fresh directory
-      if (!st || st.isCharacterDevice()) await fsp.mkdir(up, { mode: 0o755 });
+      // Parents that exist only in a lower are created in upper too (overlay merges them).
+      if (!st || st.isCharacterDevice()) await fsp.mkdir(up, { recursive: true, mode: 0o755 });
     } else if (r.layer !== view.upper) {
       // Exists only in a lower: nothing to create, overlay merges it.
     }
