@@ -22,7 +22,9 @@ export function toCouchError(err: unknown): CouchError {
   const e = err as { status?: number; name?: string; error?: unknown; reason?: string; message?: string };
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 600) {
     const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : typeof e.error === 'string' ? e.error : 'error';
-    return new CouchError(e.status, name, String(e.reason ?? e.message ?? name));
+    // PouchDB reports some malformed input as 500 (badarg, doc_validation); CouchDB answers 400.
+    const status = e.status === 500 && (name === 'badarg' || name === 'doc_validation') ? 400 : e.status;
+    return new CouchError(status, name, String(e.reason ?? e.message ?? name));
   }
   if (err instanceof RangeError || err instanceof SyntaxError || err instanceof TypeError) {
     // Thrown by PouchDB on malformed options (bad keys, bad selectors): the request's fault.

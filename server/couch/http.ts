@@ -1,7 +1,7 @@
 // Request and response helpers for the CouchDB API: bounded body reading, JSON parsing that refuses
 // deep nesting before it can hurt, and typed query parameters that answer 400 on nonsense.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, tooLarge, unsupportedMedia } from './errors.ts';
+import { CouchError, badRequest, tooLarge, unsupportedMedia } from './errors.ts';
 
 export const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 64;
@@ -14,13 +14,19 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      req.resume();
-      throw tooLarge(limit);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        req.resume();
+        throw tooLarge(limit);
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (err) {
+    if (err instanceof CouchError) throw err;
+    // The client went away mid-body ('aborted', ECONNRESET): its failure, not a 500 of ours.
+    throw new CouchError(400, 'bad_request', `the request body was cut off: ${(err as Error)?.message ?? String(err)}`);
   }
   return Buffer.concat(chunks);
 }

@@ -76,6 +76,8 @@ export class DbStore {
     let entry = this.open.get(name);
     if (!entry) {
       const db = new this.Pouch(name, { auto_compaction: false });
+      // Every open _changes feed listens for 'destroyed' on the db: many concurrent feeds are normal.
+      (db as unknown as { setMaxListeners(n: number): void }).setMaxListeners(0);
       // One live feed per database turns every write (ours or PouchDB's own replication) into a signal.
       const feed = db.changes({ live: true, since: 'now', return_docs: false });
       feed.on('change', () => this.updates$.next({ db_name: name, type: 'updated' }));

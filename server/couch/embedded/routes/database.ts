@@ -104,17 +104,31 @@ export async function bulkGet(ctx: Ctx, name: string): Promise<void> {
   for (const d of docs) {
     if (!isObject(d) || typeof d.id !== 'string' || !d.id) throw badRequest('each entry of docs needs an id');
     if (d.rev !== undefined) checkRev(d.rev);
-    if (d.atts_since !== undefined && !Array.isArray(d.atts_since)) throw badRequest('atts_since must be an array');
+    if (d.atts_since !== undefined && (!Array.isArray(d.atts_since) || !d.atts_since.every((r) => typeof r === 'string'))) throw badRequest('atts_since must be an array of revisions');
   }
   const q = ctx.query;
-  const r = await ctx.store.get(name).bulkGet({
-    docs: docs as { id: string; rev?: string }[],
-    revs: q.bool('revs') ?? false,
-    attachments: q.bool('attachments') ?? false,
-    latest: q.bool('latest') ?? false,
-    binary: false,
-  } as PouchDB.Core.BulkGetOptions);
-  sendJson(ctx.res, 200, r);
+  const opts = { revs: q.bool('revs') ?? false, attachments: q.bool('attachments') ?? false, latest: q.bool('latest') ?? false, binary: false };
+  const db = ctx.store.get(name);
+  // One result per requested entry, in order, as CouchDB answers (PouchDB's bulkGet groups by id and
+  // drops entries without a rev); a missing revision is an `error` entry, not PouchDB's `missing`.
+  const one = async (d: { id: string; rev?: string; atts_since?: string[] }) => {
+    const missing = (reason = 'missing') => ({ error: { id: d.id, rev: d.rev ?? 'undefined', error: 'not_found', reason } });
+    const o: Record<string, unknown> = { ...opts, ...(d.atts_since && opts.attachments ? { atts_since: d.atts_since } : {}) };
+    if (d.rev === undefined) {
+      try {
+        return { id: d.id, docs: [{ ok: await db.get(d.id, o) }] };
+      } catch (err) {
+        if ((err as { status?: number }).status === 404) return { id: d.id, docs: [missing((err as { reason?: string }).reason)] };
+        throw err;
+      }
+    }
+    const found = (await db.get(d.id, { ...o, open_revs: [d.rev] })) as unknown as ({ ok: unknown } | { missing: string })[];
+    return { id: d.id, docs: found.map((f) => ('ok' in f ? { ok: f.ok } : missing())) };
+  };
+  const results: unknown[] = [];
+  const list = docs as { id: string; rev?: string; atts_since?: string[] }[];
+  for (let i = 0; i < list.length; i += 64) results.push(...(await Promise.all(list.slice(i, i + 64).map(one))));
+  sendJson(ctx.res, 200, { results });
 }
 
 export async function revsDiff(ctx: Ctx, name: string): Promise<void> {

@@ -108,8 +108,15 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   }
   if (method !== 'PUT' && method !== 'DELETE') throw methodNotAllowed('GET,HEAD,PUT,DELETE');
   let current: Record<string, unknown> = { _id: id };
-  if (rev) current = (await db.get(id, { rev })) as unknown as Record<string, unknown>;
-  else {
+  if (rev) {
+    try {
+      current = (await db.get(id, { rev })) as unknown as Record<string, unknown>;
+    } catch (err) {
+      // A revision that is not the document's (or a document that is not there): CouchDB says 409.
+      if ((err as { status?: number }).status === 404) throw conflict();
+      throw err;
+    }
+  } else {
     try {
       await db.get(id);
       throw conflict(); // a write to an existing document needs its revision

@@ -21,6 +21,75 @@ export function checkDocId(id: unknown): string {
   return id;
 }
 
+const REV_ID_RE = /^[0-9a-zA-Z]{1,64}$/;
+const docValidation = (reason: string) => new CouchError(400, 'doc_validation', reason);
+
+function checkRevisions(v: unknown): void {
+  if (!isObject(v)) throw docValidation('_revisions must be an object {start, ids}');
+  const { start, ids } = v;
+  if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 1) throw docValidation('_revisions.start must be a positive integer');
+  if (!Array.isArray(ids) || ids.length === 0 || ids.length > start || ids.length > 10_000 || !ids.every((i) => typeof i === 'string' && REV_ID_RE.test(i))) {
+    throw docValidation('_revisions.ids must be a non-empty array of at most start revision ids');
+  }
+}
+
+function checkAttachments(v: unknown): void {
+  if (!isObject(v)) throw docValidation('_attachments must be an object');
+  for (const [name, att] of Object.entries(v)) {
+    const what = `_attachments.${name.slice(0, 80)}`;
+    if (!isObject(att)) throw docValidation(`${what} must be an object`);
+    if (att.content_type !== undefined && typeof att.content_type !== 'string') throw docValidation(`${what}.content_type must be a string`);
+    if (att.digest !== undefined && typeof att.digest !== 'string') throw docValidation(`${what}.digest must be a string`);
+    for (const k of ['length', 'revpos'] as const) {
+      if (att[k] !== undefined && (typeof att[k] !== 'number' || !Number.isSafeInteger(att[k]) || (att[k] as number) < 0)) throw docValidation(`${what}.${k} must be a non-negative integer`);
+    }
+    if (att.stub === true) continue;
+    if (typeof att.data !== 'string') throw docValidation(`${what} needs data (base64) or stub: true`);
+    // PouchDB's own check, answered here as 400 (PouchDB reports it as a 500 mid-write).
+    if (Buffer.from(att.data, 'base64').toString('base64') !== att.data) throw new CouchError(400, 'bad_request', `${what}: invalid attachment data (not base64)`);
+  }
+}
+
+/**
+ * CouchDB's rules for the special `_` members, checked before PouchDB sees them: malformed ones make
+ * PouchDB throw out of a callback (killing the process) or corrupt the revision tree.
+ */
+export function checkSpecialMembers(doc: Record<string, unknown>, newEdits: boolean): Record<string, unknown> {
+  let out = doc;
+  const drop = (key: string) => {
+    if (out === doc) out = { ...doc };
+    delete out[key];
+  };
+  for (const key of Object.keys(doc)) {
+    if (!key.startsWith('_')) continue;
+    const v = doc[key];
+    switch (key) {
+      case '_id':
+      case '_rev':
+        break;
+      case '_deleted':
+        if (typeof v !== 'boolean') throw docValidation('_deleted must be true or false');
+        break;
+      case '_attachments':
+        checkAttachments(v);
+        break;
+      case '_revisions':
+        checkRevisions(v);
+        if (newEdits) drop(key); // only replication (new_edits=false) gives it meaning here
+        break;
+      case '_conflicts':
+      case '_deleted_conflicts':
+      case '_revs_info':
+      case '_local_seq':
+        drop(key); // ignored on write, as CouchDB does
+        break;
+      default:
+        throw docValidation(`Bad special document member: ${key.slice(0, 80)}`);
+    }
+  }
+  return out;
+}
+
 /** Checks one document for a write by the caller; returns the document to store (users get hashed). */
 export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: Record<string, unknown> | null, newEdits: boolean): Promise<Record<string, unknown>> {
   if (!isObject(raw)) throw badRequest('each document must be a JSON object');
@@ -28,6 +97,7 @@ export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: R
   if (doc._id === undefined) doc = { ...doc, _id: randomUUID().replace(/-/g, '') };
   const id = checkDocId(doc._id);
   if (doc._rev !== undefined) checkRev(doc._rev, '_rev');
+  doc = checkSpecialMembers(doc, newEdits);
   if (!newEdits && doc._rev === undefined && !id.startsWith('_local/')) throw badRequest('new_edits=false needs _rev on every document');
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
