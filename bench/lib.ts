@@ -1,0 +1,36 @@
+// Shared bits of the benchmark scripts: timing, percentiles, a printed table and a JSON result file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+export interface Row { metric: string; value: number; unit: string; baseline?: number; note?: string }
+
+/** Prints rows as a table (with the ratio to the baseline where given) and writes bench/results/<name>.json. */
+export function report(name: string, rows: Row[], meta: Record<string, unknown> = {}): void {
+  const fmt = (n: number) => (Number.isFinite(n) ? (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2)) : '-');
+  const table = rows.map((r) => [r.metric, `${fmt(r.value)} ${r.unit}`, r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit}` : '', r.baseline ? `${(r.value / r.baseline).toFixed(2)}x` : '', r.note ?? '']);
+  const head = ['metric', 'value', 'baseline', 'ratio', 'note'];
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of table) console.log(line(row));
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), ...meta, rows }, null, 2) + '\n');
+  console.log(`\nwritten ${file}`);
+}
