@@ -15,6 +15,7 @@ import { FleetIndex } from './fleet/fleet-index.ts';
 import { createApiRouter } from './api/router.ts';
 import { errorHandler } from './api/errors.ts';
 import { Metrics } from './api/metrics.ts';
+import { EventStats } from './api/events.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -81,13 +82,14 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   }
 
   const metrics = new Metrics();
+  const eventStats = new EventStats();
   app.use(metrics.middleware());
   // Filled in once we listen (the API needs the index, the index needs the CouchDB API up).
   let api: express.Router | undefined;
   let index: FleetIndex | undefined;
   app.use('/api', (req, res, next) => (api ? api(req, res, next) : res.status(503).json({ error: 'starting', reason: 'the server is starting' })));
   app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render(index));
+    res.type('text/plain; version=0.0.4').send(metrics.render(index, eventStats));
   });
   app.get('/healthz', async (_req, res) => {
     try {
@@ -140,7 +142,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   index = new FleetIndex({ admin, snapshotPath: join(opts.dataDir, 'fleet-index.json'), log });
   index.start();
   const plainCouch = opts.couchUrl ? stripCredentials(opts.couchUrl) : couchUrl;
-  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue });
+  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue, eventStats });
   log(`anybios server on ${url} (CouchDB API ${couchUrl}, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
   return {
     url,

@@ -27,7 +27,13 @@ export class EventLog {
   }
 }
 
-export interface EventsOptions { maxQueue?: number; pingMs?: number }
+export interface EventsOptions { maxQueue?: number; pingMs?: number; stats?: EventStats }
+
+/** Counters for /metrics: connected SSE clients and clients dropped for not reading. */
+export class EventStats {
+  clients = 0;
+  dropped = 0;
+}
 
 function frame(e: FleetEvent): string {
   const data = { id: e.id, type: e.type, node: e.node, name: e.name, deleted: e.deleted, rev: e.rev, doc: e.doc ?? null };
@@ -55,6 +61,7 @@ export async function serveEvents(req: Request, res: Response, caller: Caller, i
     queue.push(text);
     if (queue.length > maxQueue) {
       closed = true;
+      if (opts.stats) opts.stats.dropped++;
       res.destroy(); // slow consumer: drop it; it resumes with Last-Event-ID
       return;
     }
@@ -84,7 +91,9 @@ export async function serveEvents(req: Request, res: Response, caller: Caller, i
     .pipe(concatMap((e) => from(canRead(e.db)).pipe(mergeMap((ok) => (ok ? of(e) : EMPTY)))))
     .subscribe({ next: (e) => push(frame(e)) });
   const ping = setInterval(() => push(': ping\n\n'), opts.pingMs ?? 15_000);
+  if (opts.stats) opts.stats.clients++;
   await new Promise<void>((resolve) => res.on('close', () => resolve()));
+  if (opts.stats) opts.stats.clients--;
   closed = true;
   clearInterval(ping);
   sub.unsubscribe();

@@ -2,6 +2,7 @@
 // systems by observed phase.
 import type { NextFunction, Request, Response } from 'express';
 import type { FleetIndex } from '../fleet/fleet-index.ts';
+import type { EventStats } from './events.ts';
 
 export class Metrics {
   private readonly requests = new Map<string, number>();
@@ -17,12 +18,16 @@ export class Metrics {
     };
   }
 
-  render(index: FleetIndex | undefined): string {
+  render(index: FleetIndex | undefined, events?: EventStats): string {
     const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
     const lines = ['# HELP anybios_http_requests_total HTTP requests by method, route and status.', '# TYPE anybios_http_requests_total counter'];
     for (const [key, n] of [...this.requests].sort()) {
       const [method, route, status] = key.split('\u0000');
       lines.push(`anybios_http_requests_total{method="${method}",route="${esc(route)}",status="${status}"} ${n}`);
+    }
+    if (events) {
+      lines.push('# HELP anybios_event_clients Connected /api/events clients.', '# TYPE anybios_event_clients gauge', `anybios_event_clients ${events.clients}`);
+      lines.push('# HELP anybios_event_clients_dropped_total /api/events clients dropped for not reading.', '# TYPE anybios_event_clients_dropped_total counter', `anybios_event_clients_dropped_total ${events.dropped}`);
     }
     if (index) {
       lines.push('# HELP anybios_index_lag_seconds Age of the oldest database change the fleet index has not processed.', '# TYPE anybios_index_lag_seconds gauge', `anybios_index_lag_seconds ${index.lagSeconds().toFixed(3)}`);

@@ -7,7 +7,7 @@ import { Access } from './access.ts';
 import { jsonBody } from './body.ts';
 import { Callers, type Caller } from './caller.ts';
 import { ApiError, invalid, notFound } from './errors.ts';
-import { EventLog, serveEvents } from './events.ts';
+import { EventLog, EventStats, serveEvents } from './events.ts';
 import { checkName, deleteSpec, getSpec, getStatus, normalize, putSpec, whereCatalog, whereNode, type Where } from './resources.ts';
 import type { ServerScope } from 'nano';
 
@@ -17,6 +17,7 @@ export interface ApiOptions {
   /** How the server reaches the CouchDB API without credentials (its own /db or COUCH_URL stripped). */
   couchUrl: string;
   eventsMaxQueue?: number;
+  eventStats?: EventStats;
 }
 
 type Handler = (req: Request, res: Response, caller: Caller) => Promise<unknown>;
@@ -184,7 +185,7 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   router.get('/events', async (req, res, next) => {
     try {
       const caller = await callers.of(req);
-      await serveEvents(req, res, caller, index, eventLog, access, { maxQueue: opts.eventsMaxQueue });
+      await serveEvents(req, res, caller, index, eventLog, access, { maxQueue: opts.eventsMaxQueue, stats: opts.eventStats });
     } catch (err) {
       next(err);
     }
