@@ -98,6 +98,15 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const templateRoots = options.templateRoots ?? [];
   const say = options.log ?? (() => {});
   const fault = options.faultPoint ?? (() => {});
+  // ANYBIOS_TRACE=1 prints the time spent in each step of materialize/start (for bench/start).
+  let traceT = 0;
+  const trace = process.env.ANYBIOS_TRACE
+    ? (step: string) => {
+        const now = performance.now();
+        if (step !== 'begin') process.stderr.write(`trace ${step} ${(now - traceT).toFixed(2)}ms\n`);
+        traceT = now;
+      }
+    : () => {};
   const logMax = options.logMaxBytes ?? 1024 * 1024;
   const tag = createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
   await fsp.mkdir(`${dataDir}/systems`, { recursive: true });
@@ -150,7 +159,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     };
     await writeState(paths, state);
     await fault('materialize:begin');
+    trace('m:template+state');
     const { hides, hostMounts } = await hidden();
+    trace('m:hidden');
     const mctx: MaterializeContext = { volumeRoot, hides, hostMounts };
     const { volumes } = await materializeSystem(mctx, paths, spec, t, strategy);
     state.phase = 'materialized';
@@ -240,8 +251,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
 
     async start(spec, template, opts = {}) {
+      trace('begin');
       validateInputs(spec, template);
       return withLock(dataDir, spec.name, async () => {
+        trace('validate+lock');
         const paths = pathsOf(spec.name);
         const prev = await readState(paths);
         if (prev) {
@@ -253,7 +266,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           }
           await removeCgroups(prev.cgroups);
         }
+        trace('prev-state');
         const { state, volumes, hides } = await doMaterialize(spec, template, opts, prev);
+        trace('materialize');
         const c = await capabilities();
         const t = state.template;
         const plan: MountPlan = {
@@ -286,6 +301,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         await writeState(paths, state);
         await writeAtomic(paths.fstab, lines.join('\n') + '\n');
         await makeDevSkeleton(paths.dev);
+        trace('cgroups+state+fstab+dev');
         await fault('start:before-spawn');
         const l: LaunchSpec = {
           tools,
@@ -302,11 +318,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         };
         const launched = launch(l, opts.readyTimeoutMs);
         spawned.set(spec.name, launched);
+        trace('spawn');
         await fault('start:after-spawn');
         const ws = await readStat(launched.wrapperPid);
         if (ws) state.wrapper = { pid: ws.pid, startTime: ws.startTime };
         await writeState(paths, state);
+        trace('record-supervisor');
         const ok = await launched.ready;
+        trace('ready');
         if (!ok) {
           launched.hold(true);
           await Promise.race([launched.exited, sleepUnref(5000)]);
@@ -332,7 +351,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         await writeState(paths, state);
         await fault('start:after-ready');
         say(`${spec.name}: started (supervisor ${launched.wrapperPid})`);
-        return (await observeOne(spec.name, false))!;
+        const o = (await observeOne(spec.name, false))!;
+        trace('state+observe');
+        return o;
       });
     },
 
