@@ -160,7 +160,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     await writeState(paths, state);
     await fault('materialize:begin');
     trace('m:template+state');
-    const { hides, hostMounts } = await hidden();
+    // Hidden host paths only concern the host template (the others never show host paths).
+    const { hides, hostMounts } = t.host ? await hidden() : { hides: [], hostMounts: [] };
     trace('m:hidden');
     const mctx: MaterializeContext = { volumeRoot, hides, hostMounts };
     const { volumes } = await materializeSystem(mctx, paths, spec, t, strategy);
@@ -320,9 +321,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         spawned.set(spec.name, launched);
         trace('spawn');
         await fault('start:after-spawn');
+        // The supervisor records its own identity (wrapper.stat) first thing, so a crash of ours from here
+        // on is recovered from that file; we record it in state.json once, after the outcome is known.
         const ws = await readStat(launched.wrapperPid);
         if (ws) state.wrapper = { pid: ws.pid, startTime: ws.startTime };
-        await writeState(paths, state);
         trace('record-supervisor');
         const ok = await launched.ready;
         trace('ready');
