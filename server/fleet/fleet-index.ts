@@ -84,7 +84,8 @@ export class FleetIndex {
   private dirtySnapshot = false;
   private snapshotTimer?: NodeJS.Timeout;
   private follow?: Promise<void>;
-  private abort = new AbortController();
+  /** In-flight requests, aborted on stop (one controller each: a shared signal collects listeners). */
+  private readonly inflight = new Set<AbortController>();
   lastError: string | null = null;
   ready: Promise<void>;
   private markReady!: () => void;
@@ -101,6 +102,16 @@ export class FleetIndex {
     }
   }
 
+  private async request<T>(opts: Record<string, unknown>): Promise<T> {
+    const ctl = new AbortController();
+    this.inflight.add(ctl);
+    try {
+      return (await this.opts.admin.request({ ...opts, signal: ctl.signal } as never)) as T;
+    } finally {
+      this.inflight.delete(ctl);
+    }
+  }
+
   /** Catches up every database, then follows `_db_updates`. */
   start(): void {
     this.follow = this.run();
@@ -113,7 +124,7 @@ export class FleetIndex {
     while (!this.stopped) {
       try {
         // Where the update feed is now, before the catch-up, so no update in between is missed.
-        const head = (await this.opts.admin.request({ path: '_db_updates', qs: { since: 'now', feed: 'normal' }, signal: this.abort.signal } as never)) as { last_seq: unknown };
+        const head = await this.request<{ last_seq: unknown }>({ path: '_db_updates', qs: { since: 'now', feed: 'normal' } });
         let since = head.last_seq;
         const all = (await this.opts.admin.db.list()).filter(isIndexed);
         for (const name of [...this.dbs.keys()]) if (!all.includes(name)) this.forget(name);
@@ -121,7 +132,7 @@ export class FleetIndex {
         this.markReady();
         backoff = 500;
         while (!this.stopped) {
-          const r = (await this.opts.admin.request({ path: '_db_updates', qs: { since, feed: 'longpoll', timeout: 30000 }, signal: this.abort.signal } as never)) as { results: { db_name: string; type: string }[]; last_seq: unknown };
+          const r = await this.request<{ results: { db_name: string; type: string }[]; last_seq: unknown }>({ path: '_db_updates', qs: { since, feed: 'longpoll', timeout: 30000 } });
           for (const u of r.results) {
             if (!isIndexed(u.db_name)) continue;
             if (u.type === 'deleted') this.forget(u.db_name);
@@ -174,10 +185,10 @@ export class FleetIndex {
       this.dbs.set(db, state);
     }
     for (;;) {
-      const r = (await this.opts.admin.request({ db, path: '_changes', qs: { since: state.seq, include_docs: true, conflicts: true, limit: BATCH }, signal: this.abort.signal } as never)) as {
+      const r = await this.request<{
         results: { id: string; deleted?: boolean; doc?: Record<string, unknown>; changes: { rev: string }[] }[];
         last_seq: unknown;
-      };
+      }>({ db, path: '_changes', qs: { since: state.seq, include_docs: true, conflicts: true, limit: BATCH } });
       for (const c of r.results) this.apply(db, state, c);
       state.seq = r.last_seq;
       this.dirtySnapshot = true;
@@ -237,7 +248,7 @@ export class FleetIndex {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.abort.abort();
+    for (const ctl of this.inflight) ctl.abort();
     clearInterval(this.snapshotTimer);
     await this.follow?.catch(() => {});
     await Promise.allSettled([...this.running.values()]);
