@@ -1,0 +1,4 @@
+// `anybios move`: see bin/lib/system-action.ts.
+import { systemAction } from '../lib/system-action.ts';
+
+export const command = systemAction('move');
