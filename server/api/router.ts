@@ -78,16 +78,23 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   }));
 
   router.get('/systems', h(async (req, _res, caller) => {
-    const q = req.query as Record<string, string | undefined>;
-    for (const k of Object.keys(q)) if (!['node', 'phase', 'kind', 'label', 'state'].includes(k)) throw invalid(`unknown filter ${k}`, [{ path: `/${k}`, message: 'filters are node, phase, kind, state, label' }]);
-    let rows: SystemRow[] = index.systemRows(q.node);
+    const q = req.query as Record<string, unknown>;
+    for (const [k, v] of Object.entries(q)) {
+      if (!['node', 'phase', 'kind', 'label', 'state'].includes(k)) throw invalid(`unknown filter ${k}`, [{ path: `/${k}`, message: 'filters are node, phase, kind, state, label' }]);
+      if (typeof v !== 'string') throw invalid(`filter ${k} must be given once, as a string`, [{ path: `/${k}`, message: 'must be a single string' }]);
+    }
+    const f = q as Record<string, string | undefined>;
+    let rows: SystemRow[] = index.systemRows(f.node);
     const readable = await access.readableOf(caller, [...new Set(rows.map((r) => nodeDbName(r.node)))]);
     rows = rows.filter((r) => readable.has(nodeDbName(r.node)));
-    if (q.phase) rows = rows.filter((r) => (r.phase ?? 'unknown') === q.phase);
-    if (q.kind) rows = rows.filter((r) => r.kind === q.kind);
-    if (q.state) rows = rows.filter((r) => r.state === q.state);
-    if (q.label) {
-      const [k, v] = q.label.split('=');
+    if (f.phase) rows = rows.filter((r) => (r.phase ?? 'unknown') === f.phase);
+    if (f.kind) rows = rows.filter((r) => r.kind === f.kind);
+    if (f.state) rows = rows.filter((r) => r.state === f.state);
+    if (f.label) {
+      // `k` (has the label) or `k=v`; only the first `=` separates, values may contain more.
+      const eq = f.label.indexOf('=');
+      const k = eq < 0 ? f.label : f.label.slice(0, eq);
+      const v = eq < 0 ? undefined : f.label.slice(eq + 1);
       rows = rows.filter((r) => (v === undefined ? k in r.labels : r.labels[k] === v));
     }
     return rows;

@@ -143,6 +143,10 @@ test.serial('fleet listing with filters, from the index', async (t) => {
   t.true((await api(`/systems?node=${b}`)).body.every((x: { node: string }) => x.node === b));
   t.true((await api('/systems?phase=unknown')).body.length >= 2);
   t.is((await api('/systems?colour=red')).status, 400);
+  t.is((await api('/systems?label=a&label=b')).status, 400, 'a repeated filter is refused, not a 500');
+  await api(`/nodes/${a}/systems`, { method: 'POST', json: app('eq', { labels: { expr: 'a=b' } }) });
+  const eq = await until(() => api('/systems?label=expr=a=b'), (r) => r.body.length === 1);
+  t.deepEqual(eq.body.map((x: { name: string }) => x.name), ['eq']);
   const nodes = await api('/nodes');
   t.true([a, b].every((n) => nodes.body.some((x: { id: string }) => x.id === n)));
 });
