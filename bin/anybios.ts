@@ -11,6 +11,7 @@ const COMMANDS: Record<string, Loader> = {
   server: () => load('server'),
   node: () => load('node'),
   up: () => load('up'),
+  agent: () => load('agent'),
   // Fleet commands, through the server's REST API.
   apply: () => load('apply'),
   ls: () => load('ls'),

@@ -1,0 +1,116 @@
+// The node agent: a local PouchDB copy of its own database replicated both ways, the templates it uses
+// pulled from the catalog, a reconcile loop over the runtime, and a heartbeat on `node:<id>`.
+// Offline it keeps reconciling from its copy; systems are never its children, so they outlive it.
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import PouchDB from 'pouchdb';
+import { CATALOG_DB, nodeDbName } from '../ddocs/build.ts';
+import type { NodeDoc } from '../ddocs/schemas/types.ts';
+import { createRuntime, type Runtime } from './runtime/index.ts';
+import { Reconciler } from './loop.ts';
+import { loadMemory } from './memory.ts';
+import { NodeSync, pullTemplates } from './sync/node-sync.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  /** Server base URL, e.g. http://127.0.0.1:8080 (the CouchDB API is at /db). */
+  server: string;
+  node: string;
+  user: string;
+  password: string;
+  /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
+  dataDir: string;
+  templateRoots?: string[];
+  fullPassMs?: number;
+  heartbeatMs?: number;
+  watchdogMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface Agent {
+  db: PouchDB.Database;
+  catalog: PouchDB.Database;
+  runtime: Runtime;
+  reconciler: Reconciler;
+  sync: NodeSync;
+  stop(): Promise<void>;
+}
+
+export async function createAgent(o: AgentOptions): Promise<Agent> {
+  const log = o.log ?? ((m: string) => console.log(`agent ${o.node}: ${m}`));
+  const own = join(o.dataDir, 'agent');
+  mkdirSync(join(own, 'db'), { recursive: true, mode: 0o700 });
+  const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: join(own, 'db') + '/' });
+  const dbName = nodeDbName(o.node);
+  const db = new Local(dbName, { auto_compaction: true });
+  const catalog = new Local(CATALOG_DB, { auto_compaction: true });
+  const runtime = await createRuntime({ dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], log });
+  const auth = { username: o.user, password: o.password };
+  const base = o.server.replace(/\/+$/, '');
+  const sync = new NodeSync({ local: db, remoteUrl: `${base}/db/${dbName}`, auth, watchdogMs: o.watchdogMs, log, onState: (s) => log(`sync ${s}`) });
+
+  // Templates: pulled by document id when the set in use changes, and again every minute.
+  let wanted: string[] = [];
+  let pulling: Promise<void> | null = null;
+  const pull = () => {
+    if (pulling || !wanted.length) return;
+    pulling = pullTemplates(catalog, `${base}/db/${CATALOG_DB}`, auth, wanted)
+      .catch((err) => log(`templates not pulled (offline?): ${(err as Error).message}`))
+      .finally(() => { pulling = null; });
+  };
+  const templateTimer = setInterval(pull, 60_000);
+  templateTimer.unref();
+
+  const reconciler = new Reconciler({
+    db, catalog, runtime, log,
+    memory: loadMemory(join(own, 'agent-state.json')),
+    memoryPath: join(own, 'agent-state.json'),
+    fullPassMs: o.fullPassMs,
+    onTemplatesUsed: (names) => {
+      if (names.join() !== wanted.join()) {
+        wanted = names;
+        pull();
+      }
+    },
+  });
+
+  // Heartbeat: node:<id>, written by this agent only, at a modest interval.
+  const startedAt = new Date().toISOString();
+  const caps = await runtime.capabilities();
+  const beat = async () => {
+    const doc: NodeDoc = {
+      _id: `node:${o.node}`, type: 'node', name: o.node, hostname: hostname(), heartbeat: new Date().toISOString(), startedAt,
+      agentVersion: AGENT_VERSION,
+      capabilities: { ...caps, sync: sync.state } as unknown as Record<string, unknown>,
+      versions: { node: process.version, anybios: AGENT_VERSION },
+    };
+    try {
+      const current = await db.get(doc._id).catch(() => null);
+      await db.put({ ...doc, ...(current ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
+    } catch (err) {
+      log(`heartbeat not written: ${(err as Error).message}`);
+    }
+  };
+  await beat();
+  const heartbeat = setInterval(() => void beat(), o.heartbeatMs ?? 30_000);
+  heartbeat.unref();
+
+  sync.start();
+  reconciler.start();
+  log(`running: database ${dbName} synced with ${base}/db, data in ${o.dataDir}`);
+
+  return {
+    db, catalog, runtime, reconciler, sync,
+    async stop() {
+      clearInterval(heartbeat);
+      clearInterval(templateTimer);
+      await reconciler.stop();
+      await sync.stop();
+      await pulling;
+      await db.close().catch(() => {});
+      await catalog.close().catch(() => {});
+    },
+  };
+}

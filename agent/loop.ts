@@ -1,0 +1,209 @@
+// The reconcile loop. Events only say "look again": the local _changes feeds (node database and
+// catalog copy) become one rxjs stream, bursts are coalesced, and each pass is level-triggered —
+// it reads all desired systems, observes the machine, plans (pure), executes, writes statuses.
+// A pass never overlaps another; a request during a pass runs one trailing pass. A periodic full
+// pass catches drift (a system killed by hand) and back-off deadlines wake a pass of their own.
+import { Subject, merge, interval, auditTime, type Subscription, fromEventPattern } from 'rxjs';
+import type { StatusDoc, SystemDoc, TemplateDoc } from '../ddocs/schemas/types.ts';
+import { docErrors } from '../ddocs/validate.ts';
+import type { Runtime, Observed } from './runtime/index.ts';
+import type { DesiredSystem, PlanInput, Step } from './model/types.ts';
+import { plan } from './plan/plan.ts';
+import { runtimeHash } from './plan/runtime-hash.ts';
+import { executors, type AgentMemory, type ExecContext } from './execute/executors.ts';
+import { statusChanged, statusFor } from './status/status.ts';
+import { serializeMemory, saveMemory } from './memory.ts';
+
+export interface LoopOptions {
+  db: PouchDB.Database;
+  catalog: PouchDB.Database;
+  runtime: Runtime;
+  memory: AgentMemory;
+  memoryPath: string;
+  fullPassMs?: number;
+  /** Back-off is reset once a system has run this long. */
+  healthyAfterMs?: number;
+  log: (msg: string) => void;
+  /** Called with the template names this node's systems use (so sync can pull them). */
+  onTemplatesUsed?: (names: string[]) => void;
+}
+
+export interface PassReport { steps: Step[]; statusWrites: number; skipped?: string }
+
+const SYSTEM_RANGE = { startkey: 'system:', endkey: 'system:\ufff0' };
+const STATUS_RANGE = { startkey: 'status:', endkey: 'status:\ufff0' };
+
+export class Reconciler {
+  readonly passes$ = new Subject<PassReport>();
+  private readonly kick$ = new Subject<void>();
+  private subs: Subscription[] = [];
+  private running: Promise<void> | null = null;
+  private again = false;
+  private waitTimer?: NodeJS.Timeout;
+  private savedMemory = '';
+  private stopped = false;
+  passCount = 0;
+
+  constructor(private readonly o: LoopOptions) {}
+
+  start(): void {
+    const feed = (db: PouchDB.Database) =>
+      fromEventPattern<unknown>(
+        (h) => db.changes({ live: true, since: 'now', return_docs: false }).on('change', h).on('error', (e) => this.o.log(`changes feed: ${String(e)}`)),
+        (_h, feed: PouchDB.Core.Changes<object>) => feed.cancel(),
+      );
+    this.subs.push(
+      merge(feed(this.o.db), feed(this.o.catalog), this.kick$, interval(this.o.fullPassMs ?? 30_000))
+        .pipe(auditTime(25))
+        .subscribe(() => this.request()),
+    );
+    this.request();
+  }
+
+  /** Asks for a pass; while one runs, exactly one more follows it. */
+  request(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          this.passes$.next(await this.pass());
+        } catch (err) {
+          this.o.log(`pass failed: ${(err as Error).stack ?? String(err)}`);
+        }
+      } while (this.again && !this.stopped);
+      this.running = null;
+    })();
+  }
+
+  /** Waits until no pass runs (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async pass(): Promise<PassReport> {
+    const { db, catalog, runtime, memory } = this.o;
+    const now = Date.now();
+    // 1. Desired state. Unreadable means do nothing at all (never act on a state we could not read).
+    let systemRows: PouchDB.Core.AllDocsResponse<object>['rows'];
+    let statusRows: PouchDB.Core.AllDocsResponse<object>['rows'];
+    try {
+      systemRows = (await db.allDocs({ ...SYSTEM_RANGE, include_docs: true, conflicts: true })).rows;
+      statusRows = (await db.allDocs({ ...STATUS_RANGE, include_docs: true })).rows;
+    } catch (err) {
+      this.o.log(`desired state unreadable, not acting: ${(err as Error).message}`);
+      return { steps: [], statusWrites: 0, skipped: 'unreadable' };
+    }
+    const templates = new Map<string, TemplateDoc | null>();
+    const desired = new Map<string, DesiredSystem>();
+    for (const row of systemRows) {
+      const spec = row.doc as unknown as SystemDoc & { _rev: string; _conflicts?: string[] };
+      if (!spec || typeof spec.name !== 'string') continue;
+      if (!templates.has(spec.template)) {
+        try {
+          templates.set(spec.template, (await catalog.get(`template:${spec.template}`)) as unknown as TemplateDoc);
+        } catch {
+          templates.set(spec.template, null);
+        }
+      }
+      const { _conflicts, ...clean } = spec;
+      desired.set(spec.name, { spec: clean as SystemDoc & { _rev: string }, template: templates.get(spec.template) ?? null, specErrors: docErrors(clean), conflict: !!_conflicts?.length });
+    }
+    this.o.onTemplatesUsed?.([...templates.keys()].sort());
+    // 2. Observe the machine.
+    const observed = new Map<string, Observed>((await runtime.list()).map((x) => [x.name, x]));
+    const statuses = new Map<string, StatusDoc>(statusRows.map((r) => [(r.doc as unknown as StatusDoc).name, r.doc as unknown as StatusDoc]));
+    // 3. Tombstones: only a known deletion lets the planner remove anything.
+    const tombstones = new Set<string>();
+    for (const name of new Set([...observed.keys(), ...statuses.keys()])) {
+      if (desired.has(name)) continue;
+      try {
+        await db.get(`system:${name}`);
+      } catch (err) {
+        if ((err as { reason?: string }).reason === 'deleted') tombstones.add(name);
+      }
+    }
+    for (const [name, o] of observed) {
+      const b = memory.backoff.get(name);
+      if (b && o.phase === 'running' && o.startedAt && now - Date.parse(o.startedAt) > (this.o.healthyAfterMs ?? 60_000)) memory.backoff.delete(name);
+    }
+    // 4. Plan (pure) and execute.
+    const input: PlanInput = { desired, observed, tombstones, statuses: new Set(statuses.keys()), applied: memory.applied, backoff: memory.backoff, terminal: memory.terminal, now };
+    const steps = plan(input);
+    const ctx: ExecContext = {
+      runtime,
+      memory,
+      log: this.o.log,
+      now: () => Date.now(),
+      tarballOf: async (t) => {
+        try {
+          return (await catalog.getAttachment(t._id, 'rootfs.tar')) as Buffer;
+        } catch {
+          return undefined;
+        }
+      },
+      deleteStatus: async (name) => {
+        try {
+          const doc = await db.get(`status:${name}`);
+          await db.remove(doc);
+        } catch (err) {
+          if ((err as { status?: number }).status !== 404) throw err;
+        }
+      },
+    };
+    let waitUntil = Infinity;
+    for (const step of steps) {
+      if (step.action === 'wait') waitUntil = Math.min(waitUntil, step.until);
+      await (executors[step.action] as (a: typeof step, c: ExecContext) => Promise<void>)(step, ctx);
+    }
+    // 5. Statuses, from a fresh observation of what the steps changed.
+    const after = steps.some((s) => s.action !== 'wait' && s.action !== 'adopt') ? new Map((await runtime.list()).map((x) => [x.name, x])) : observed;
+    let statusWrites = 0;
+    for (const [name, d] of desired) {
+      const o = after.get(name);
+      const hash = d.template ? runtimeHash(d.spec, d.template) : null;
+      const b = memory.backoff.get(name);
+      const next = statusFor({
+        name, desired: d, observed: o, applied: memory.applied.get(name), hash,
+        lastError: memory.lastError.get(name), terminal: memory.terminal.get(name),
+        waitingUntil: b && b.hash === hash && b.notBefore > Date.now() ? b.notBefore : undefined,
+        logTail: o ? await runtime.logTail(name, 2048).catch(() => '') : '',
+        now: Date.now(),
+      });
+      const current = statuses.get(name) ?? null;
+      if (statusChanged(current, next, Date.now())) {
+        try {
+          await db.put({ ...next, ...(current?._rev ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
+          statusWrites++;
+        } catch (err) {
+          this.o.log(`status:${name} not written: ${(err as Error).message}`);
+        }
+      }
+    }
+    // 6. Remember, and wake up for the earliest back-off deadline.
+    const serialized = serializeMemory(memory);
+    if (serialized !== this.savedMemory) {
+      saveMemory(this.o.memoryPath, memory);
+      this.savedMemory = serialized;
+    }
+    clearTimeout(this.waitTimer);
+    if (waitUntil !== Infinity && !this.stopped) {
+      this.waitTimer = setTimeout(() => this.kick$.next(), Math.max(10, waitUntil - Date.now()));
+      this.waitTimer.unref();
+    }
+    this.passCount++;
+    return { steps, statusWrites };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.waitTimer);
+    for (const s of this.subs) s.unsubscribe();
+    await this.idle();
+    this.passes$.complete();
+  }
+}

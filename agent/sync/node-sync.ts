@@ -1,0 +1,151 @@
+// Live two-way replication of the node's own database (unfiltered: catch-up costs our own changes,
+// not the fleet's), with back-off on network loss and a watchdog: PouchDB live sync can stall silently
+// after short disconnects (PouchDB issues 9063, 7931), so when the server's database has moved on and
+// the pull side has shown no activity for a whole watchdog period, the replication is restarted.
+import PouchDB from 'pouchdb';
+
+export type SyncState = 'starting' | 'active' | 'idle' | 'offline' | 'denied' | 'stopped';
+
+export interface NodeSyncOptions {
+  local: PouchDB.Database;
+  /** The node database on the server, e.g. http://host:8080/db/anybios-node-nas */
+  remoteUrl: string;
+  auth: { username: string; password: string };
+  watchdogMs?: number;
+  /** Probe timeout: a server that does not answer in time counts as unreachable. */
+  probeTimeoutMs?: number;
+  log?: (msg: string) => void;
+  onState?: (state: SyncState) => void;
+}
+
+export class NodeSync {
+  state: SyncState = 'starting';
+  restarts = 0;
+  lastPullActivity = 0;
+  lastError: string | null = null;
+  private sync?: PouchDB.Replication.Sync<object>;
+  private remote: PouchDB.Database;
+  private watchdog?: NodeJS.Timeout;
+  private lastRemoteSeq: unknown = undefined;
+  private remoteAdvancedAt = 0;
+  private lastProbeAt = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: NodeSyncOptions) {
+    this.remote = remoteDb(opts.remoteUrl, opts.auth);
+  }
+
+  private setState(s: SyncState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.opts.onState?.(s);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.begin();
+    const every = this.opts.watchdogMs ?? 15_000;
+    this.watchdog = setInterval(() => void this.check(), every);
+    this.watchdog.unref();
+  }
+
+  private begin(): void {
+    const sync = this.opts.local.sync(this.remote, {
+      live: true,
+      retry: true,
+      heartbeat: 10_000,
+      batch_size: 200,
+      back_off_function: (delay: number) => (delay === 0 ? 1000 : Math.min(delay * 2, 60_000)),
+    } as PouchDB.Replication.SyncOptions);
+    this.sync = sync;
+    const pullActive = () => { this.lastPullActivity = Date.now(); };
+    // PouchDB's Sync exposes its two replications; only the pull side proves we still hear the server.
+    const pull = (sync as unknown as { pull?: PouchDB.Replication.Replication<object> }).pull;
+    pull?.on('active', pullActive);
+    pull?.on('change', pullActive);
+    pull?.on('paused', pullActive);
+    sync.on('active', () => this.setState('active'));
+    sync.on('paused', (err) => {
+      if (err) {
+        this.lastError = String((err as Error).message ?? err);
+        this.setState('offline');
+      } else this.setState('idle');
+    });
+    sync.on('denied', (err) => {
+      this.lastError = `denied: ${JSON.stringify(err).slice(0, 300)}`;
+      this.opts.log?.(`sync: a document was refused by the server: ${this.lastError}`);
+    });
+    sync.on('error', (err) => {
+      this.lastError = String((err as Error)?.message ?? err);
+      const status = (err as { status?: number }).status;
+      this.setState(status === 401 || status === 403 ? 'denied' : 'offline');
+      this.opts.log?.(`sync stopped with an error (${this.lastError}); restarting in 5 s`);
+      if (!this.stopped) setTimeout(() => this.restart('error'), 5000).unref();
+    });
+  }
+
+  /** Cancels and starts again from the checkpoints (incremental: nothing is re-sent). */
+  restart(why: string): void {
+    if (this.stopped) return;
+    this.restarts++;
+    this.opts.log?.(`sync: restarting replication (${why})`);
+    this.sync?.cancel();
+    this.begin();
+  }
+
+  private async check(): Promise<void> {
+    if (this.stopped) return;
+    const every = this.opts.watchdogMs ?? 15_000;
+    let seq: unknown;
+    try {
+      const res = await fetch(this.opts.remoteUrl, {
+        headers: { Authorization: 'Basic ' + Buffer.from(`${this.opts.auth.username}:${this.opts.auth.password}`).toString('base64') },
+        signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 5000),
+      });
+      if (!res.ok) {
+        this.setState(res.status === 401 || res.status === 403 ? 'denied' : 'offline');
+        return;
+      }
+      seq = ((await res.json()) as { update_seq: unknown }).update_seq;
+    } catch {
+      this.setState('offline');
+      return;
+    }
+    const now = Date.now();
+    // Seq values are opaque: we only compare them for equality with the previous probe.
+    const key = JSON.stringify(seq);
+    const advanced = this.lastRemoteSeq !== undefined && key !== this.lastRemoteSeq;
+    this.lastRemoteSeq = key;
+    // The change happened after the previous probe at the earliest: pull activity since then counts.
+    if (advanced && !this.remoteAdvancedAt) this.remoteAdvancedAt = this.lastProbeAt || now;
+    this.lastProbeAt = now;
+    if (this.remoteAdvancedAt && this.lastPullActivity > this.remoteAdvancedAt) this.remoteAdvancedAt = 0;
+    if (this.remoteAdvancedAt && now - this.remoteAdvancedAt >= every) {
+      this.remoteAdvancedAt = 0;
+      this.restart('watchdog: the server has changes and the pull side made no progress');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.watchdog);
+    this.sync?.cancel();
+    this.setState('stopped');
+    await this.remote.close().catch(() => {});
+  }
+}
+
+export function remoteDb(url: string, auth: { username: string; password: string }): PouchDB.Database {
+  return new PouchDB(url, { auth, skip_setup: true } as PouchDB.Configuration.RemoteDatabaseConfiguration);
+}
+
+/** Pulls the named templates (attachments included) from the catalog into the local catalog copy. */
+export async function pullTemplates(local: PouchDB.Database, catalogUrl: string, auth: { username: string; password: string }, names: string[]): Promise<void> {
+  if (!names.length) return;
+  const remote = remoteDb(catalogUrl, auth);
+  try {
+    await local.replicate.from(remote, { doc_ids: names.map((n) => `template:${n}`) } as PouchDB.Replication.ReplicateOptions);
+  } finally {
+    await remote.close().catch(() => {});
+  }
+}

@@ -1,0 +1,85 @@
+// `anybios agent`: run the node agent. Enrolment output of `anybios node add` is its --config; the
+// credentials are then kept in <data>/agent/credentials.json (mode 0600) so later starts need no file.
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CliError, type Command } from '../command.ts';
+import { createAgent } from '../../agent/agent.ts';
+import { stopOnSignals } from './server.ts';
+
+const usage = `usage: anybios agent --config FILE [--data DIR]
+       anybios agent --server URL --node ID [--data DIR]     (credentials from <data>/agent/credentials.json or env ANYBIOS_NODE_PASSWORD)
+
+options:
+  --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"}
+  --server URL         server base URL (e.g. http://127.0.0.1:8080)
+  --node ID            this node's id
+  --data DIR           node data dir: systems, volumes and the agent's local database (default ./.anybios-node; env ANYBIOS_NODE_DATA)
+  --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
+  --full-pass SECONDS  periodic full reconcile pass (default 30)
+  --heartbeat SECONDS  node heartbeat interval (default 30)`;
+
+export interface Credentials { server: string; node: string; user: string; password: string }
+
+export function readCredentials(file: string): Credentials {
+  let raw: Partial<Credentials>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError('CONFIG_INVALID', `${file}: ${(err as Error).message}`);
+  }
+  for (const k of ['server', 'node', 'user', 'password'] as const) if (typeof raw[k] !== 'string' || !raw[k]) throw new CliError('CONFIG_INVALID', `${file}: "${k}" is missing`);
+  return raw as Credentials;
+}
+
+export function storeCredentials(dataDir: string, c: Credentials): void {
+  const dir = join(dataDir, 'agent');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'credentials.json'), JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
+}
+
+const seconds = (v: string | undefined, name: string, def: number) => {
+  if (v === undefined) return def * 1000;
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0) throw new CliError('USAGE', `--${name} must be a positive number of seconds`, 2);
+  return Number(v) * 1000;
+};
+
+export const command: Command = {
+  name: 'agent',
+  summary: 'run the node agent: sync this node\'s database, reconcile systems, report status',
+  usage,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' }, server: { type: 'string' }, node: { type: 'string' }, data: { type: 'string' },
+        'template-root': { type: 'string', multiple: true }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' },
+      },
+      strict: true,
+    });
+    const dataDir = resolve(values.data ?? process.env.ANYBIOS_NODE_DATA ?? '.anybios-node');
+    const stored = join(dataDir, 'agent', 'credentials.json');
+    let cred: Credentials;
+    if (values.config) {
+      cred = readCredentials(values.config);
+      storeCredentials(dataDir, cred);
+    } else if (existsSync(stored)) {
+      cred = readCredentials(stored);
+      if (values.server) cred.server = values.server;
+      if (values.node && values.node !== cred.node) throw new CliError('NODE_MISMATCH', `${stored} belongs to node ${cred.node}, not ${values.node}`);
+    } else if (values.server && values.node && process.env.ANYBIOS_NODE_PASSWORD) {
+      cred = { server: values.server, node: values.node, user: `node-${values.node}`, password: process.env.ANYBIOS_NODE_PASSWORD };
+      storeCredentials(dataDir, cred);
+    } else {
+      throw new CliError('NO_CREDENTIALS', `no agent credentials: pass --config FILE (from \`anybios node add ID\`) or keep them in ${stored}\n\n${usage}`, 2);
+    }
+    const agent = await createAgent({
+      ...cred, dataDir, templateRoots: values['template-root'] ?? [],
+      fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30),
+    });
+    console.log(`anybios agent ready: node ${cred.node}`);
+    stopOnSignals(() => agent.stop());
+    await new Promise(() => {});
+    return 0;
+  },
+};
