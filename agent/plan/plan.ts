@@ -50,12 +50,14 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
     if (applied?.hash === hash) return applied.rev === rev ? [] : [{ action: 'adopt', name, rev, hash }];
     // Our record is gone (agent state lost) but the runtime ran exactly this revision: adopt it.
     if (!applied && o!.specRev === rev) return [{ action: 'adopt', name, rev, hash }];
-    const reason: Reason = d.spec.restartedAt && applied && o!.specRev !== rev ? 'restart-requested' : 'spec-changed';
+    // Same revision, another hash: only the template document can have changed.
+    const reason: Reason = applied?.rev === rev ? 'template-changed' : d.spec.restartedAt && applied && o!.specRev !== rev ? 'restart-requested' : 'spec-changed';
     return [startOrWait(name, d, hash, reason, b, input.now, true)];
   }
   // Not running.
   if (!o || o.phase === 'materializing' || !applied || applied.hash !== hash || applied.stopped) {
-    return [startOrWait(name, d, hash, !o ? 'new' : applied && applied.hash !== hash ? 'spec-changed' : 'not-started', b, input.now)];
+    const reason: Reason = !o ? 'new' : applied && applied.hash !== hash ? (applied.rev === rev ? 'template-changed' : 'spec-changed') : 'not-started';
+    return [startOrWait(name, d, hash, reason, b, input.now)];
   }
   // It ran this very spec and ended: the restart policy decides.
   const policy = restartPolicy(d);

@@ -28,9 +28,10 @@ type PhaseCase = (typeof PHASES)[number];
  * What the agent recorded as applied, against the current spec (rev 2-cur):
  * match: this revision and its hash; cosmetic: an older revision with the same runtime hash (labels changed);
  * stale: an older revision with another hash (command changed); lost-same-rev / lost-old-rev: no record at all
- * (agent state lost), the runtime ran the current / an older revision.
+ * (agent state lost), the runtime ran the current / an older revision; stopped-by-us: an older revision that
+ * we stopped because the spec said `stopped` (Applied.stopped), same hash.
  */
-const APPLIED = ['match', 'cosmetic', 'stale', 'lost-same-rev', 'lost-old-rev'] as const;
+const APPLIED = ['match', 'cosmetic', 'stale', 'lost-same-rev', 'lost-old-rev', 'stopped-by-us'] as const;
 type AppliedCase = (typeof APPLIED)[number];
 
 const POLICIES = ['always', 'on-failure', 'never', 'default-os', 'default-app'] as const;
@@ -43,7 +44,7 @@ type BackoffCase = (typeof BACKOFFS)[number];
 // ---------------------------------------------------------------------------------------------------
 // Expectations, written out.
 
-type Outcome = 'none' | 'stop' | 'adopt' | 'policy' | { start: Reason } | { restart: Reason };
+type Outcome = 'none' | 'stop' | 'adopt' | 'adopt-stopped' | 'policy' | { start: Reason } | { restart: Reason };
 
 /** Desired running: what to do per observed phase and applied record (before policy and back-off). */
 const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
@@ -53,6 +54,7 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'new' },
     'lost-same-rev': { start: 'new' },
     'lost-old-rev': { start: 'new' },
+    'stopped-by-us': { start: 'new' },
   },
   running: {
     match: 'none',
@@ -60,6 +62,8 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { restart: 'spec-changed' },
     'lost-same-rev': 'adopt',
     'lost-old-rev': { restart: 'spec-changed' },
+    // Up although we stopped it (started by hand, or the stop failed): it runs this hash, adopt it.
+    'stopped-by-us': 'adopt',
   },
   'stopped-0': {
     match: 'policy',
@@ -67,6 +71,8 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'spec-changed' },
     'lost-same-rev': { start: 'not-started' },
     'lost-old-rev': { start: 'not-started' },
+    // Stopped on purpose, now wanted running: start it, whatever the policy and the exit code.
+    'stopped-by-us': { start: 'not-started' },
   },
   'stopped-143': {
     match: 'policy',
@@ -74,6 +80,8 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'spec-changed' },
     'lost-same-rev': { start: 'not-started' },
     'lost-old-rev': { start: 'not-started' },
+    // Stopped on purpose, now wanted running: start it, whatever the policy and the exit code.
+    'stopped-by-us': { start: 'not-started' },
   },
   'failed-1': {
     match: 'policy',
@@ -81,6 +89,8 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'spec-changed' },
     'lost-same-rev': { start: 'not-started' },
     'lost-old-rev': { start: 'not-started' },
+    // Stopped on purpose, now wanted running: start it, whatever the policy and the exit code.
+    'stopped-by-us': { start: 'not-started' },
   },
   'failed-null': {
     match: 'policy',
@@ -88,6 +98,8 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'spec-changed' },
     'lost-same-rev': { start: 'not-started' },
     'lost-old-rev': { start: 'not-started' },
+    // Stopped on purpose, now wanted running: start it, whatever the policy and the exit code.
+    'stopped-by-us': { start: 'not-started' },
   },
   materializing: {
     match: { start: 'not-started' },
@@ -95,18 +107,32 @@ const WHEN_RUNNING: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
     stale: { start: 'spec-changed' },
     'lost-same-rev': { start: 'not-started' },
     'lost-old-rev': { start: 'not-started' },
+    // Stopped on purpose, now wanted running: start it, whatever the policy and the exit code.
+    'stopped-by-us': { start: 'not-started' },
   },
 };
 
-/** Desired stopped: only something up (or half-made) is stopped, whatever was applied, the policy or back-off. */
-const WHEN_STOPPED: Record<PhaseCase, Outcome> = {
-  absent: 'none',
-  running: 'stop',
-  'stopped-0': 'none',
-  'stopped-143': 'none',
-  'failed-1': 'none',
-  'failed-null': 'none',
-  materializing: 'stop',
+/**
+ * Desired stopped: only something up (or half-made) is stopped, whatever was applied, the policy or back-off.
+ * Once we stopped it, a newer stopped revision is recorded as applied (still marked stopped) so the status
+ * can say it is current; nothing else is recorded.
+ */
+const stoppedRow = (other: Outcome, ourStop: Outcome): Record<AppliedCase, Outcome> => ({
+  match: other,
+  cosmetic: other,
+  stale: other,
+  'lost-same-rev': other,
+  'lost-old-rev': other,
+  'stopped-by-us': ourStop,
+});
+const WHEN_STOPPED: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
+  absent: stoppedRow('none', 'adopt-stopped'),
+  running: stoppedRow('stop', 'stop'),
+  'stopped-0': stoppedRow('none', 'adopt-stopped'),
+  'stopped-143': stoppedRow('none', 'adopt-stopped'),
+  'failed-1': stoppedRow('none', 'adopt-stopped'),
+  'failed-null': stoppedRow('none', 'adopt-stopped'),
+  materializing: stoppedRow('stop', 'stop'),
 };
 
 /** The restart policy, for a system that ended while running exactly the applied spec: start it again? */
@@ -148,6 +174,7 @@ function buildCell(c: Cell, conflict = false): { input: PlanInput; d: DesiredSys
   if (c.applied === 'cosmetic') (applied[name] = { rev: OLD, hash }), (specRev = OLD);
   if (c.applied === 'stale') (applied[name] = { rev: OLD, hash: STALE_HASH }), (specRev = OLD);
   if (c.applied === 'lost-old-rev') specRev = OLD;
+  if (c.applied === 'stopped-by-us') (applied[name] = { rev: OLD, hash, stopped: true }), (specRev = OLD);
 
   const obs: Observed[] = [];
   const kind = d.spec.kind;
@@ -168,7 +195,7 @@ function buildCell(c: Cell, conflict = false): { input: PlanInput; d: DesiredSys
 
 function expectedSteps(c: Cell, d: DesiredSystem, hash: string): Step[] {
   const name = d.spec.name;
-  let out: Outcome = c.state === 'stopped' ? WHEN_STOPPED[c.phase] : WHEN_RUNNING[c.phase][c.applied];
+  let out: Outcome = c.state === 'stopped' ? WHEN_STOPPED[c.phase][c.applied] : WHEN_RUNNING[c.phase][c.applied];
   if (out === 'policy') {
     const restarts = RESTARTS[c.phase as keyof typeof RESTARTS][c.policy];
     out = restarts ? { start: 'restart-policy' } : 'none';
@@ -176,6 +203,7 @@ function expectedSteps(c: Cell, d: DesiredSystem, hash: string): Step[] {
   if (out === 'none') return [];
   if (out === 'stop') return [{ action: 'stop', name, reason: 'desired-stopped' }];
   if (out === 'adopt') return [{ action: 'adopt', name, rev: CUR, hash }];
+  if (out === 'adopt-stopped') return [{ action: 'adopt', name, rev: CUR, hash, stopped: true }];
   const action = 'start' in out ? 'start' : 'restart';
   const reason = 'start' in out ? out.start : out.restart;
   if (HOLDS[c.backoff]) return [{ action: 'wait', name, until: NOW + 4000, reason }];
@@ -201,7 +229,7 @@ for (const c of cells) {
 
 test('core table covers the whole cross product', (t) => {
   t.is(cells.length, STATES.length * PHASES.length * APPLIED.length * POLICIES.length * BACKOFFS.length);
-  t.is(cells.length, 1400);
+  t.is(cells.length, 1680);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -688,20 +716,53 @@ test('at most one step per system', (t) => {
 });
 
 // ---------------------------------------------------------------------------------------------------
-// Stopped on purpose, then wanted running again. `state` is not part of the runtime hash, so the planner
-// cannot tell "stopped because we stopped it" from "ended on its own under the applied spec" if the
-// applied record survives the stop. Contract for the executor: a desired-stopped `stop` forgets the
-// system's `applied` record; then the next running revision starts it whatever the policy and exit code.
+// Stopped on purpose, then wanted running again. `state` is not part of the runtime hash, so without a
+// mark the planner could not tell "stopped because the spec said so" from "ended on its own under the
+// applied spec" (restart policy never, or on-failure with exit 0, would then leave it down for good).
+// The executor marks the applied record `stopped` after a desired-stopped stop.
 
 for (const policy of ['always', 'on-failure', 'never'] as const) {
   for (const exitCode of [0, 143, null]) {
-    test(`stop → running again (applied forgotten by the stop): policy ${policy}, exit ${exitCode} → start`, (t) => {
+    test(`stop → running again: policy ${policy}, exit ${exitCode} → start`, (t) => {
       const d = desired(spec('svc', { _rev: '3-run-again', restart: policy }));
-      const inp = input({ desired: [d], observed: [observed('svc', 'stopped', { exitCode, specRev: OLD, message: 'stopped' })], statuses: ['svc'] });
-      t.deepEqual(plan(inp), [{ action: 'start', name: 'svc', desired: d, hash: hashOf(d), reason: 'not-started' }]);
+      const obs = [observed('svc', 'stopped', { exitCode, specRev: OLD, message: 'stopped' })];
+      const applied = { svc: { rev: '2-stopped', hash: hashOf(d), stopped: true } };
+      t.deepEqual(plan(input({ desired: [d], observed: obs, applied, statuses: ['svc'] })), [
+        { action: 'start', name: 'svc', desired: d, hash: hashOf(d), reason: 'not-started' },
+      ]);
+      // The same after agent state loss (no record at all).
+      t.deepEqual(plan(input({ desired: [d], observed: obs, statuses: ['svc'] })), [
+        { action: 'start', name: 'svc', desired: d, hash: hashOf(d), reason: 'not-started' },
+      ]);
+      // A back-off for this hash still holds it.
+      const backoff = { svc: { hash: hashOf(d), failures: 1, notBefore: NOW + 1000 } };
+      t.deepEqual(plan(input({ desired: [d], observed: obs, applied, backoff })), [{ action: 'wait', name: 'svc', until: NOW + 1000, reason: 'not-started' }]);
     });
   }
 }
+
+test('stop → running again with a changed command → start with reason spec-changed', (t) => {
+  const before = desired(spec('svc', { _rev: OLD }));
+  const d = desired(spec('svc', { command: ['/bin/other'] }));
+  const inp = input({ desired: [d], observed: [observed('svc', 'stopped', { exitCode: 0, specRev: OLD })], applied: { svc: { rev: OLD, hash: hashOf(before), stopped: true } } });
+  t.deepEqual(plan(inp), [{ action: 'start', name: 'svc', desired: d, hash: hashOf(d), reason: 'spec-changed' }]);
+});
+
+test('desired stopped, already stopped by us: a newer stopped revision is adopted once (still stopped)', (t) => {
+  const d = desired(spec('svc', { state: 'stopped', labels: { x: '1' } }));
+  const o = observed('svc', 'stopped', { exitCode: 143, specRev: OLD });
+  t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: OLD, hash: 'h0', stopped: true } } })), [
+    { action: 'adopt', name: 'svc', rev: CUR, hash: 'h0', stopped: true },
+  ]);
+  t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: CUR, hash: 'h0', stopped: true } } })), []);
+});
+
+test('desired stopped, ended on its own (not stopped by us) → nothing recorded, nothing done', (t) => {
+  const d = desired(spec('svc', { state: 'stopped' }));
+  const o = observed('svc', 'stopped', { exitCode: 0, specRev: OLD });
+  t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: OLD, hash: 'h0' } } })), []);
+  t.deepEqual(plan(input({ desired: [d], observed: [o] })), []);
+});
 
 test('template changed on a system with an old restartedAt → reason template-changed', (t) => {
   const s = spec('web', { restartedAt: '2024-01-01T00:00:00.000Z' });
