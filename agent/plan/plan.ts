@@ -34,8 +34,9 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
   if (d.spec.state === 'stopped') {
     if (isUp(o) || o?.phase === 'materializing') return [{ action: 'stop', name, reason: 'desired-stopped' }];
     const applied = input.applied.get(name);
-    // Record the stopped revision as applied, so the status can say it is current.
-    return applied && applied.rev !== rev && applied.stopped ? [{ action: 'adopt', name, rev, hash: applied.hash, stopped: true }] : [];
+    // Record the stopped revision as applied (and that it is stopped on purpose), so the status is
+    // current and a later `running` starts it afresh whatever the restart policy.
+    return applied && (applied.rev !== rev || !applied.stopped) ? [{ action: 'adopt', name, rev, hash: applied.hash, stopped: true }] : [];
   }
   if (!d.template) {
     // A running system keeps running while its template document is away (replication lag, catalog edit).
@@ -59,11 +60,13 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
     const reason: Reason = !o ? 'new' : applied && applied.hash !== hash ? (applied.rev === rev ? 'template-changed' : 'spec-changed') : 'not-started';
     return [startOrWait(name, d, hash, reason, b, input.now)];
   }
-  // It ran this very spec and ended: the restart policy decides.
+  // It ran this very spec and ended: the restart policy decides. A cosmetic edit since is adopted,
+  // so the status can say it speaks for the current revision.
+  const adopt: Step[] = applied.rev !== rev ? [{ action: 'adopt', name, rev, hash }] : [];
   const policy = restartPolicy(d);
-  if (policy === 'never') return [];
-  if (policy === 'on-failure' && o.exitCode === 0) return [];
-  return [startOrWait(name, d, hash, 'restart-policy', b, input.now)];
+  if (policy === 'never') return adopt;
+  if (policy === 'on-failure' && o.exitCode === 0) return adopt;
+  return [...adopt, startOrWait(name, d, hash, 'restart-policy', b, input.now)];
 }
 
 export function plan(input: PlanInput): Step[] {

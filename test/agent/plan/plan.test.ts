@@ -125,13 +125,25 @@ const stoppedRow = (other: Outcome, ourStop: Outcome): Record<AppliedCase, Outco
   'lost-old-rev': other,
   'stopped-by-us': ourStop,
 });
+/**
+ * Not up and desired stopped: whatever we had applied is recorded as the stopped revision (marked
+ * stopped), so the status is current and a later `running` starts afresh; with no record, nothing.
+ */
+const notUpStopped: Record<AppliedCase, Outcome> = {
+  match: 'adopt-stopped',
+  cosmetic: 'adopt-stopped',
+  stale: 'adopt-stopped',
+  'lost-same-rev': 'none',
+  'lost-old-rev': 'none',
+  'stopped-by-us': 'adopt-stopped',
+};
 const WHEN_STOPPED: Record<PhaseCase, Record<AppliedCase, Outcome>> = {
-  absent: stoppedRow('none', 'adopt-stopped'),
+  absent: notUpStopped,
   running: stoppedRow('stop', 'stop'),
-  'stopped-0': stoppedRow('none', 'adopt-stopped'),
-  'stopped-143': stoppedRow('none', 'adopt-stopped'),
-  'failed-1': stoppedRow('none', 'adopt-stopped'),
-  'failed-null': stoppedRow('none', 'adopt-stopped'),
+  'stopped-0': notUpStopped,
+  'stopped-143': notUpStopped,
+  'failed-1': notUpStopped,
+  'failed-null': notUpStopped,
   materializing: stoppedRow('stop', 'stop'),
 };
 
@@ -193,21 +205,24 @@ function buildCell(c: Cell, conflict = false): { input: PlanInput; d: DesiredSys
   return { input: input({ desired: [d], observed: obs, applied, backoff, statuses: c.phase === 'absent' ? [] : [name] }), d, hash };
 }
 
-function expectedSteps(c: Cell, d: DesiredSystem, hash: string): Step[] {
+function expectedSteps(c: Cell, d: DesiredSystem, hash: string, appliedHash?: string): Step[] {
   const name = d.spec.name;
   let out: Outcome = c.state === 'stopped' ? WHEN_STOPPED[c.phase][c.applied] : WHEN_RUNNING[c.phase][c.applied];
+  // It ended while running this hash under an older (cosmetic) revision: that revision is adopted first.
+  const pre: Step[] = [];
   if (out === 'policy') {
+    if (c.applied === 'cosmetic') pre.push({ action: 'adopt', name, rev: CUR, hash });
     const restarts = RESTARTS[c.phase as keyof typeof RESTARTS][c.policy];
     out = restarts ? { start: 'restart-policy' } : 'none';
   }
-  if (out === 'none') return [];
+  if (out === 'none') return pre;
   if (out === 'stop') return [{ action: 'stop', name, reason: 'desired-stopped' }];
   if (out === 'adopt') return [{ action: 'adopt', name, rev: CUR, hash }];
-  if (out === 'adopt-stopped') return [{ action: 'adopt', name, rev: CUR, hash, stopped: true }];
+  if (out === 'adopt-stopped') return [{ action: 'adopt', name, rev: CUR, hash: appliedHash ?? hash, stopped: true }];
   const action = 'start' in out ? 'start' : 'restart';
   const reason = 'start' in out ? out.start : out.restart;
-  if (HOLDS[c.backoff]) return [{ action: 'wait', name, until: NOW + 4000, reason }];
-  return [{ action, name, desired: d, hash, reason }];
+  if (HOLDS[c.backoff]) return [...pre, { action: 'wait', name, until: NOW + 4000, reason }];
+  return [...pre, { action, name, desired: d, hash, reason }];
 }
 
 const cells: Cell[] = [];
@@ -220,10 +235,10 @@ for (const state of STATES)
 for (const c of cells) {
   test(`core: desired ${c.state} · observed ${c.phase} · applied ${c.applied} · policy ${c.policy} · backoff ${c.backoff}`, (t) => {
     const { input: inp, d, hash } = buildCell(c);
-    t.deepEqual(plan(inp), expectedSteps(c, d, hash));
+    t.deepEqual(plan(inp), expectedSteps(c, d, hash, inp.applied.get('sys')?.hash));
     // A conflict is reported in the status; it never changes what is done.
     const withConflict = buildCell(c, true);
-    t.deepEqual(plan(withConflict.input), expectedSteps(c, withConflict.d, withConflict.hash));
+    t.deepEqual(plan(withConflict.input), expectedSteps(c, withConflict.d, withConflict.hash, withConflict.input.applied.get('sys')?.hash));
   });
 }
 
@@ -575,7 +590,10 @@ test('back-off: a cosmetic change keeps the back-off (same hash)', (t) => {
     applied: { app: { rev: OLD, hash: hashOf(before) } },
     backoff: { app: { hash: hashOf(before), failures: 8, notBefore: NOW + 300_000 } },
   });
-  t.deepEqual(plan(inp), [{ action: 'wait', name: 'app', until: NOW + 300_000, reason: 'restart-policy' }]);
+  t.deepEqual(plan(inp), [
+    { action: 'adopt', name: 'app', rev: CUR, hash: hashOf(d) },
+    { action: 'wait', name: 'app', until: NOW + 300_000, reason: 'restart-policy' },
+  ]);
 });
 
 test('back-off: a running system with a pending back-off is left alone', (t) => {
@@ -708,10 +726,12 @@ test('plan is synchronous: returns an array, not a promise', (t) => {
   t.true(Array.isArray(out));
 });
 
-test('at most one step per system', (t) => {
+test('at most one action per system (an adopt may precede it)', (t) => {
   for (const c of cells) {
     const { input: inp } = buildCell(c);
-    t.true(plan(inp).length <= 1);
+    const steps = plan(inp);
+    t.true(steps.length <= 2);
+    if (steps.length === 2) t.is(steps[0].action, 'adopt');
   }
 });
 
@@ -757,10 +777,10 @@ test('desired stopped, already stopped by us: a newer stopped revision is adopte
   t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: CUR, hash: 'h0', stopped: true } } })), []);
 });
 
-test('desired stopped, ended on its own (not stopped by us) → nothing recorded, nothing done', (t) => {
+test('desired stopped, ended on its own (not stopped by us) → recorded as the stopped revision, nothing done', (t) => {
   const d = desired(spec('svc', { state: 'stopped' }));
   const o = observed('svc', 'stopped', { exitCode: 0, specRev: OLD });
-  t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: OLD, hash: 'h0' } } })), []);
+  t.deepEqual(plan(input({ desired: [d], observed: [o], applied: { svc: { rev: OLD, hash: 'h0' } } })), [{ action: 'adopt', name: 'svc', rev: CUR, hash: 'h0', stopped: true }]);
   t.deepEqual(plan(input({ desired: [d], observed: [o] })), []);
 });
 
