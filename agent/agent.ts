@@ -11,6 +11,7 @@ import { createRuntime, type Runtime } from './runtime/index.ts';
 import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync, pullTemplates } from './sync/node-sync.ts';
+import { startLocalApi, type LocalApi } from './local-api.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -26,6 +27,8 @@ export interface AgentOptions {
   fullPassMs?: number;
   heartbeatMs?: number;
   watchdogMs?: number;
+  /** Port of the loopback API for edits on the device (default: any free port). */
+  localPort?: number;
   log?: (msg: string) => void;
 }
 
@@ -35,6 +38,7 @@ export interface Agent {
   runtime: Runtime;
   reconciler: Reconciler;
   sync: NodeSync;
+  local: LocalApi;
   stop(): Promise<void>;
 }
 
@@ -99,11 +103,13 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
 
   sync.start();
   reconciler.start();
+  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort });
   log(`running: database ${dbName} synced with ${base}/db, data in ${o.dataDir}`);
 
   return {
-    db, catalog, runtime, reconciler, sync,
+    db, catalog, runtime, reconciler, sync, local,
     async stop() {
+      await local.close();
       clearInterval(heartbeat);
       clearInterval(templateTimer);
       await reconciler.stop();

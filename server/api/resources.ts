@@ -3,18 +3,26 @@
 // is checked against the same schema first so errors come back as 400 with each field named.
 import type { DocumentScope } from 'nano';
 import { CATALOG_DB, nodeDbName } from '../../ddocs/build.ts';
-import { docErrors } from '../../ddocs/validate.ts';
-import { NAME_RE } from '../../ddocs/schemas/index.ts';
+import { DocError, checkName as baseCheckName, checkSpec, normalizeSpec, type SpecKind } from '../../ddocs/normalize.ts';
 import type { Caller } from './caller.ts';
 import { ApiError, fromCouch, invalid, notFound } from './errors.ts';
 
-export type SpecKind = 'system' | 'volume' | 'template';
+export type { SpecKind };
 
 export interface Where { db: string; kind: SpecKind; label: string }
 
+/** checkName from ddocs/normalize.ts, answering 400 with the field named. */
 export function checkName(name: string, what: string): string {
-  if (!NAME_RE.test(name)) throw invalid(`${what} "${name.slice(0, 80)}" is not a valid name`, [{ path: '/name', message: 'must be a name: 1-63 of a-z, 0-9 and -, starting with a letter or digit' }]);
-  return name;
+  return asApi(() => baseCheckName(name, what));
+}
+
+function asApi<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof DocError) throw invalid(err.message, err.details);
+    throw err;
+  }
 }
 
 export function whereNode(node: string, kind: 'system' | 'volume'): Where {
@@ -25,23 +33,11 @@ export const whereCatalog: Where = { db: CATALOG_DB, kind: 'template', label: 't
 
 /** Makes a full document from an API body: fills `_id`, `type`, `name`; refuses contradictions. */
 export function normalize(where: Where, body: unknown, name?: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object', [{ path: '/', message: 'must be an object' }]);
-  const b = body as Record<string, unknown>;
-  const n = name ?? b.name;
-  if (typeof n !== 'string') throw invalid('name is required', [{ path: '/name', message: 'is required' }]);
-  checkName(n, where.kind);
-  if (b.name !== undefined && b.name !== n) throw invalid(`name in the body (${String(b.name)}) differs from the URL (${n})`, [{ path: '/name', message: 'differs from the URL' }]);
-  const id = `${where.kind}:${n}`;
-  if (b._id !== undefined && b._id !== id) throw invalid(`_id must be ${id}`, [{ path: '/_id', message: `must be ${id}` }]);
-  if (b.type !== undefined && b.type !== where.kind) throw invalid(`type must be ${where.kind}`, [{ path: '/type', message: `must be "${where.kind}"` }]);
-  const doc = { ...b, _id: id, type: where.kind, name: n };
-  delete (doc as Record<string, unknown>)._conflicts;
-  return doc;
+  return asApi(() => normalizeSpec(where.kind, body, name));
 }
 
 export function validateOrThrow(doc: Record<string, unknown>): void {
-  const errors = docErrors(doc);
-  if (errors.length) throw invalid(`invalid ${String(doc.type)}: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+  asApi(() => checkSpec(doc));
 }
 
 async function dbOf(caller: Caller, where: Where): Promise<DocumentScope<Record<string, unknown>>> {
