@@ -12,6 +12,7 @@ const COMMANDS: Record<string, Loader> = {
   node: () => load('node'),
   up: () => load('up'),
   agent: () => load('agent'),
+  local: () => load('local'),
   // Fleet commands, through the server's REST API.
   apply: () => load('apply'),
   ls: () => load('ls'),

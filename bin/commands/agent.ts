@@ -17,7 +17,8 @@ options:
   --data DIR           node data dir: systems, volumes and the agent's local database (default ./.anybios-node; env ANYBIOS_NODE_DATA)
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
   --full-pass SECONDS  periodic full reconcile pass (default 30)
-  --heartbeat SECONDS  node heartbeat interval (default 30)`;
+  --heartbeat SECONDS  node heartbeat interval (default 30)
+  --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
 
 export interface Credentials { server: string; node: string; user: string; password: string }
 
@@ -53,7 +54,7 @@ export const command: Command = {
       args: argv,
       options: {
         config: { type: 'string' }, server: { type: 'string' }, node: { type: 'string' }, data: { type: 'string' },
-        'template-root': { type: 'string', multiple: true }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' },
+        'template-root': { type: 'string', multiple: true }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
       },
       strict: true,
     });
@@ -75,7 +76,7 @@ export const command: Command = {
     }
     const agent = await createAgent({
       ...cred, dataDir, templateRoots: values['template-root'] ?? [],
-      fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30),
+      fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
     });
     console.log(`anybios agent ready: node ${cred.node}`);
     stopOnSignals(() => agent.stop());

@@ -20,13 +20,14 @@ const TIMEOUT_MS = 30_000;
 export const path = (...segments: string[]) => '/' + segments.map(encodeURIComponent).join('/');
 
 export class Api {
-  constructor(readonly conn: Connection) {}
+  /** `endpoint` overrides where requests go and how they authenticate (the agent's loopback API). */
+  constructor(readonly conn: Connection, private readonly endpoint?: { base: string; authorization: string }) {}
 
   async request<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
-    const url = `${this.conn.url}/api${apiPath}`;
+    const url = `${this.endpoint?.base ?? `${this.conn.url}/api`}${apiPath}`;
     const headers: Record<string, string> = {
       Accept: 'application/json',
-      Authorization: 'Basic ' + Buffer.from(`${this.conn.user}:${this.conn.password}`).toString('base64'),
+      Authorization: this.endpoint?.authorization ?? 'Basic ' + Buffer.from(`${this.conn.user}:${this.conn.password}`).toString('base64'),
     };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res: Response;
