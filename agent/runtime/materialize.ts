@@ -2,13 +2,13 @@
 // unavailable), the files the system needs in its layer, its /dev skeleton and its volumes — all checked
 // against the layers so that no path of a spec reaches outside the rootfs or the volume root.
 // Idempotent: run again after a crash at any point, it finishes the job.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { SystemDoc } from '../../ddocs/schemas/types.ts';
 import { NAME_RE } from '../../ddocs/schemas/index.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
 import { DEV_NODES, FRESH_MOUNTS, type VolumeMount } from './mounts.ts';
-import { ensureDirMerged, isInside, normalizeAbs, readIfExists, writeFileMerged, type LayerView } from './paths.ts';
+import { ensureDirMergedSync, ensureFileMergedSync, isInside, normalizeAbs, readIfExistsSync, type LayerView } from './paths.ts';
 import type { SystemPaths } from './state.ts';
 import type { ResolvedTemplate } from './templates.ts';
 import { run } from './tools.ts';
@@ -25,6 +25,12 @@ export function layerView(paths: SystemPaths, t: ResolvedTemplate, strategy: 'ov
   return { upper: paths.upper, lowers: [t.lower], hostMounts: t.host ? hostMounts : undefined };
 }
 
+/**
+ * Idempotent and cheap when nothing changed (a restart): directories that exist are kept, files that
+ * already hold the right content are not rewritten, but every check runs every time — the mount
+ * targets (fresh mounts, /etc, volume targets) are walked again in the merged view, so a symlink the
+ * system planted in its own layer during its last run is refused, and the volumes are checked again.
+ */
 export async function materializeSystem(
   ctx: MaterializeContext,
   paths: SystemPaths,
@@ -32,21 +38,21 @@ export async function materializeSystem(
   t: ResolvedTemplate,
   strategy: 'overlay' | 'copy',
 ): Promise<{ view: LayerView; volumes: VolumeMount[] }> {
-  await fsp.mkdir(paths.dir, { recursive: true, mode: 0o755 });
-  await fsp.mkdir(paths.rootfs, { recursive: true, mode: 0o755 });
+  mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+  mkdirSync(paths.rootfs, { recursive: true, mode: 0o755 });
   if (strategy === 'overlay') {
-    await fsp.mkdir(paths.upper, { recursive: true, mode: 0o755 });
-    await fsp.mkdir(paths.work, { recursive: true, mode: 0o700 });
+    mkdirSync(paths.upper, { recursive: true, mode: 0o755 });
+    mkdirSync(paths.work, { recursive: true, mode: 0o700 });
   } else {
     await copyTemplate(paths, t);
   }
   const view = layerView(paths, t, strategy, ctx.hostMounts);
-  for (const d of [...FRESH_MOUNTS, '/etc']) await ensureDirMerged(view, d, 'rootfs directory');
+  for (const d of [...FRESH_MOUNTS, '/etc']) ensureDirMergedSync(view, d, 'rootfs directory');
   const hostname = spec.hostname ?? spec.name;
-  await writeFileMerged(view, '/etc/hostname', `${hostname}\n`);
-  const resolv = spec.network === 'host' ? ((await readIfExists('/etc/resolv.conf')) ?? '') : '# network none: no resolver\n';
-  await writeFileMerged(view, '/etc/resolv.conf', resolv);
-  const volumes = await prepareVolumes(ctx, view, spec, t.host);
+  ensureFileMergedSync(view, '/etc/hostname', `${hostname}\n`);
+  const resolv = spec.network === 'host' ? (readIfExistsSync('/etc/resolv.conf') ?? '') : '# network none: no resolver\n';
+  ensureFileMergedSync(view, '/etc/resolv.conf', resolv);
+  const volumes = prepareVolumes(ctx, view, spec, t.host);
   return { view, volumes };
 }
 
@@ -89,49 +95,102 @@ export function checkTargets(mounts: { volume: string; target: string }[], hides
 
 /** The host directory of a volume: a real directory directly under the volume root (created if absent). */
 export async function volumeDir(volumeRoot: string, name: string, create: boolean): Promise<string> {
+  return volumeDirSync(volumeRoot, name, create);
+}
+
+function lstatOrNull(p: string) {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export function volumeDirSync(volumeRoot: string, name: string, create: boolean): string {
   if (typeof name !== 'string' || !NAME_RE.test(name)) throw new RuntimeError('INVALID_NAME', `volume name ${JSON.stringify(name)} is not valid`);
-  const rootSt = await fsp.lstat(volumeRoot).catch(() => null);
+  const rootSt = lstatOrNull(volumeRoot);
   if (rootSt?.isSymbolicLink()) throw new RuntimeError('VOLUME_ROOT_SYMLINK', `volume root ${volumeRoot} is a symlink`);
-  if (create) await fsp.mkdir(volumeRoot, { recursive: true, mode: 0o755 });
+  if (create && !rootSt) mkdirSync(volumeRoot, { recursive: true, mode: 0o755 });
   const dir = `${volumeRoot}/${name}`;
-  let st = await fsp.lstat(dir).catch((e) => (errnoOf(e) === 'ENOENT' ? null : Promise.reject(e)));
+  let st = lstatOrNull(dir);
   if (!st && create) {
-    await fsp.mkdir(dir, { mode: 0o755 }).catch((e) => (errnoOf(e) === 'EEXIST' ? undefined : Promise.reject(e)));
-    st = await fsp.lstat(dir);
+    try {
+      mkdirSync(dir, { mode: 0o755 });
+    } catch (e) {
+      if (errnoOf(e) !== 'EEXIST') throw e;
+    }
+    st = lstatSync(dir);
   }
   if (st?.isSymbolicLink()) throw new RuntimeError('VOLUME_SYMLINK', `volume ${name}: ${dir} is a symlink`);
   if (st && !st.isDirectory()) throw new RuntimeError('VOLUME_NOT_DIR', `volume ${name}: ${dir} is not a directory`);
-  const real = await fsp.realpath(dir).catch(() => dir);
-  const realRoot = await fsp.realpath(volumeRoot).catch(() => volumeRoot);
+  const real = realOr(dir);
+  const realRoot = realOr(volumeRoot);
   if (!isInside(real, realRoot) || real === realRoot) throw new RuntimeError('VOLUME_OUTSIDE_ROOT', `volume ${name} resolves to ${real}, outside ${realRoot}`);
   return real;
 }
 
-async function prepareVolumes(ctx: MaterializeContext, view: LayerView, spec: SystemDoc, hostTemplate: boolean): Promise<VolumeMount[]> {
+function realOr(p: string): string {
+  try {
+    return realpathSync.native(p);
+  } catch {
+    return p;
+  }
+}
+
+function prepareVolumes(ctx: MaterializeContext, view: LayerView, spec: SystemDoc, hostTemplate: boolean): VolumeMount[] {
   const mounts = spec.mounts ?? [];
   const targets = checkTargets(mounts, ctx.hides, hostTemplate);
   const out: VolumeMount[] = [];
   for (let i = 0; i < mounts.length; i++) {
     const m = mounts[i]!;
-    const source = await volumeDir(ctx.volumeRoot, m.volume, true);
-    await ensureDirMerged(view, targets[i]!, 'mount target');
+    const source = volumeDirSync(ctx.volumeRoot, m.volume, true);
+    ensureDirMergedSync(view, targets[i]!, 'mount target');
     out.push({ source, target: targets[i]!, readOnly: !!m.readOnly });
   }
   return out;
 }
 
-/** The minimal /dev, recreated at every start so nothing a system left there survives a restart. */
+const DEV_LINKS: [string, string][] = [
+  ['ptmx', 'pts/ptmx'],
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+];
+
+/** Is `devDir` exactly the skeleton makeDevSkeleton builds (names, types, link targets, empty dirs)? */
+export function isDevSkeleton(devDir: string): boolean {
+  try {
+    const st = lstatSync(devDir);
+    if (!st.isDirectory() || (st.mode & 0o7777) !== 0o755) return false;
+    const entries = readdirSync(devDir, { withFileTypes: true });
+    if (entries.length !== DEV_NODES.length + 2 + DEV_LINKS.length) return false;
+    const kind = new Map(entries.map((e) => [e.name, e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : 'other']));
+    for (const n of DEV_NODES) if (kind.get(n) !== 'file') return false;
+    for (const d of ['pts', 'shm']) if (kind.get(d) !== 'dir' || readdirSync(`${devDir}/${d}`).length !== 0) return false;
+    for (const [n, to] of DEV_LINKS) if (kind.get(n) !== 'link' || readlinkSync(`${devDir}/${n}`) !== to) return false;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The minimal /dev, fresh at every start so nothing a system left there survives a restart: kept only
+ * when it is exactly the skeleton (what a system can leave in it is checked: names, types, link
+ * targets, empty pts/shm; the device files are covered by binds of the host's nodes anyway).
+ */
 export async function makeDevSkeleton(devDir: string): Promise<void> {
-  await fsp.rm(devDir, { recursive: true, force: true });
-  await fsp.mkdir(devDir, { mode: 0o755 });
-  await Promise.all([
-    ...DEV_NODES.map((n) => fsp.writeFile(`${devDir}/${n}`, '', { mode: 0o666 })),
-    fsp.mkdir(`${devDir}/pts`),
-    fsp.mkdir(`${devDir}/shm`),
-    fsp.symlink('pts/ptmx', `${devDir}/ptmx`),
-    fsp.symlink('/proc/self/fd', `${devDir}/fd`),
-    fsp.symlink('/proc/self/fd/0', `${devDir}/stdin`),
-    fsp.symlink('/proc/self/fd/1', `${devDir}/stdout`),
-    fsp.symlink('/proc/self/fd/2', `${devDir}/stderr`),
-  ]);
+  makeDevSkeletonSync(devDir);
+}
+
+export function makeDevSkeletonSync(devDir: string): void {
+  if (isDevSkeleton(devDir)) return;
+  rmSync(devDir, { recursive: true, force: true });
+  mkdirSync(devDir, { mode: 0o755 });
+  for (const n of DEV_NODES) writeFileSync(`${devDir}/${n}`, '', { mode: 0o666 });
+  mkdirSync(`${devDir}/pts`);
+  mkdirSync(`${devDir}/shm`);
+  for (const [n, to] of DEV_LINKS) symlinkSync(to, `${devDir}/${n}`);
 }

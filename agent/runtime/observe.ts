@@ -1,8 +1,8 @@
 // Observe: what one system is doing, derived from its state files and /proc only (no writes, no
 // signals). Liveness is pid *and* start time of the supervisor; pid 1 of the system is its child.
 // This is also adoption: a new process of ours reads the same files and sees the same running systems.
-import { childrenOf, findByArg, isSameProcess, readStat } from './proc.ts';
-import { readExit, readWrapperStat, type ProcId, type SystemPaths, type SystemState } from './state.ts';
+import { childrenFileSync, childrenOf, findByArg, isSameProcessSync, readStatSync } from './proc.ts';
+import { readExitSync, readWrapperStatSync, type ProcId, type SystemPaths, type SystemState } from './state.ts';
 import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './start.ts';
 import type { RuntimeErrorCode } from './errors.ts';
 
@@ -36,14 +36,19 @@ export function supervisorMarker(paths: SystemPaths, runId: string): string {
 
 /** Find the live supervisor of the current run: recorded identity, its own stat file, or a scan. */
 export async function liveSupervisor(paths: SystemPaths, s: SystemState): Promise<ProcId | null> {
-  if (s.wrapper && (await isSameProcess(s.wrapper.pid, s.wrapper.startTime))) return s.wrapper;
+  if (s.wrapper && isSameProcessSync(s.wrapper.pid, s.wrapper.startTime)) return s.wrapper;
   if (s.wrapper) return null;
   if (s.phase !== 'starting' || !s.runId) return null;
   // Our process died between spawn and recording the pid: the supervisor wrote its own identity.
-  const own = await readWrapperStat(paths);
-  if (own) return (await isSameProcess(own.pid, own.startTime)) ? own : null;
+  const own = readWrapperStatSync(paths, s.runId);
+  if (own && isSameProcessSync(own.pid, own.startTime)) return { pid: own.pid, startTime: own.startTime };
+  if (own?.ofRun) return null; // this run's supervisor, gone
+  // (A file of an earlier run is never this run's supervisor: it may not have written its own yet.)
+  // Not even that: look for the marker. The system's pid 1 is a forked copy of the supervisor shell and
+  // carries the same argv until it execs, so the supervisor is the one whose parent is not in the set.
   const found = await findByArg(supervisorMarker(paths, s.runId));
-  return found[0] ? { pid: found[0].pid, startTime: found[0].startTime } : null;
+  const sup = found.find((p) => !found.some((q) => q.pid === p.ppid));
+  return sup ? { pid: sup.pid, startTime: sup.startTime } : null;
 }
 
 export async function observeState(paths: SystemPaths, s: SystemState): Promise<Observed> {
@@ -68,14 +73,14 @@ export async function observeState(paths: SystemPaths, s: SystemState): Promise<
   if (s.phase === 'materialized') return { ...base, phase: 'stopped', message: 'materialized, not started' };
   const sup = await liveSupervisor(paths, s);
   if (sup) {
-    const kids = await childrenOf(sup.pid);
-    const init = kids.length ? await readStat(kids[0]!) : null;
+    const kids = childrenFileSync(sup.pid) ?? (await childrenOf(sup.pid));
+    const init = kids.length ? readStatSync(kids[0]!) : null;
     return { ...base, phase: 'running', supervisor: sup, pid: init?.pid ?? null, startTime: init?.startTime ?? null };
   }
-  if (s.phase === 'starting' && !s.wrapper && !(await readWrapperStat(paths))) {
+  if (s.phase === 'starting' && !s.wrapper && !readWrapperStatSync(paths, s.runId)) {
     return { ...base, phase: 'stopped', code: null, message: 'a start was interrupted before the system ran; nothing to roll back' };
   }
-  const exitCode = await readExit(paths);
+  const exitCode = readExitSync(paths, s.runId);
   if (s.phase === 'failed' && s.code) return { ...base, phase: 'failed', exitCode, code: s.code as RuntimeErrorCode, message: s.message };
   if (exitCode === null) {
     if (s.phase === 'stopped' && s.stopRequested) return { ...base, phase: 'stopped', message: s.message };

@@ -8,7 +8,7 @@
 // - Directories we create for a system are created in its upper layer only.
 // - Known approximation: overlay "opaque" directories (an xattr Node cannot read) are treated as
 //   transparent. The effect is at worst a refused target or a failed mount at start, never an escape.
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp, constants as fsc, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RuntimeError, errnoOf } from './errors.ts';
@@ -54,7 +54,11 @@ export function fstabEscape(s: string): string {
 
 /** Mount points of the calling process's mount namespace (unescaped). */
 export async function mountPoints(mountinfo = '/proc/self/mountinfo'): Promise<string[]> {
-  const text = await fsp.readFile(mountinfo, 'utf8');
+  return mountPointsSync(mountinfo);
+}
+
+export function mountPointsSync(mountinfo = '/proc/self/mountinfo'): string[] {
+  const text = readFileSync(mountinfo, 'utf8');
   return text
     .split('\n')
     .filter(Boolean)
@@ -80,9 +84,14 @@ export interface Lookup {
   layer: string | null;
 }
 
-async function lstatOrNull(p: string) {
+// The lookups and writes below are synchronous on purpose: they sit on the start path, where a
+// handful of lstat/open/rename calls on a local file system take microseconds each, far less than a
+// round trip through libuv's thread pool (see docs/runtime.md, "Start time"). The async names are kept
+// as thin wrappers for callers that prefer them.
+
+function lstatOrNull(p: string) {
   try {
-    return await fsp.lstat(p);
+    return lstatSync(p);
   } catch (e) {
     if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return null;
     throw e;
@@ -91,6 +100,10 @@ async function lstatOrNull(p: string) {
 
 /** Look a normalized absolute path up in the merged view, without following any symlink. */
 export async function lookupMerged(view: LayerView, abs: string): Promise<Lookup> {
+  return lookupMergedSync(view, abs);
+}
+
+export function lookupMergedSync(view: LayerView, abs: string): Lookup {
   const layers = [view.upper, ...view.lowers];
   let live = layers.map(() => true);
   const hostMounts = new Set((view.hostMounts ?? []).filter((m) => m !== '/'));
@@ -99,10 +112,10 @@ export async function lookupMerged(view: LayerView, abs: string): Promise<Lookup
   for (let s = 0; s < steps.length; s++) {
     const pre = steps[s]!;
     let found = -1;
-    let st: Awaited<ReturnType<typeof lstatOrNull>> = null;
+    let st: ReturnType<typeof lstatOrNull> = null;
     for (let i = 0; i < layers.length; i++) {
       if (!live[i]) continue;
-      st = await lstatOrNull(under(layers[i]!, pre));
+      st = lstatOrNull(under(layers[i]!, pre));
       if (st) {
         found = i;
         break;
@@ -117,7 +130,7 @@ export async function lookupMerged(view: LayerView, abs: string): Promise<Lookup
     next[found] = true;
     for (let i = found + 1; i < layers.length; i++) {
       if (!live[i]) continue;
-      const lst = await lstatOrNull(under(layers[i]!, pre));
+      const lst = lstatOrNull(under(layers[i]!, pre));
       next[i] = !!lst && lst.isDirectory();
     }
     // The host lower is `/` without submounts: below a mount point it shows only the empty stub.
@@ -134,55 +147,105 @@ export async function lookupMerged(view: LayerView, abs: string): Promise<Lookup
  * Refuses symlinks and non-directories on the way (PATH_SYMLINK / PATH_NOT_DIR).
  */
 export async function ensureDirMerged(view: LayerView, abs: string, what = 'path'): Promise<void> {
-  for (const pre of prefixes(abs)) {
-    const r = await lookupMerged(view, pre);
-    if (r.kind === 'symlink') throw new RuntimeError('PATH_SYMLINK', `${what} ${abs}: ${pre} is a symlink inside the rootfs`);
-    if (r.kind === 'file' || r.kind === 'other') throw new RuntimeError('PATH_NOT_DIR', `${what} ${abs}: ${pre} is not a directory`);
-    if (r.kind === 'missing') {
-      // Every shorter prefix is a real directory in the merged view, hence absent or a directory in upper.
-      const up = under(view.upper, pre);
-      const st = await lstatOrNull(up);
-      if (st && st.isCharacterDevice()) await fsp.unlink(up); // a whiteout: replace it by a fresh directory
-      // Parents that exist only in a lower are created in upper too (overlay merges them).
-      if (!st || st.isCharacterDevice()) await fsp.mkdir(up, { recursive: true, mode: 0o755 });
-    } else if (r.layer !== view.upper) {
-      // Exists only in a lower: nothing to create, overlay merges it.
-    }
+  ensureDirMergedSync(view, abs, what);
+}
+
+export function ensureDirMergedSync(view: LayerView, abs: string, what = 'path'): void {
+  // One walk of the whole path: each prefix is checked by the walk itself (a symlink, a file or a
+  // missing entry stops it there); only when something is missing do we create and walk on.
+  let r = lookupMergedSync(view, abs);
+  for (;;) {
+    if (r.kind === 'symlink') throw new RuntimeError('PATH_SYMLINK', `${what} ${abs}: ${r.at} is a symlink inside the rootfs`);
+    if (r.kind === 'file' || r.kind === 'other') throw new RuntimeError('PATH_NOT_DIR', `${what} ${abs}: ${r.at} is not a directory`);
+    if (r.kind === 'dir') return;
+    // Missing at r.at: every shorter prefix is a real directory in the merged view, hence absent or a
+    // directory in upper. Parents that exist only in a lower are created in upper too (overlay merges them).
+    const at = r.at;
+    const up = under(view.upper, at);
+    const st = lstatOrNull(up);
+    if (st && st.isCharacterDevice()) unlinkSync(up); // a whiteout: replace it by a fresh directory
+    if (!st || st.isCharacterDevice()) mkdirSync(up, { recursive: true, mode: 0o755 });
+    r = lookupMergedSync(view, abs);
+    // Created and still missing there (cannot happen): refuse rather than loop.
+    if (r.kind === 'missing' && r.at === at) throw new RuntimeError('PATH_NOT_DIR', `${what} ${abs}: cannot create ${at} in the system layer`);
   }
 }
 
 /** Ensure every parent of `abs` exists in upper as a real directory (for writing a file there). */
-async function ensureUpperParents(view: LayerView, abs: string): Promise<void> {
+function ensureUpperParents(view: LayerView, abs: string): void {
   const dir = path.posix.dirname(abs);
-  await ensureDirMerged(view, dir);
+  ensureDirMergedSync(view, dir);
   for (const pre of prefixes(dir)) {
     const up = under(view.upper, pre);
-    const st = await lstatOrNull(up);
-    if (!st) await fsp.mkdir(up, { mode: 0o755 });
+    const st = lstatOrNull(up);
+    if (!st) mkdirSync(up, { mode: 0o755 });
     else if (!st.isDirectory()) throw new RuntimeError('PATH_NOT_DIR', `${pre} in the system layer is not a directory`);
   }
 }
 
 /** Write a file into the upper layer at `abs` atomically; a symlink there is replaced, never followed. */
 export async function writeFileMerged(view: LayerView, abs: string, content: string | Buffer, mode = 0o644): Promise<void> {
-  const r = await lookupMerged(view, abs);
+  writeFileMergedSync(view, abs, content, mode);
+}
+
+export function writeFileMergedSync(view: LayerView, abs: string, content: string | Buffer, mode = 0o644): void {
+  const r = lookupMergedSync(view, abs);
   if (r.kind === 'dir') throw new RuntimeError('PATH_NOT_DIR', `${abs} is a directory in the rootfs`);
-  await ensureUpperParents(view, abs);
+  ensureUpperParents(view, abs);
   const dest = under(view.upper, abs);
   const tmp = `${path.posix.dirname(dest)}/.anybios-${randomBytes(6).toString('hex')}`;
-  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   try {
-    await fh.writeFile(content);
+    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
-  await fsp.rename(tmp, dest);
+  renameSync(tmp, dest);
+}
+
+/**
+ * Like writeFileMergedSync, but only when the upper layer does not already hold exactly this content
+ * in a regular file (the common case on a restart: nothing to write). Returns whether it wrote.
+ */
+export function ensureFileMergedSync(view: LayerView, abs: string, content: string, mode = 0o644): boolean {
+  const dest = under(view.upper, abs);
+  // The parents in upper must be real directories (no symlink on the way), as for a write.
+  let ok = true;
+  for (const pre of prefixes(path.posix.dirname(abs))) {
+    const st = lstatOrNull(under(view.upper, pre));
+    if (!st || !st.isDirectory()) {
+      ok = false;
+      break;
+    }
+  }
+  if (ok) {
+    const st = lstatOrNull(dest);
+    ok = !!st && st.isFile() && st.size === Buffer.byteLength(content);
+    if (ok) {
+      let fd = -1;
+      try {
+        fd = openSync(dest, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+        ok = readFileSync(fd, 'utf8') === content;
+      } catch {
+        ok = false;
+      } finally {
+        if (fd >= 0) closeSync(fd);
+      }
+    }
+  }
+  if (ok) return false;
+  writeFileMergedSync(view, abs, content, mode);
+  return true;
 }
 
 /** Read a small text file if it exists (ENOENT → null). */
 export async function readIfExists(p: string): Promise<string | null> {
+  return readIfExistsSync(p);
+}
+
+export function readIfExistsSync(p: string): string | null {
   try {
-    return await fsp.readFile(p, 'utf8');
+    return readFileSync(p, 'utf8');
   } catch (e) {
     if (errnoOf(e) === 'ENOENT') return null;
     throw e;
@@ -191,9 +254,52 @@ export async function readIfExists(p: string): Promise<string | null> {
 
 /** Write a file atomically (tmp + rename): a SIGKILL leaves the old or the new content, never half. */
 export async function writeAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  writeAtomicSync(file, content, mode);
+}
+
+export function writeAtomicSync(file: string, content: string | Buffer, mode = 0o644): void {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await fsp.writeFile(tmp, content, { mode });
-  await fsp.rename(tmp, file);
+  writeFileSync(tmp, content, { mode });
+  renameSync(tmp, file);
+}
+
+/**
+ * Write a file atomically without creating or freeing an inode in the steady state: the content goes
+ * into `<file>.spare` (kept from the last write), the current file is kept as `<file>.old` (a hard
+ * link), the spare is renamed over the file, and the old inode becomes the next spare. A SIGKILL at
+ * any point leaves `file` whole, old or new. Not for concurrent writers of one file (callers hold a lock).
+ */
+export function writeAtomicReusingSync(file: string, content: string, mode = 0o644): void {
+  const spare = `${file}.spare`;
+  const old = `${file}.old`;
+  let fd: number;
+  try {
+    fd = openSync(spare, fsc.O_WRONLY | fsc.O_TRUNC | fsc.O_NOFOLLOW);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+    fd = openSync(spare, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  }
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  let kept = false;
+  for (;;) {
+    try {
+      linkSync(file, old);
+      kept = true;
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') {
+        unlinkSync(old); // left by a write that was interrupted
+        continue;
+      }
+      if (errnoOf(e) !== 'ENOENT') throw e; // ENOENT: no file yet
+    }
+    break;
+  }
+  renameSync(spare, file);
+  if (kept) renameSync(old, spare);
 }
 
 /** Bytes used on disk by a tree (like du: st_blocks, hard links counted once, symlinks not followed). */
@@ -201,7 +307,7 @@ export async function diskUsage(root: string): Promise<number> {
   const seen = new Set<string>();
   let total = 0;
   const walk = async (p: string): Promise<void> => {
-    const st = await lstatOrNull(p);
+    const st = await fsp.lstat(p).catch(() => null);
     if (!st) return;
     const key = `${st.dev}:${st.ino}`;
     if (seen.has(key)) return;

@@ -1,5 +1,5 @@
 // Process facts from /proc: identity is pid *and* start time, so a reused pid is never mistaken for ours.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { errnoOf } from './errors.ts';
 
 export interface ProcStat {
@@ -23,8 +23,13 @@ export function parseStat(line: string): ProcStat | null {
 }
 
 export async function readStat(pid: number): Promise<ProcStat | null> {
+  return readStatSync(pid);
+}
+
+/** One read of /proc/<pid>/stat (synchronous: procfs answers at once, no thread-pool round trip). */
+export function readStatSync(pid: number): ProcStat | null {
   try {
-    return parseStat(await fsp.readFile(`/proc/${pid}/stat`, 'utf8'));
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch (e) {
     if (['ENOENT', 'ESRCH', 'EINVAL'].includes(errnoOf(e) ?? '')) return null;
     throw e;
@@ -33,23 +38,33 @@ export async function readStat(pid: number): Promise<ProcStat | null> {
 
 /** Alive and the same process (not a zombie, same start time). */
 export async function isSameProcess(pid: number, startTime: number): Promise<boolean> {
-  const st = await readStat(pid);
+  return isSameProcessSync(pid, startTime);
+}
+
+export function isSameProcessSync(pid: number, startTime: number): boolean {
+  const st = readStatSync(pid);
   return !!st && st.startTime === startTime && st.state !== 'Z' && st.state !== 'X';
 }
 
 /** Direct children of a process (one thread's children file, then a /proc scan as a fallback). */
 export async function childrenOf(pid: number): Promise<number[]> {
+  const direct = childrenFileSync(pid);
+  if (direct) return direct;
+  const out: number[] = [];
+  for (const name of await fsp.readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStatSync(Number(name));
+    if (st && st.ppid === pid) out.push(st.pid);
+  }
+  return out;
+}
+
+/** The children file of a process's main thread (null when it cannot be read: gone, or no such file). */
+export function childrenFileSync(pid: number): number[] | null {
   try {
-    const text = await fsp.readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
-    return text.split(' ').filter(Boolean).map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
   } catch {
-    const out: number[] = [];
-    for (const name of await fsp.readdir('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      const st = await readStat(Number(name));
-      if (st && st.ppid === pid) out.push(st.pid);
-    }
-    return out;
+    return null;
   }
 }
 

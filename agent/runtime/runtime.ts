@@ -8,7 +8,7 @@
 // - We only ever touch <data>/systems/<name>, <volumeRoot>/<volume> named by a spec, <data>/templates,
 //   <data>/locks and cgroups named anybios/<tag>-<name>; signals go only to processes identified by
 //   pid + start time.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
@@ -18,13 +18,14 @@ import { probeCapabilities, type Capabilities } from './capabilities.ts';
 import { removeCgroups, setupCgroups } from './cgroups.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
 import { readLog, rotateLog, tailLog } from './logs.ts';
-import { makeDevSkeleton, materializeSystem, volumeDir, type MaterializeContext } from './materialize.ts';
+import { makeDevSkeletonSync, materializeSystem, volumeDir, type MaterializeContext } from './materialize.ts';
 import { hostHides, overlayOptions, rootfsLine, systemLines, type MountPlan } from './mounts.ts';
 import { observeState, liveSupervisor, supervisorMarker, type Observed } from './observe.ts';
-import { diskUsage, isInside, mountPoints, writeAtomic } from './paths.ts';
-import { childrenOf, isSameProcess, readStat, sleep, sleepUnref } from './proc.ts';
+import { diskUsage, isInside, mountPoints, mountPointsSync, writeAtomicSync } from './paths.ts';
+import { childrenOf, isSameProcess, readStat, readStatSync, sleep, sleepUnref } from './proc.ts';
 import { launch, type LaunchSpec } from './start.ts';
-import { readState, systemPaths, withLock, writeState, type SystemPaths, type SystemState } from './state.ts';
+import { readState, readStateSync, systemPaths, withLock, writeState, writeStateSync, type SystemPaths, type SystemState } from './state.ts';
+import type { ResolvedTemplate } from './templates.ts';
 import { resolveTemplate } from './templates.ts';
 import { findTools, run, type Tools } from './tools.ts';
 
@@ -79,8 +80,25 @@ export function checkName(name: unknown, what = 'system'): string {
   return name;
 }
 
+// docErrors runs the ddoc rules in a sandbox that JSON-copies its argument (~0.1 ms a call), so its
+// verdict is a function of the JSON text: documents already found valid are remembered by that text.
+const validDocs = new Set<string>();
+function knownValid(doc: unknown): boolean {
+  const key = JSON.stringify(doc);
+  if (validDocs.has(key)) return true;
+  if (docErrors(doc).length) return false;
+  if (validDocs.size >= 256) validDocs.clear();
+  validDocs.add(key);
+  return true;
+}
+
 export function validateInputs(spec: SystemDoc, template: TemplateDoc): void {
   checkName(spec?.name);
+  if (knownValid(spec) && knownValid(template)) {
+    checkName(template?.name, 'template');
+    if (template.name !== spec.template) throw new RuntimeError('INVALID_TEMPLATE', `system ${spec.name} wants template ${spec.template}, got ${template.name}`);
+    return;
+  }
   const se = docErrors(spec);
   if (se.length) throw new RuntimeError('INVALID_SPEC', `system ${spec.name}: ${se.map((e) => `${e.path} ${e.message}`).join('; ')}`);
   checkName(template?.name, 'template');
@@ -118,7 +136,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const pathsOf = (name: string): SystemPaths => systemPaths(dataDir, checkName(name));
 
   async function hidden(): Promise<{ hides: string[]; hostMounts: string[] }> {
-    const hostMounts = await mountPoints();
+    const hostMounts = mountPointsSync();
     const real = async (p: string) => fsp.realpath(p).catch(() => p);
     const candidates = await Promise.all([dataDir, volumeRoot, ...templateRoots].map(real));
     return { hides: hostHides(candidates, hostMounts), hostMounts };
@@ -130,7 +148,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     return true;
   }
 
-  async function doMaterialize(spec: SystemDoc, template: TemplateDoc, opts: StartOptions, prev: SystemState | null) {
+  /**
+   * Materialize (idempotent). `inStart`: called by start, which writes the state ("starting") right
+   * after, so the "materialized" write is left out, and so is the "materializing" write when the state
+   * already records this very materialization (same inputs, finished): a restart writes nothing here.
+   */
+  async function doMaterialize(spec: SystemDoc, template: TemplateDoc, opts: StartOptions, prev: SystemState | null, inStart = false) {
     const c = await capabilities();
     const ns = await userns(c);
     const paths = pathsOf(spec.name);
@@ -138,7 +161,6 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (c.strategy === 'overlay' && !c.overlay) throw new RuntimeError('OVERLAY_UNAVAILABLE');
     // A system keeps the strategy it was created with (its layer is one or the other).
     const strategy = prev?.strategy ?? c.strategy;
-    await fsp.mkdir(paths.dir, { recursive: true, mode: 0o755 });
     const state: SystemState = {
       v: 1,
       name: spec.name,
@@ -157,7 +179,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       code: null,
       message: null,
     };
-    await writeState(paths, state);
+    const same = inStart && prev !== null && prev.phase !== 'materializing' && materializeKey(prev.spec, prev.template, prev.userns) === materializeKey(spec, t, ns);
+    if (!same) {
+      mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+      writeStateSync(paths, state);
+    }
     await fault('materialize:begin');
     trace('m:template+state');
     // Hidden host paths only concern the host template (the others never show host paths).
@@ -166,19 +192,30 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const mctx: MaterializeContext = { volumeRoot, hides, hostMounts };
     const { volumes } = await materializeSystem(mctx, paths, spec, t, strategy);
     state.phase = 'materialized';
-    await writeState(paths, state);
+    if (!inStart) writeStateSync(paths, state);
     await fault('materialize:done');
     return { paths, state, volumes, hides };
   }
 
   async function observeOne(name: string, withDisk: boolean): Promise<Observed | null> {
     const paths = pathsOf(name);
-    const s = await readState(paths);
+    const s = readStateSync(paths);
     if (!s) return null;
     const o = await observeState(paths, s);
-    await rotateLog(paths.log, logMax).catch(() => false);
+    await rotateIfOver(paths.log);
     if (withDisk) o.diskUsed = await diskUsage(paths.upper);
     return o;
+  }
+
+  /** Keep the log cap (a stat; the copy only when over the cap). */
+  async function rotateIfOver(log: string): Promise<void> {
+    let size = 0;
+    try {
+      size = statSync(log).size;
+    } catch {
+      return;
+    }
+    if (size > logMax) await rotateLog(log, logMax).catch(() => false);
   }
 
   async function stopLocked(name: string, graceMs: number): Promise<Observed | null> {
@@ -257,18 +294,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       return withLock(dataDir, spec.name, async () => {
         trace('validate+lock');
         const paths = pathsOf(spec.name);
-        const prev = await readState(paths);
+        const prev = readStateSync(paths);
         if (prev) {
           const sup = await liveSupervisor(paths, prev);
           if (sup) {
             // Running already (perhaps started by a process of ours that died mid-start): adopt it.
-            if (prev.phase === 'starting' || !prev.wrapper) await writeState(paths, { ...prev, phase: 'running', wrapper: sup });
+            if (prev.phase === 'starting' || !prev.wrapper) writeStateSync(paths, { ...prev, phase: 'running', wrapper: sup });
             return (await observeOne(spec.name, false))!;
           }
-          await removeCgroups(prev.cgroups);
+          if (prev.cgroups.length) await removeCgroups(prev.cgroups);
         }
         trace('prev-state');
-        const { state, volumes, hides } = await doMaterialize(spec, template, opts, prev);
+        const { state, volumes, hides } = await doMaterialize(spec, template, opts, prev, true);
         trace('materialize');
         const c = await capabilities();
         const t = state.template;
@@ -290,7 +327,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           if (state.userns) say(`${spec.name}: resource limits need root; running without cgroup limits`);
           else cgroupDirs = await setupCgroups(c.cgroup, `${tag}-${spec.name}`, spec.resources);
         }
-        for (const f of [paths.exit, paths.wrapperStat, `${paths.fstab}.run`]) await fsp.rm(f, { force: true });
+        // exit and wrapper.stat of the last run stay: the supervisor overwrites them and they name their run.
+        if (hostPhase) rmFile(`${paths.fstab}.run`);
         state.phase = 'starting';
         state.runId = randomBytes(6).toString('hex');
         state.wrapper = null;
@@ -299,9 +337,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         state.stopRequested = false;
         state.code = null;
         state.message = null;
-        await writeState(paths, state);
-        await writeAtomic(paths.fstab, lines.join('\n') + '\n');
-        await makeDevSkeleton(paths.dev);
+        // The one write before the spawn: it carries the runId, by which a supervisor spawned by a
+        // process of ours that died right after is found again.
+        writeStateSync(paths, state);
+        const fstab = lines.join('\n') + '\n';
+        if (readOr(paths.fstab) !== fstab) writeAtomicSync(paths.fstab, fstab);
+        makeDevSkeletonSync(paths.dev);
         trace('cgroups+state+fstab+dev');
         await fault('start:before-spawn');
         const l: LaunchSpec = {
@@ -321,14 +362,19 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         spawned.set(spec.name, launched);
         trace('spawn');
         await fault('start:after-spawn');
-        // The supervisor records its own identity (wrapper.stat) first thing, so a crash of ours from here
-        // on is recovered from that file; we record it in state.json once, after the outcome is known.
-        const ws = await readStat(launched.wrapperPid);
+        // From here on the system sets itself up (mounts, hostname, lo) on its own; what we do meanwhile
+        // costs no time. The supervisor also records its own identity (wrapper.stat) first thing, so a
+        // crash of ours from here on is recovered from that file. We record it, and the phase, now:
+        // should setup fail, the supervisor exits 125 and the failure is recorded below (or observed).
+        const ws = readStatSync(launched.wrapperPid);
         if (ws) state.wrapper = { pid: ws.pid, startTime: ws.startTime };
+        state.phase = ws ? 'running' : 'starting'; // (no ws: gone already; observe reads wrapper.stat/exit)
+        state.startedAt = new Date().toISOString();
+        writeStateSync(paths, state);
         trace('record-supervisor');
-        const ok = await launched.ready;
+        const ready = await launched.ready;
         trace('ready');
-        if (!ok) {
+        if (!ready.ok) {
           launched.hold(true);
           await Promise.race([launched.exited, sleepUnref(5000)]);
           launched.hold(false);
@@ -345,17 +391,36 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           state.code = 'START_FAILED';
           state.message = `setup failed before the system ran: ${tail || 'no output'}`;
           state.cgroups = [];
-          await writeState(paths, state);
+          writeStateSync(paths, state);
           throw new RuntimeError('START_FAILED', `system ${spec.name}: ${state.message}`);
         }
-        state.phase = 'running';
-        state.startedAt = new Date().toISOString();
-        await writeState(paths, state);
         await fault('start:after-ready');
         say(`${spec.name}: started (supervisor ${launched.wrapperPid})`);
-        const o = (await observeOne(spec.name, false))!;
-        trace('state+observe');
-        return o;
+        await rotateIfOver(paths.log);
+        // What observe would say of a running system, from what we already know: the supervisor we
+        // spawned and pid 1's identity from its "ok" line (it may have exited already: /bin/true).
+        const o: Observed | null =
+          state.wrapper && ready.init
+            ? {
+                name: spec.name,
+                phase: 'running',
+                kind: spec.kind,
+                template: spec.template,
+                pid: ready.init.pid,
+                startTime: ready.init.startTime,
+                supervisor: state.wrapper,
+                exitCode: null,
+                restarts: Math.max(0, state.starts - 1),
+                specRev: state.specRev,
+                strategy: state.strategy,
+                startedAt: state.startedAt,
+                diskUsed: null,
+                code: null,
+                message: null,
+              }
+            : await observeOne(spec.name, false);
+        trace('observed');
+        return o!;
       });
     },
 
@@ -403,7 +468,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const until = Date.now() + (opts.timeoutMs ?? 2 ** 31 - 1);
       const mine = spawned.get(name);
       if (mine) {
-        const s = await readState(paths);
+        const s = readStateSync(paths);
         if (s?.wrapper?.pid === mine.wrapperPid) {
           mine.hold(true);
           try {
@@ -414,7 +479,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         }
       }
       for (;;) {
-        const s = await readState(paths);
+        const s = readStateSync(paths);
         if (!s) return null;
         const o = await observeState(paths, s);
         if (o.phase !== 'running') return o.exitCode;
@@ -447,4 +512,25 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
   };
   return rt;
+}
+
+/** The materialization inputs that the state records (for observe and destroy): unchanged → no write. */
+function materializeKey(spec: SystemDoc, t: ResolvedTemplate, userns: boolean): string {
+  return JSON.stringify([spec.name, spec.template, spec.hostname ?? null, spec.network ?? null, spec.mounts ?? [], t, userns]);
+}
+
+function rmFile(f: string): void {
+  try {
+    unlinkSync(f);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+  }
+}
+
+function readOr(f: string): string | null {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch {
+    return null;
+  }
 }

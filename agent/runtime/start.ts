@@ -4,15 +4,20 @@
 // system (a dash process, well under 1 MiB), it is in its own session and survives us.
 //
 //   unshare --pid --mount --uts --ipc [--net] [--user --map-root-user] -- sh -c WRAPPER marker argv…
-//     WRAPPER: write wrapper.stat; join cgroups; sh -c CHILD & ; wait; write exit
-//     CHILD (pid 1): mount -a -T fstab; hostname; lo up; tell us "ok" on fd 3; exec chroot ROOT argv…
+//     WRAPPER: write wrapper.stat; join cgroups; ( CHILD ) & ; wait; write exit
+//     CHILD (pid 1, a forked subshell: no second exec of sh): lo up (in the background, beside the
+//       mounts); mount -a -T fstab; hostname; tell us "ok <its /proc/self/stat>" on fd 3;
+//       exec chroot ROOT argv…
+// Every exec on this path costs about as much as the bare floor's chroot, so there are exactly three
+// besides the system's own program: sh (the supervisor), mount, chroot — and ip, which runs in parallel.
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { RuntimeError } from './errors.ts';
 import { hideLine } from './mounts.ts';
 import { prefixes, shq, under } from './paths.ts';
-import type { SystemPaths } from './state.ts';
+import { parseStat } from './proc.ts';
+import type { ProcId, SystemPaths } from './state.ts';
 import type { Tools } from './tools.ts';
 
 export interface LaunchSpec {
@@ -48,6 +53,11 @@ export function childScript(l: LaunchSpec): string {
   const R = p.rootfs;
   const fail = (what: string) => `{ echo ${shq(`anybios: ${what} failed`)} >&2; exit ${EXIT_SETUP_FAILED}; }`;
   const s: string[] = [];
+  // Our host pid and start time: /proc is still the host's procfs here (the system's own is mounted at
+  // ROOT/proc), so /proc/self is this process as the host sees it. Sent with "ok", for start's answer.
+  s.push(`read -r anybios_self < /proc/self/stat`);
+  // Bringing lo up needs a program (ip); it runs beside the mounts instead of after them.
+  if (l.network === 'none') s.push(`${shq(t.ip ?? 'ip')} link set lo up & anybios_lo=$!`);
   if (l.hostPhase) {
     const run = `${p.fstab}.run`;
     s.push(`${shq(t.mount)} -t overlay -o ${shq(l.hostPhase.overlayOptions)} overlay ${shq(R)} || ${fail('overlay mount')}`);
@@ -64,26 +74,30 @@ export function childScript(l: LaunchSpec): string {
   }
   if (l.userns) s.push(`${shq(t.hostname ?? 'hostname')} ${shq(l.hostname)} || ${fail('hostname')}`);
   else s.push(`echo ${shq(l.hostname)} > /proc/sys/kernel/hostname || ${fail('hostname')}`);
-  if (l.network === 'none') s.push(`${shq(t.ip ?? 'ip')} link set lo up || ${fail('loopback')}`);
+  if (l.network === 'none') s.push(`wait $anybios_lo || ${fail('loopback')}`);
   // We may be gone (SIGKILL): a closed pipe must not kill the system, and SIGPIPE is reset before exec.
-  s.push(`trap '' PIPE; echo ok >&3; trap - PIPE; exec 3>&-`);
+  s.push(`trap '' PIPE; printf 'ok %s\\n' "$anybios_self" >&3; trap - PIPE; exec 3>&-`);
   if (l.workdir) s.push(`exec ${shq(t.unshare)} --root=${shq(R)} --wd=${shq(l.workdir)} -- "$@"`);
   else s.push(`exec ${shq(t.chroot)} ${shq(R)} "$@"`);
   return s.join('\n');
 }
 
-/** The supervisor script (pure). Only builtins after the fork: the dead pid namespace allows no more. */
+/**
+ * The supervisor script (pure). Only builtins after the fork: the dead pid namespace allows no more.
+ * The child is a subshell, i.e. a fork of this shell without an exec: pid 1 of the new pid namespace.
+ */
 export function wrapperScript(l: LaunchSpec): string {
   const { tools: t, paths: p } = l;
   const s: string[] = [];
-  s.push(`read -r s < /proc/self/stat && printf '%s\\n' "$s" > ${shq(p.wrapperStat)} || exit ${EXIT_SUPERVISOR_FAILED}`);
+  // Its identity and its run ($0 is the marker): files of an earlier run are overwritten, not deleted first.
+  s.push(`read -r s < /proc/self/stat && printf '%s\\n%s\\n' "$s" "$0" > ${shq(p.wrapperStat)} || exit ${EXIT_SUPERVISOR_FAILED}`);
   for (const d of l.cgroupDirs) {
     s.push(`echo $$ > ${shq(`${d}/cgroup.procs`)} || { echo ${shq(`anybios: cannot join cgroup ${d}`)} >&2; exit ${EXIT_SUPERVISOR_FAILED}; }`);
   }
-  s.push(`${shq(t.sh)} -c ${shq(childScript(l))} anybios-init "$@" &`);
+  s.push(`(\n${childScript(l)}\n) &`);
   s.push(`exec 3>&-`);
   s.push(`wait $!`);
-  s.push(`echo $? > ${shq(p.exit)}`);
+  s.push(`echo "$? $0" > ${shq(p.exit)}`);
   return s.join('\n');
 }
 
@@ -94,12 +108,25 @@ export function launchArgv(l: LaunchSpec): string[] {
 export interface Launched {
   /** pid of the supervisor (unshare execs into it, so it is the spawned pid). */
   wrapperPid: number;
-  /** Resolves true when the system's program is about to be exec'd, false when setup failed. */
-  ready: Promise<boolean>;
+  /** When the system's program is about to be exec'd (ok, with pid 1's host identity), or setup failed. */
+  ready: Promise<Ready>;
   /** Resolves with the supervisor's exit code when it is our child and exits (fast path for waits). */
   exited: Promise<number | null>;
   /** Keep our process alive while waiting for `exited` (the child is unref'd otherwise). */
   hold(on: boolean): void;
+}
+
+export interface Ready {
+  ok: boolean;
+  /** The system's pid 1 as the host sees it (from the "ok" line). */
+  init: ProcId | null;
+}
+
+/** The readiness line of the child: "ok <its /proc/self/stat line>". */
+export function parseReady(got: string): Ready {
+  if (!got.startsWith('ok')) return { ok: false, init: null };
+  const st = parseStat(got.slice(2).trim());
+  return { ok: true, init: st ? { pid: st.pid, startTime: st.startTime } : null };
 }
 
 export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
@@ -119,24 +146,24 @@ export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
   if (!pid) throw new RuntimeError('START_FAILED', `cannot spawn ${l.tools.unshare}`);
   const pipe = child.stdio[3] as Readable;
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const ready = new Promise<boolean>((resolve) => {
+  const ready = new Promise<Ready>((resolve) => {
     let got = '';
     const timer = setTimeout(() => {
       pipe.destroy();
-      resolve(false);
+      resolve({ ok: false, init: null });
     }, timeoutMs);
     pipe.on('data', (b: Buffer) => {
       got += b.toString();
-      if (got.includes('ok')) {
+      if (got.includes('\n')) {
         clearTimeout(timer);
         pipe.destroy();
-        resolve(true);
+        resolve(parseReady(got));
       }
     });
     pipe.on('error', () => {});
     pipe.on('close', () => {
       clearTimeout(timer);
-      resolve(got.includes('ok'));
+      resolve(parseReady(got));
     });
   });
   child.on('error', () => {});

@@ -8,11 +8,11 @@
 //                    log, log.1    stdout+stderr of the system, size-capped
 //                    wrapper.stat  /proc/self/stat line written by the supervisor shell itself
 //                    exit          exit status written by the supervisor shell
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { SystemDoc } from '../../ddocs/schemas/types.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
-import { readIfExists, writeAtomic } from './paths.ts';
-import { isSameProcess, readStat, sleep } from './proc.ts';
+import { readIfExistsSync, writeAtomicReusingSync } from './paths.ts';
+import { isSameProcessSync, parseStat, readStatSync, sleep } from './proc.ts';
 import type { ResolvedTemplate } from './templates.ts';
 
 export type StatePhase = 'materializing' | 'materialized' | 'starting' | 'running' | 'stopped' | 'failed';
@@ -72,7 +72,13 @@ export function systemPaths(dataDir: string, name: string): SystemPaths {
 }
 
 export async function readState(p: SystemPaths): Promise<SystemState | null> {
-  const text = await readIfExists(p.state);
+  return readStateSync(p);
+}
+
+// State files are read and written synchronously: each is one small file on a local disk, and these
+// calls sit on the start path (see docs/runtime.md, "Start time").
+export function readStateSync(p: SystemPaths): SystemState | null {
+  const text = readIfExistsSync(p.state);
   if (text === null) return null;
   try {
     return JSON.parse(text) as SystemState;
@@ -82,25 +88,49 @@ export async function readState(p: SystemPaths): Promise<SystemState | null> {
 }
 
 export async function writeState(p: SystemPaths, s: SystemState): Promise<void> {
-  await writeAtomic(p.state, JSON.stringify(s, null, 1) + '\n');
+  writeStateSync(p, s);
 }
 
-/** The exit status the supervisor wrote, or null (not yet, or it died before writing). */
-export async function readExit(p: SystemPaths): Promise<number | null> {
-  const t = await readIfExists(p.exit);
-  if (t === null || !/^\d+\s*$/.test(t)) return null;
-  return Number.parseInt(t, 10);
+/** Atomic (spare + rename): a SIGKILL at any moment leaves the old or the new state, never half of one. */
+export function writeStateSync(p: SystemPaths, s: SystemState): void {
+  writeAtomicReusingSync(p.state, JSON.stringify(s, null, 1) + '\n');
 }
 
-export async function readWrapperStat(p: SystemPaths): Promise<ProcId | null> {
-  const t = await readIfExists(p.wrapperStat);
-  if (!t) return null;
-  const m = /^(\d+) /.exec(t);
+/** The runId in a supervisor marker (anybios-supervisor:<sysdir>:<runId>). */
+function runIdOfMarker(marker: string): string {
+  return marker.slice(marker.lastIndexOf(':') + 1);
+}
+
+/**
+ * The exit status the supervisor wrote ("<code> <marker>"), or null: not yet, it died before writing,
+ * or the file is from another run than `runId` (files of an earlier run are not deleted before a start:
+ * they carry their run). A bare "<code>" (written by an older supervisor) is taken as is.
+ */
+export async function readExit(p: SystemPaths, runId?: string | null): Promise<number | null> {
+  return readExitSync(p, runId);
+}
+
+export function readExitSync(p: SystemPaths, runId?: string | null): number | null {
+  const t = readIfExistsSync(p.exit);
+  const m = t === null ? null : /^(\d+)(?: (\S+))?\s*$/.exec(t);
   if (!m) return null;
-  const close = t.lastIndexOf(')');
-  const f = t.slice(close + 2).trim().split(' ');
-  const startTime = Number(f[19]);
-  return Number.isFinite(startTime) ? { pid: Number(m[1]), startTime } : null;
+  if (m[2] !== undefined && runId && runIdOfMarker(m[2]) !== runId) return null;
+  return Number.parseInt(m[1]!, 10);
+}
+
+/** The supervisor's own identity ("<its /proc/self/stat>\n<marker>"), if written by the run `runId`. */
+export async function readWrapperStat(p: SystemPaths, runId?: string | null): Promise<(ProcId & { ofRun: boolean }) | null> {
+  return readWrapperStatSync(p, runId);
+}
+
+export function readWrapperStatSync(p: SystemPaths, runId?: string | null): (ProcId & { ofRun: boolean }) | null {
+  const t = readIfExistsSync(p.wrapperStat);
+  if (!t) return null;
+  const [line, marker] = t.split('\n');
+  if (marker && runId && runIdOfMarker(marker) !== runId) return null;
+  const st = parseStat(line ?? '');
+  // ofRun: known to be the supervisor of that very run (an older supervisor wrote no marker line).
+  return st ? { pid: st.pid, startTime: st.startTime, ofRun: !!marker && !!runId } : null;
 }
 
 // ---- locks -----------------------------------------------------------------------------------------
@@ -121,25 +151,26 @@ export async function withLock<T>(dataDir: string, name: string, fn: () => Promi
   await prev;
   try {
     const file = `${dataDir}/locks/${name}.lock`;
-    await fsp.mkdir(`${dataDir}/locks`, { recursive: true });
-    const me = await readStat(process.pid);
-    const token = `${process.pid} ${me?.startTime ?? 0}\n`;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // The lock is a hard link to our owner file: one link(2), no file created (creating an inode is
+      // the slow part of a small write on many file systems), and it holds its owner from the start.
       try {
-        const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-        await fh.writeFile(token);
-        await fh.close();
+        linkSync(ownerFile(dataDir), file);
         break;
       } catch (e) {
+        if (errnoOf(e) === 'ENOENT') {
+          owners.delete(dataDir); // the locks dir or our owner file was removed behind our back
+          continue;
+        }
         if (errnoOf(e) !== 'EEXIST') throw e;
       }
-      const owner = (await readIfExists(file)) ?? '';
+      const owner = readIfExistsSync(file) ?? '';
       const [pid, st] = owner.trim().split(' ').map(Number);
-      // An empty lock file is one whose writer died between create and write.
-      const alive = pid && st !== undefined ? await isSameProcess(pid, st) : false;
-      if (!alive && (owner !== '' || (await lockAgeMs(file)) > 2000)) {
-        await fsp.rm(file, { force: true });
+      // An empty lock file (written by an older version) is one whose writer died between create and write.
+      const alive = pid && st !== undefined ? isSameProcessSync(pid, st) : false;
+      if (!alive && (owner !== '' || lockAgeMs(file) > 2000)) {
+        rmForce(file);
         continue;
       }
       if (Date.now() > deadline) throw new RuntimeError('BUSY', `system ${name} is locked by process ${pid}`);
@@ -148,7 +179,7 @@ export async function withLock<T>(dataDir: string, name: string, fn: () => Promi
     try {
       return await fn();
     } finally {
-      await fsp.rm(file, { force: true });
+      rmForce(file);
     }
   } finally {
     release();
@@ -156,9 +187,38 @@ export async function withLock<T>(dataDir: string, name: string, fn: () => Promi
   }
 }
 
-async function lockAgeMs(file: string): Promise<number> {
+/** Per data dir: <data>/locks/.owner-<pid>-<starttime>, holding "pid starttime" (made once per process). */
+const owners = new Map<string, string>();
+
+function ownerFile(dataDir: string): string {
+  let f = owners.get(dataDir);
+  if (f) return f;
+  const me = readStatSync(process.pid);
+  const token = `${process.pid} ${me?.startTime ?? 0}`;
+  const dir = `${dataDir}/locks`;
+  mkdirSync(dir, { recursive: true });
+  // Owner files of processes that are gone (their locks, if any, are stale and taken over anyway).
+  for (const n of readdirSync(dir)) {
+    const m = /^\.owner-(\d+)-(\d+)$/.exec(n);
+    if (m && !isSameProcessSync(Number(m[1]), Number(m[2]))) rmForce(`${dir}/${n}`);
+  }
+  f = `${dir}/.owner-${token.replace(' ', '-')}`;
+  writeFileSync(f, token + '\n', { mode: 0o644 });
+  owners.set(dataDir, f);
+  return f;
+}
+
+function rmForce(file: string): void {
   try {
-    return Date.now() - (await fsp.stat(file)).mtimeMs;
+    unlinkSync(file);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw e;
+  }
+}
+
+function lockAgeMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
   } catch {
     return Infinity;
   }

@@ -1,7 +1,7 @@
 // Templates: resolve a template document to the read-only lower directory of a system.
 // host → `/` (submounts excluded by overlayfs itself; the rest is hidden at start), dir → a directory
 // under a configured template root, tar → unpacked once into <data>/templates/<sha256>, verified first.
-import { promises as fsp, createReadStream } from 'node:fs';
+import { promises as fsp, createReadStream, realpathSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import type { TemplateDoc } from '../../ddocs/schemas/types.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
@@ -33,17 +33,24 @@ export async function resolveTemplate(ctx: TemplateContext, t: TemplateDoc, tarb
   if (t.source === 'host') return { name: t.name, source: 'host', lower: '/', host: true };
   if (t.source === 'dir') {
     const p = normalizeAbs(t.path, `template ${t.name} path`);
+    // Synchronous (realpath(3) and one stat): this runs at every start.
     let real: string;
     try {
-      real = await fsp.realpath(p);
+      real = realpathSync.native(p);
     } catch (e) {
       throw new RuntimeError('TEMPLATE_NOT_FOUND', `template ${t.name}: ${p} does not exist`, { cause: e });
     }
-    const roots = await Promise.all(ctx.templateRoots.map((r) => fsp.realpath(r).catch(() => null)));
+    const roots = ctx.templateRoots.map((r) => {
+      try {
+        return realpathSync.native(r);
+      } catch {
+        return null;
+      }
+    });
     if (!roots.some((r) => r && r !== '/' && isInside(real, r) && real !== r)) {
       throw new RuntimeError('TEMPLATE_OUTSIDE_ROOTS', `template ${t.name}: ${p} (${real}) is not under a template root (${ctx.templateRoots.join(', ') || 'none configured'})`);
     }
-    const st = await fsp.stat(real);
+    const st = statSync(real);
     if (!st.isDirectory()) throw new RuntimeError('TEMPLATE_NOT_FOUND', `template ${t.name}: ${real} is not a directory`);
     return { name: t.name, source: 'dir', lower: real, host: false };
   }
@@ -57,7 +64,7 @@ async function unpackTar(ctx: TemplateContext, t: TemplateDoc, tarball?: string 
   const cache = `${ctx.dataDir}/templates`;
   const dest = `${cache}/${sha}`;
   try {
-    if ((await fsp.stat(dest)).isDirectory()) return dest;
+    if (statSync(dest).isDirectory()) return dest;
   } catch (e) {
     if (errnoOf(e) !== 'ENOENT') throw e;
   }

@@ -72,11 +72,12 @@ test.serial('a system outlives the process that started it and is adopted by a n
 
 const POINTS: FaultPoint[] = ['materialize:begin', 'materialize:done', 'start:before-spawn', 'start:after-spawn', 'start:after-ready'];
 
-for (const point of POINTS) {
-  test.serial(`SIGKILL of the starter at ${point}: the next call finishes or rolls back, leaving one system and no leak`, async (t) => {
+for (const [point, limits] of POINTS.flatMap((p) => [[p, true], [p, false]] as const)) {
+  const what = limits ? 'with limits' : 'without limits';
+  test.serial(`SIGKILL of the starter at ${point} (${what}): the next call finishes or rolls back, leaving one system and no leak`, async (t) => {
     if (!requirePrivilege(t)) return;
     const { rt, data, template, templateRoot, base } = await setup(t);
-    const spec = osSystem('crash1', { resources: { pids: 32 } });
+    const spec = osSystem('crash1', limits ? { resources: { pids: 32 } } : {});
     const r = startInChild({ dataDir: data, templateRoots: [templateRoot], spec, template, crashAt: point });
     t.is(r.signal, 'SIGKILL', r.stderr);
     t.deepEqual(hostMountsUnder(base), [], 'no mount of ours in the host namespace, even mid-start');
@@ -96,5 +97,52 @@ for (const point of POINTS) {
     t.false(existsSync(`${data}/systems/crash1`));
     t.deepEqual(hostMountsUnder(base), []);
     t.deepEqual(await findByArg(`anybios-init`).then((ps) => ps.filter((p) => p.ppid === o.supervisor!.pid)), []);
+  });
+}
+
+test.serial('files of an earlier run are never taken for the current one (exit code, supervisor identity)', async (t) => {
+  if (!requirePrivilege(t)) return;
+  const { rt, data, template } = await setup(t);
+  const { app } = await import('./helpers/setup.ts');
+  await rt.start(app('runs', ['/bin/sh', '-c', 'exit 7']), template);
+  t.is(await rt.wait('runs'), 7);
+  const first = readFileSync(`${data}/systems/runs/exit`, 'utf8');
+  // A second run that is killed with its supervisor before it can write an exit status: the 7 of the
+  // first run must not be reported as this run's exit code.
+  const o = await rt.start(app('runs', ['/bin/sleep', '30']), template);
+  process.kill(o.supervisor!.pid, 'SIGKILL');
+  process.kill(o.pid!, 'SIGKILL');
+  await waitFor(async () => !(await readStat(o.supervisor!.pid)) || (await readStat(o.supervisor!.pid))?.state === 'Z');
+  t.is(readFileSync(`${data}/systems/runs/exit`, 'utf8'), first, 'the old exit file is still there');
+  const seen = await rt.observe('runs');
+  t.is(seen?.phase, 'failed');
+  t.is(seen?.code, 'SYSTEM_LOST');
+  t.is(seen?.exitCode, null);
+  // And the next start runs normally, overwriting both files.
+  await rt.start(app('runs', ['/bin/true']), template);
+  t.is(await rt.wait('runs'), 0);
+  t.is((await rt.observe('runs'))?.restarts, 2);
+});
+
+for (const point of ['start:before-spawn', 'start:after-spawn'] as FaultPoint[]) {
+  test.serial(`a restart whose starter is SIGKILLed at ${point} is adopted or redone, not confused with the earlier run`, async (t) => {
+    if (!requirePrivilege(t)) return;
+    const { rt, data, template, templateRoot, base } = await setup(t);
+    const spec = osSystem('again1');
+    const first = await rt.start(spec, template);
+    await waitFor(async () => existsSync(`${data}/systems/again1/upper/var/lib/marker`)); // its TERM trap is set
+    await rt.stop('again1', { graceMs: 5000 });
+    const r = startInChild({ dataDir: data, templateRoots: [templateRoot], spec, template, crashAt: point });
+    t.is(r.signal, 'SIGKILL', r.stderr);
+    const seen = await rt.observe('again1');
+    if (point === 'start:after-spawn') t.is(seen?.phase, 'running', 'the new run is seen through its own wrapper.stat');
+    else t.not(seen?.phase, 'running');
+    const o = await rt.start(spec, template);
+    t.is(o.phase, 'running');
+    t.not(o.supervisor!.pid, first.supervisor!.pid);
+    if (seen?.phase === 'running') t.deepEqual(o.supervisor, seen.supervisor, 'adopted, not restarted');
+    t.deepEqual(await supervisorsOf(`${data}/systems/again1`), [o.supervisor!.pid], 'exactly one instance');
+    await rt.destroy('again1', { graceMs: 200 }); // (pid 1 may not have set its TERM trap yet)
+    t.deepEqual(hostMountsUnder(base), []);
   });
 }

@@ -137,7 +137,11 @@ test('unshare flags and the supervisor/child scripts', (t) => {
   t.regex(hosted, /\[ ! -L '\/d\/systems\/s\/rootfs\/var' \] && \[ -d '\/d\/systems\/s\/rootfs\/var' \] && .*rootfs\/var\/lib\/ab' \]; then printf/);
   const w = wrapperScript(l);
   t.regex(w, /echo \$\$ > '\/sys\/fs\/cgroup\/pids\/anybios\/0123abcd-s\/cgroup.procs'/);
-  t.regex(w, /wait \$!\necho \$\? > '\/d\/systems\/s\/exit'$/);
+  t.regex(w, /wait \$!\necho "\$\? \$0" > '\/d\/systems\/s\/exit'$/);
+  t.regex(w, /printf '%s\\n%s\\n' "\$s" "\$0" > '\/d\/systems\/s\/wrapper.stat'/);
+  t.regex(w, /\(\n.*'\/usr\/bin\/mount' -a -T/s, 'the child is a subshell (a fork, no exec of sh)');
+  t.regex(c, /'\/usr\/sbin\/ip' link set lo up & anybios_lo=\$!\n.*mount.*\n.*wait \$anybios_lo/s, 'lo comes up beside the mounts');
+  t.regex(c, /printf 'ok %s\\n' "\$anybios_self" >&3/);
 });
 
 test('cgroups: per controller v2 where offered, else v1; limit files', (t) => {
