@@ -8,7 +8,20 @@ import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { schemas } from './schemas/index.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
+/**
+ * The ddocs source folder. Usually this module's own folder; when the CLI runs from a bundle (see
+ * bin/anybios.mjs) this module lives elsewhere, so walk up to the project's `ddocs/`.
+ */
+function ddocsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  if (existsSync(join(dir, 'lib', 'rules.js'))) return dir;
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'ddocs', 'lib', 'rules.js'))) return join(dir, 'ddocs');
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the ddocs source folder (ddocs/lib/rules.js)');
+}
+const here = ddocsDir();
 
 export const DDOC_ID = '_design/anybios';
 export type DbKind = 'catalog' | 'node';
