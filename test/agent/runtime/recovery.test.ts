@@ -19,20 +19,22 @@ function startInChild(args: object): { status: number | null; signal: NodeJS.Sig
 
 /** Supervisors of one system, found by their argv (whatever run they belong to). */
 async function supervisorsOf(sysDir: string): Promise<number[]> {
-  const out: number[] = [];
+  const found: { pid: number; ppid: number }[] = [];
   for (const name of await fsp.readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = (await fsp.readFile(`/proc/${name}/cmdline`, 'utf8')).split('\0');
       if (argv.some((a) => a.startsWith(`anybios-supervisor:${sysDir}:`))) {
         const st = await readStat(Number(name));
-        if (st && st.state !== 'Z') out.push(st.pid);
+        if (st && st.state !== 'Z') found.push(st);
       }
     } catch {
       // gone
     }
   }
-  return out;
+  // The system's pid 1 is a forked copy of its supervisor and carries the same argv until it execs:
+  // a supervisor is a match whose parent is not a match (the runtime's own rule).
+  return found.filter((p) => !found.some((q) => q.pid === p.ppid)).map((p) => p.pid);
 }
 
 test.serial('a system outlives the process that started it and is adopted by a new one without restart', async (t) => {
