@@ -4,6 +4,7 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { ServerScope } from 'nano';
 import { couchClient } from './couch/client.ts';
@@ -45,6 +46,16 @@ export interface AnybiosServer {
   embedded?: EmbeddedCouch;
   index: FleetIndex;
   close(): Promise<void>;
+}
+
+/** web/ beside server/ (walking up, so a bundled CLI finds it too). */
+function webDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'web', 'index.html'))) return join(dir, 'web');
+    dir = dirname(dir);
+  }
+  return join(process.cwd(), 'web');
 }
 
 function fauxtonDir(): string | null {
@@ -105,6 +116,8 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     app.use('/db/_utils', express.static(fauxton, { index: 'index.html', fallthrough: false }));
   }
   app.use('/db', (req, res) => couchHandler(req, res));
+  // The dashboard: static files; everything it shows comes from /api with the user's own session.
+  app.use('/', express.static(webDir(), { index: 'index.html' }));
   app.use(errorHandler(log));
 
   const server = http.createServer(app);

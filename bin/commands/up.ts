@@ -25,7 +25,7 @@ export const command: Command = {
       agent = await createAgent({ server: server.url, node: seed.nodeId, user: cred.user, password: cred.password, dataDir });
     }
     printAccess(server);
-    console.log(`REST API: ${server.url}/api   Systems: anybios ls   Node: ${seed.nodeId}${agent ? " (agent running)" : " (no agent)"}`);
+    console.log(`Web: ${server.url}/   REST API: ${server.url}/api   CLI: npx anybios ls   Node: ${seed.nodeId}${agent ? ' (agent running)' : ' (no agent)'}`);
     console.log(`anybios ready on ${server.url}`);
     stopOnSignals(async () => {
       await agent?.stop();
