@@ -10,6 +10,9 @@ import { ApiError, invalid, notFound } from './errors.ts';
 import { EventLog, EventStats, serveEvents } from './events.ts';
 import { checkName, deleteSpec, getSpec, getStatus, normalize, putSpec, whereCatalog, whereNode, type Where } from './resources.ts';
 import type { ServerScope } from 'nano';
+import type { ApiContext, Handler } from './context.ts';
+import { mountConflictRoutes } from './conflicts.ts';
+import { mountSiteRoutes } from './sites.ts';
 
 export interface ApiOptions {
   index: FleetIndex;
@@ -18,9 +21,9 @@ export interface ApiOptions {
   couchUrl: string;
   eventsMaxQueue?: number;
   eventStats?: EventStats;
+  /** Extra services for route modules (see ApiContext.services). */
+  services?: Record<string, unknown>;
 }
-
-type Handler = (req: Request, res: Response, caller: Caller) => Promise<unknown>;
 
 export function createApiRouter(opts: ApiOptions): express.Router {
   const { index } = opts;
@@ -65,6 +68,11 @@ export function createApiRouter(opts: ApiOptions): express.Router {
     const m = req.headers['if-match'];
     return q ?? (typeof m === 'string' ? m.replace(/"/g, '') : undefined);
   };
+
+  // Feature modules first: their paths (e.g. …/systems/:name/history) must win over the generic ones.
+  const ctx: ApiContext = { index, admin: opts.admin, access, h, param, nodeExists, revOf, services: opts.services ?? {} };
+  mountConflictRoutes(router, ctx);
+  mountSiteRoutes(router, ctx);
 
   // ---- fleet ------------------------------------------------------------------------------------
   router.get('/nodes', h(async (_req, _res, caller) => {
