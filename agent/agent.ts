@@ -16,8 +16,8 @@ import { startLocalApi, type LocalApi } from './local-api.ts';
 export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
-  /** Server base URL, e.g. http://127.0.0.1:8080 (the CouchDB API is at /db). */
-  server: string;
+  /** Server base URL(s), e.g. http://127.0.0.1:8080 (the CouchDB API is at /db); several = linked sites, in order of preference. */
+  server: string | string[];
   node: string;
   user: string;
   password: string;
@@ -52,8 +52,13 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const catalog = new Local(CATALOG_DB, { auto_compaction: true });
   const runtime = await createRuntime({ dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], log });
   const auth = { username: o.user, password: o.password };
-  const base = o.server.replace(/\/+$/, '');
-  const sync = new NodeSync({ local: db, remoteUrl: `${base}/db/${dbName}`, auth, watchdogMs: o.watchdogMs, log, onState: (s) => log(`sync ${s}`) });
+  const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
+  let base = bases[0];
+  const sync = new NodeSync({
+    local: db, remoteUrls: bases.map((b) => `${b}/db/${dbName}`), auth, watchdogMs: o.watchdogMs, log,
+    onState: (s) => log(`sync ${s}`),
+    onSwitch: (i) => { base = bases[i]; },
+  });
 
   // Templates: pulled by document id when the set in use changes, and again every minute.
   let wanted: string[] = [];
@@ -87,7 +92,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     const doc: NodeDoc = {
       _id: `node:${o.node}`, type: 'node', name: o.node, hostname: hostname(), heartbeat: new Date().toISOString(), startedAt,
       agentVersion: AGENT_VERSION,
-      capabilities: { ...caps, sync: sync.state } as unknown as Record<string, unknown>,
+      capabilities: { ...caps, sync: sync.state, server: base } as unknown as Record<string, unknown>,
       versions: { node: process.version, anybios: AGENT_VERSION },
     };
     try {
@@ -104,7 +109,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   sync.start();
   reconciler.start();
   const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort });
-  log(`running: database ${dbName} synced with ${base}/db, data in ${o.dataDir}`);
+  log(`running: database ${dbName} synced with ${bases.join(', ')}, data in ${o.dataDir}`);
 
   return {
     db, catalog, runtime, reconciler, sync, local,

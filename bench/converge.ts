@@ -84,7 +84,7 @@ try {
   // like the agent answers with a doc of its own, and we wait for that answer on the server.
   const ping = await addNode(s.admin, 'ping');
   const local = new PouchDB(join(work, 'ping-db'));
-  const sync = new NodeSync({ local, remoteUrl: `${s.couchUrl}/${nodeDbName('ping')}`, auth: { username: ping.user, password: ping.password } });
+  const sync = new NodeSync({ local, remoteUrls: [`${s.couchUrl}/${nodeDbName("ping")}`], auth: { username: ping.user, password: ping.password } });
   sync.start();
   const answer = local.changes({ live: true, since: 'now', include_docs: true }).on('change', (c) => {
     const d = c.doc as { _id: string; _rev: string; type?: string; name?: string; _deleted?: boolean };
@@ -132,7 +132,7 @@ try {
   }
   async function catchUp(id: string, password: string, expected: number): Promise<number> {
     const localDb = new PouchDB(join(work, `catch-${id}`));
-    const ns = new NodeSync({ local: localDb, remoteUrl: `${s.couchUrl}/${nodeDbName(id)}`, auth: { username: `node-${id}`, password } });
+    const ns = new NodeSync({ local: localDb, remoteUrls: [`${s.couchUrl}/${nodeDbName(id)}`], auth: { username: `node-${id}`, password } });
     const t = await timeIt(async () => {
       ns.start();
       for (;;) {

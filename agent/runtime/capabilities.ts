@@ -8,17 +8,23 @@ export interface Capabilities {
   root: boolean;
   /** `unshare --user --map-root-user` works (rootless operation possible). */
   userns: boolean;
-  /** Systems run inside a user namespace (not root). */
+  /** Why it does not (unshare's own message, e.g. "No space left on device" when user.max_user_namespaces is 0). */
+  usernsError: string | null;
+  /** Systems run inside a user namespace (not root, and userns works). Not root and not rootless: nothing can run. */
   rootless: boolean;
+  /** cgroup limits (memory, pids, cpu weight) are applied: root only; rootless systems run without them. */
+  resourceLimits: boolean;
   overlay: boolean;
   strategy: 'overlay' | 'copy';
   cgroup: CgroupSupport;
   tools: Tools;
 }
 
-export async function probeUserns(t: Tools): Promise<boolean> {
-  const r = await run(t.unshare, ['--user', '--map-root-user', '--', t.sh, '-c', 'exit 0'], { timeoutMs: 10_000 }).catch(() => null);
-  return r?.code === 0;
+export async function probeUserns(t: Tools): Promise<{ ok: boolean; error: string | null }> {
+  const r = await run(t.unshare, ['--user', '--map-root-user', '--', t.sh, '-c', 'exit 0'], { timeoutMs: 10_000 }).catch((e: Error) => e);
+  if (r instanceof Error) return { ok: false, error: r.message };
+  if (r.code === 0) return { ok: true, error: null };
+  return { ok: false, error: r.stderr.trim().split('\n').slice(-1)[0] || `unshare exited with ${r.code ?? r.signal}` };
 }
 
 /** Mount an overlay inside a throw-away mount namespace (nothing is left mounted anywhere). */
@@ -39,9 +45,12 @@ export async function probeOverlay(t: Tools, scratch: string, userns: boolean): 
 
 export async function probeCapabilities(t: Tools, scratch: string, prefer: 'auto' | 'overlay' | 'copy'): Promise<Capabilities> {
   const root = process.getuid?.() === 0;
-  const userns = await probeUserns(t);
-  const overlay = await probeOverlay(t, scratch, !root);
+  const u = await probeUserns(t);
+  // Rootless: the overlay is mounted by root of a user namespace (Linux >= 5.11), so probe it there.
+  const overlay = root || u.ok ? await probeOverlay(t, scratch, !root) : false;
   const cgroup = await detectCgroups();
   const strategy = prefer === 'auto' ? (overlay ? 'overlay' : 'copy') : prefer;
-  return { root, userns, rootless: !root, overlay, strategy, cgroup, tools: t };
+  const rootless = !root && u.ok;
+  const resourceLimits = root && Object.keys(cgroup.controllers).length > 0;
+  return { root, userns: u.ok, usernsError: u.error, rootless, resourceLimits, overlay, strategy, cgroup, tools: t };
 }

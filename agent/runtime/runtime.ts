@@ -144,8 +144,30 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 
   async function userns(c: Capabilities): Promise<boolean> {
     if (c.root) return false;
-    if (!c.userns) throw new RuntimeError('NOT_PRIVILEGED', `running as uid ${process.getuid?.()} and unshare --user --map-root-user does not work on this kernel`);
+    if (!c.userns) {
+      throw new RuntimeError(
+        'NOT_PRIVILEGED',
+        `running as uid ${process.getuid?.()} (not root) and this kernel gives us no user namespace: ` +
+          `unshare --user --map-root-user failed${c.usernsError ? ` (${c.usernsError})` : ''}; ` +
+          'run as root, or allow unprivileged user namespaces (user.max_user_namespaces > 0, and e.g. kernel.unprivileged_userns_clone=1 or ' +
+          'kernel.apparmor_restrict_unprivileged_userns=0 where the distribution has those)',
+      );
+    }
     return true;
+  }
+
+  /** Rootless: files of the template not owned by our uid show as nobody inside and cannot be changed there. */
+  function warnForeignOwner(name: string, t: ResolvedTemplate): void {
+    const uid = process.getuid?.();
+    let owner: number | undefined;
+    try {
+      owner = statSync(t.lower).uid;
+    } catch {
+      return;
+    }
+    if (owner !== uid) {
+      say(`${name}: rootless: template ${t.name} (${t.lower}) is owned by uid ${owner}, not by us (uid ${uid}): inside the system its files show as nobody and cannot be changed (only our own uid is mapped, to root)`);
+    }
   }
 
   /**
@@ -158,6 +180,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const ns = await userns(c);
     const paths = pathsOf(spec.name);
     const t = await resolveTemplate({ dataDir, templateRoots, tar: tools.tar }, template, opts.tarball);
+    if (ns && t.host) {
+      // overlayfs must clone its lower layer privately; in a user namespace the kernel refuses that for
+      // `/`, whose submounts (/proc, /sys, /dev…) are locked there ("failed to clone lowerpath").
+      throw new RuntimeError('TEMPLATE_HOST_ROOTLESS', `system ${spec.name}: the host template needs root; in a user namespace the kernel does not let overlayfs take / (with its locked submounts) as the lower layer`);
+    }
     if (c.strategy === 'overlay' && !c.overlay) throw new RuntimeError('OVERLAY_UNAVAILABLE');
     // A system keeps the strategy it was created with (its layer is one or the other).
     const strategy = prev?.strategy ?? c.strategy;
@@ -181,6 +208,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     };
     const same = inStart && prev !== null && prev.phase !== 'materializing' && materializeKey(prev.spec, prev.template, prev.userns) === materializeKey(spec, t, ns);
     if (!same) {
+      if (ns) warnForeignOwner(spec.name, t);
       mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
       writeStateSync(paths, state);
     }
@@ -441,10 +469,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         if (opts.volumes && s?.spec.mounts) {
           for (const m of s.spec.mounts) {
             const dir = await volumeDir(volumeRoot, m.volume, false).catch(() => null);
-            if (dir) await fsp.rm(dir, { recursive: true, force: true });
+            if (dir) await removeTree(dir);
           }
         }
-        await fsp.rm(paths.dir, { recursive: true, force: true });
+        await removeTree(paths.dir);
         spawned.delete(name);
       });
     },
@@ -517,6 +545,29 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 /** The materialization inputs that the state records (for observe and destroy): unchanged → no write. */
 function materializeKey(spec: SystemDoc, t: ResolvedTemplate, userns: boolean): string {
   return JSON.stringify([spec.name, spec.template, spec.hostname ?? null, spec.network ?? null, spec.mounts ?? [], t, userns]);
+}
+
+/**
+ * rm -rf that also works without root: a system (root only in its user namespace, our uid on the host)
+ * can leave directories we may not read or search (mode 000, or overlayfs' own work/work). We own them,
+ * so on EACCES/EPERM the directories (never symlinks: lstat) are made 0700 and the removal retried.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  try {
+    await fsp.rm(dir, { recursive: true, force: true });
+    return;
+  } catch (e) {
+    if (errnoOf(e) !== 'EACCES' && errnoOf(e) !== 'EPERM') throw e;
+  }
+  const open = async (d: string): Promise<void> => {
+    await fsp.chmod(d, 0o700).catch(() => {});
+    for (const n of await fsp.readdir(d).catch(() => [] as string[])) {
+      const st = await fsp.lstat(`${d}/${n}`).catch(() => null);
+      if (st?.isDirectory()) await open(`${d}/${n}`);
+    }
+  };
+  await open(dir);
+  await fsp.rm(dir, { recursive: true, force: true });
 }
 
 function rmFile(f: string): void {

@@ -2,14 +2,21 @@
 // not the fleet's), with back-off on network loss and a watchdog: PouchDB live sync can stall silently
 // after short disconnects (PouchDB issues 9063, 7931), so when the server's database has moved on and
 // the pull side has shown no activity for a whole watchdog period, the replication is restarted.
+// With several servers (linked sites), a server that stays unreachable for `failoverAfter` probes is
+// left for the next one that answers; replication is idempotent by revision, so nothing is lost or
+// applied twice, and checkpoints are per server pair.
 import PouchDB from 'pouchdb';
 
 export type SyncState = 'starting' | 'active' | 'idle' | 'offline' | 'denied' | 'stopped';
 
 export interface NodeSyncOptions {
   local: PouchDB.Database;
-  /** The node database on the server, e.g. http://host:8080/db/anybios-node-nas */
-  remoteUrl: string;
+  /** The node database on each server, in order of preference, e.g. http://host:8080/db/anybios-node-nas */
+  remoteUrls: string[];
+  /** Consecutive failed probes before switching to the next server (default 2). */
+  failoverAfter?: number;
+  /** Called after a switch to another server (index into remoteUrls). */
+  onSwitch?: (index: number, url: string) => void;
   auth: { username: string; password: string };
   watchdogMs?: number;
   /** Probe timeout: a server that does not answer in time counts as unreachable. */
@@ -30,9 +37,55 @@ export class NodeSync {
   private remoteAdvancedAt = 0;
   private lastProbeAt = 0;
   private stopped = false;
+  private failedProbes = 0;
+  /** Index of the server in use. */
+  current = 0;
+  switches = 0;
 
   constructor(private readonly opts: NodeSyncOptions) {
-    this.remote = remoteDb(opts.remoteUrl, opts.auth);
+    if (!opts.remoteUrls.length) throw new Error('NodeSync needs at least one server URL');
+    this.remote = remoteDb(opts.remoteUrls[0], opts.auth);
+  }
+
+  get remoteUrl(): string {
+    return this.opts.remoteUrls[this.current];
+  }
+
+  private authHeader(): string {
+    return 'Basic ' + Buffer.from(`${this.opts.auth.username}:${this.opts.auth.password}`).toString('base64');
+  }
+
+  /** The update_seq of a server's copy of our database, or null when it does not answer properly. */
+  private async probe(url: string): Promise<{ ok: true; seq: unknown } | { ok: false; status: number | null }> {
+    try {
+      const res = await fetch(url, { headers: { Authorization: this.authHeader() }, signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 5000) });
+      if (!res.ok) return { ok: false, status: res.status };
+      return { ok: true, seq: ((await res.json()) as { update_seq: unknown }).update_seq };
+    } catch {
+      return { ok: false, status: null };
+    }
+  }
+
+  /** Moves to the next server that answers; stays put when none does. */
+  private async failover(): Promise<void> {
+    const urls = this.opts.remoteUrls;
+    for (let step = 1; step < urls.length; step++) {
+      const i = (this.current + step) % urls.length;
+      if ((await this.probe(urls[i])).ok) {
+        this.opts.log?.(`sync: ${urls[this.current]} unreachable; failing over to ${urls[i]}`);
+        this.sync?.cancel();
+        await this.remote.close().catch(() => {});
+        this.current = i;
+        this.switches++;
+        this.failedProbes = 0;
+        this.lastRemoteSeq = undefined;
+        this.remoteAdvancedAt = 0;
+        this.remote = remoteDb(urls[i], this.opts.auth);
+        this.begin();
+        this.opts.onSwitch?.(i, urls[i]);
+        return;
+      }
+    }
   }
 
   private setState(s: SyncState): void {
@@ -96,21 +149,15 @@ export class NodeSync {
   private async check(): Promise<void> {
     if (this.stopped) return;
     const every = this.opts.watchdogMs ?? 15_000;
-    let seq: unknown;
-    try {
-      const res = await fetch(this.opts.remoteUrl, {
-        headers: { Authorization: 'Basic ' + Buffer.from(`${this.opts.auth.username}:${this.opts.auth.password}`).toString('base64') },
-        signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 5000),
-      });
-      if (!res.ok) {
-        this.setState(res.status === 401 || res.status === 403 ? 'denied' : 'offline');
-        return;
-      }
-      seq = ((await res.json()) as { update_seq: unknown }).update_seq;
-    } catch {
-      this.setState('offline');
+    const r = await this.probe(this.remoteUrl);
+    if (this.stopped) return;
+    if (!r.ok) {
+      this.setState(r.status === 401 || r.status === 403 ? 'denied' : 'offline');
+      if (++this.failedProbes >= (this.opts.failoverAfter ?? 2) && this.opts.remoteUrls.length > 1) await this.failover();
       return;
     }
+    this.failedProbes = 0;
+    const seq = r.seq;
     const now = Date.now();
     // Seq values are opaque: we only compare them for equality with the previous probe.
     const key = JSON.stringify(seq);

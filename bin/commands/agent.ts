@@ -6,13 +6,15 @@ import { join, resolve } from 'node:path';
 import { CliError, type Command } from '../command.ts';
 import { createAgent } from '../../agent/agent.ts';
 import { stopOnSignals } from './server.ts';
+import { guardProcess } from '../lib/process-guard.ts';
 
 const usage = `usage: anybios agent --config FILE [--data DIR]
        anybios agent --server URL --node ID [--data DIR]     (credentials from <data>/agent/credentials.json or env ANYBIOS_NODE_PASSWORD)
 
 options:
   --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"}
-  --server URL         server base URL (e.g. http://127.0.0.1:8080)
+  --server URL         server base URL (e.g. http://127.0.0.1:8080); repeat it for linked sites, in order of
+                       preference: the agent fails over to the next one that answers
   --node ID            this node's id
   --data DIR           node data dir: systems, volumes and the agent's local database (default ./.anybios-node; env ANYBIOS_NODE_DATA)
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
@@ -20,7 +22,7 @@ options:
   --heartbeat SECONDS  node heartbeat interval (default 30)
   --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
 
-export interface Credentials { server: string; node: string; user: string; password: string }
+export interface Credentials { server: string | string[]; node: string; user: string; password: string }
 
 export function readCredentials(file: string): Credentials {
   let raw: Partial<Credentials>;
@@ -29,7 +31,9 @@ export function readCredentials(file: string): Credentials {
   } catch (err) {
     throw new CliError('CONFIG_INVALID', `${file}: ${(err as Error).message}`);
   }
-  for (const k of ['server', 'node', 'user', 'password'] as const) if (typeof raw[k] !== 'string' || !raw[k]) throw new CliError('CONFIG_INVALID', `${file}: "${k}" is missing`);
+  for (const k of ['node', 'user', 'password'] as const) if (typeof raw[k] !== 'string' || !raw[k]) throw new CliError('CONFIG_INVALID', `${file}: "${k}" is missing`);
+  const sv = raw.server;
+  if (!(typeof sv === 'string' && sv) && !(Array.isArray(sv) && sv.length && sv.every((u) => typeof u === 'string' && u))) throw new CliError('CONFIG_INVALID', `${file}: "server" must be a URL or a list of URLs`);
   return raw as Credentials;
 }
 
@@ -53,7 +57,7 @@ export const command: Command = {
     const { values } = parseArgs({
       args: argv,
       options: {
-        config: { type: 'string' }, server: { type: 'string' }, node: { type: 'string' }, data: { type: 'string' },
+        config: { type: 'string' }, server: { type: 'string', multiple: true }, node: { type: 'string' }, data: { type: 'string' },
         'template-root': { type: 'string', multiple: true }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
       },
       strict: true,
@@ -63,22 +67,24 @@ export const command: Command = {
     let cred: Credentials;
     if (values.config) {
       cred = readCredentials(values.config);
+      if (values.server?.length) cred.server = values.server;
       storeCredentials(dataDir, cred);
     } else if (existsSync(stored)) {
       cred = readCredentials(stored);
-      if (values.server) cred.server = values.server;
+      if (values.server?.length) cred.server = values.server;
       if (values.node && values.node !== cred.node) throw new CliError('NODE_MISMATCH', `${stored} belongs to node ${cred.node}, not ${values.node}`);
-    } else if (values.server && values.node && process.env.ANYBIOS_NODE_PASSWORD) {
+    } else if (values.server?.length && values.node && process.env.ANYBIOS_NODE_PASSWORD) {
       cred = { server: values.server, node: values.node, user: `node-${values.node}`, password: process.env.ANYBIOS_NODE_PASSWORD };
       storeCredentials(dataDir, cred);
     } else {
       throw new CliError('NO_CREDENTIALS', `no agent credentials: pass --config FILE (from \`anybios node add ID\`) or keep them in ${stored}\n\n${usage}`, 2);
     }
+    guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
       ...cred, dataDir, templateRoots: values['template-root'] ?? [],
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
     });
-    console.log(`anybios agent ready: node ${cred.node}`);
+    console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);
     stopOnSignals(() => agent.stop());
     await new Promise(() => {});
     return 0;

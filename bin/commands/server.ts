@@ -5,6 +5,7 @@ import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
 import { createServer, type AnybiosServer } from '../../server/app.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
+import { guardProcess } from '../lib/process-guard.ts';
 
 export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default 8080; env PORT)
   --host ADDR    address to bind (default 127.0.0.1; env ANYBIOS_HOST)
@@ -65,6 +66,7 @@ export const command: Command = {
   usage: `usage: anybios server [--port N] [--host ADDR] [--data DIR]\n\n${SERVER_USAGE_OPTIONS}`,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: serverOptions, strict: true });
+    guardProcess('server');
     const { server } = await startServerFromFlags(values);
     printAccess(server);
     console.log(`anybios ready on ${server.url}`);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seedDemo } from '../../server/seed.ts';
 import { createAgent, type Agent } from '../../agent/agent.ts';
+import { guardProcess } from '../lib/process-guard.ts';
 import { SERVER_USAGE_OPTIONS, printAccess, serverOptions, startServerFromFlags, stopOnSignals } from './server.ts';
 
 export const command: Command = {
@@ -14,6 +15,7 @@ export const command: Command = {
   usage: `usage: anybios up [--port N] [--host ADDR] [--data DIR] [--no-agent]\n\n${SERVER_USAGE_OPTIONS}\n  --no-agent     do not start the local agent`,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...serverOptions, 'no-agent': { type: 'boolean' } }, strict: true });
+    guardProcess('anybios');
     const { server, dataDir } = await startServerFromFlags(values);
     const seed = await seedDemo(server.admin, dataDir);
     if (seed.seeded) console.log(`Seeded demo node "${seed.nodeId}" (systems system0, hello); its credentials are in ${dataDir}/nodes/${seed.nodeId}.json`);
