@@ -147,7 +147,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   };
   let setup: SetupReport;
   try {
-    setup = await setupCouch(admin);
+    setup = await setupCouch(admin, { external: !!opts.couchUrl });
   } catch (err) {
     await close();
     throw new Error(`setting up CouchDB at ${opts.couchUrl ? new URL(opts.couchUrl).host : couchUrl} failed: ${(err as Error).message}`, { cause: err });

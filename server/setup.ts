@@ -34,9 +34,12 @@ export async function pushDesignDoc(couch: ServerScope, db: string, kind: DbKind
 
 export interface SetupReport { created: string[]; ddocsPushed: string[] }
 
-export async function setupCouch(couch: ServerScope): Promise<SetupReport> {
+export async function setupCouch(couch: ServerScope, opts: { external?: boolean } = {}): Promise<SetupReport> {
   const report: SetupReport = { created: [], ddocsPushed: [] };
-  for (const name of ['_users', CATALOG_DB]) if (await ensureDb(couch, name)) report.created.push(name);
+  // Apache CouchDB serves _db_updates (which the fleet index follows) only once _global_changes exists;
+  // a single-node setup does not create it. The embedded server has its own _db_updates.
+  const system = opts.external ? ['_users', '_global_changes'] : ['_users'];
+  for (const name of [...system, CATALOG_DB]) if (await ensureDb(couch, name)) report.created.push(name);
   await couch.request({ db: CATALOG_DB, path: '_security', method: 'PUT', body: CATALOG_SECURITY });
   if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
   for (const db of await couch.db.list()) {
