@@ -21,6 +21,8 @@ const COMMANDS: Record<string, Loader> = {
   start: () => load('start'),
   restart: () => load('restart'),
   move: () => load('move'),
+  conflicts: () => load('conflicts'),
+  history: () => load('history'),
 };
 
 /**
