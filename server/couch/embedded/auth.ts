@@ -15,7 +15,7 @@ export const ANONYMOUS: UserCtx = Object.freeze({ name: null, roles: [] as strin
 export const USERS_DB = '_users';
 export const USER_PREFIX = 'org.couchdb.user:';
 const ITERATIONS = 50_000;
-const SESSION_SECONDS = 12 * 3600;
+export const SESSION_SECONDS = 12 * 3600; // also `chttpd_auth.timeout` in `_config`
 const USER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 interface UserDoc {

@@ -11,6 +11,7 @@ import { DbStore, checkDbName } from './store.ts';
 import { Validator } from './validation.ts';
 import * as server from './routes/server.ts';
 import * as dbRoutes from './routes/database.ts';
+import * as nodeRoutes from './routes/node.ts';
 import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
@@ -57,6 +58,11 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
         case '_dbs_info': return server.dbsInfo(ctx);
         case '_uuids': return server.uuids(ctx);
         case '_db_updates': return dbUpdates.serve(ctx);
+        // What Fauxton's admin pages (setup, config, CORS, active tasks) read; see routes/node.ts.
+        case '_membership': return nodeRoutes.membership(ctx);
+        case '_node': return nodeRoutes.node(ctx);
+        case '_cluster_setup': return nodeRoutes.clusterSetup(ctx);
+        case '_active_tasks': return nodeRoutes.activeTasks(ctx);
         case '_users': case '_replicator': break; // databases, handled below
         default: return server.notSupported(ctx);
       }
@@ -84,6 +90,9 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       case '_revs_limit': return dbRoutes.revsLimit(ctx, db);
       case '_compact': return dbRoutes.compact(ctx, db, 'compact');
       case '_view_cleanup': return dbRoutes.compact(ctx, db, 'view_cleanup');
+      // Mango is not served; say so (to readers only) instead of CouchDB's "reserved document id"
+      // 400, so Fauxton's query and index pages show why they are empty.
+      case '_find': case '_index': case '_explain': return dbRoutes.notServed(ctx, db, `${second} (Mango queries)`);
       case '_local':
         if (more.length !== 1) throw notFound();
         return localDoc(ctx, db, more[0]);
@@ -92,6 +101,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
         if (!ddoc) throw notFound();
         if (tail.length === 0) return document(ctx, db, `_design/${ddoc}`);
         if (tail[0] === '_view' && tail.length === 2) return dbRoutes.view(ctx, db, ddoc, tail[1]);
+        if (tail[0] === '_info' && tail.length === 1) return dbRoutes.designInfo(ctx, db, ddoc); // Fauxton's metadata page
         if (tail[0].startsWith('_')) throw notFound(`${tail[0]} is not served by the embedded CouchDB`);
         return attachment(ctx, db, `_design/${ddoc}`, tail.join('/'));
       }

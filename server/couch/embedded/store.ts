@@ -2,6 +2,7 @@
 // a registry of which databases exist (PouchDB's view indexes live beside them and are not databases),
 // `_security` objects, and one change signal per database that feeds _changes and _db_updates.
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import PouchDB from 'pouchdb';
@@ -86,6 +87,18 @@ export class DbStore {
       this.open.set(name, entry);
     }
     return entry.db;
+  }
+
+  /** Bytes of a database's LevelDB files (its directory is flat); 0 when they cannot be read. */
+  async diskSize(name: string): Promise<number> {
+    this.get(name);
+    const dir = join(this.dir, name);
+    try {
+      const sizes = await Promise.all((await readdir(dir)).map((f) => stat(join(dir, f)).then((s) => (s.isFile() ? s.size : 0), () => 0)));
+      return sizes.reduce((a, b) => a + b, 0);
+    } catch {
+      return 0;
+    }
   }
 
   async create(name: string): Promise<void> {

@@ -1,6 +1,7 @@
 // Database-level endpoints: create/info/delete, _all_docs, _bulk_docs, _bulk_get, _revs_diff,
 // _security, views, and the small replication helpers (_ensure_full_commit, _revs_limit).
-import { badRequest, methodNotAllowed } from '../../errors.ts';
+import { createHash } from 'node:crypto';
+import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';
@@ -178,4 +179,37 @@ export async function compact(ctx: Ctx, name: string, what: 'compact' | 'view_cl
   const db = ctx.store.get(name);
   await (what === 'compact' ? db.compact() : db.viewCleanup());
   sendJson(ctx.res, 202, { ok: true });
+}
+
+/** A database-level endpoint the embedded server does not implement: 404 with the reason, to readers. */
+export async function notServed(ctx: Ctx, name: string, what: string): Promise<void> {
+  await requireReader(ctx, name);
+  throw notFound(`${what} is not served by the embedded CouchDB`);
+}
+
+/**
+ * `GET /{db}/_design/{ddoc}/_info`, which Fauxton's design document "Metadata" page shows. PouchDB
+ * builds a view index lazily when the view is queried and keeps no statistics about it, so the
+ * counters are zero and nothing is ever running; the signature is an md5 of the views and language.
+ */
+export async function designInfo(ctx: Ctx, name: string, ddoc: string): Promise<void> {
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw methodNotAllowed('GET,HEAD');
+  await requireReader(ctx, name);
+  const doc = (await ctx.store.get(name).get(`_design/${ddoc}`)) as { language?: unknown; views?: unknown };
+  const language = typeof doc.language === 'string' ? doc.language : 'javascript';
+  sendJson(ctx.res, 200, {
+    name: ddoc,
+    view_index: {
+      compact_running: false,
+      updater_running: false,
+      language,
+      purge_seq: 0,
+      update_seq: 0,
+      signature: createHash('md5').update(JSON.stringify({ language, views: doc.views ?? {} })).digest('hex'),
+      sizes: { active: 0, external: 0, file: 0 },
+      updates_pending: { minimum: 0, preferred: 0, total: 0 },
+      waiting_clients: 0,
+      waiting_commit: false,
+    },
+  });
 }

@@ -48,7 +48,19 @@ export async function allDbs(ctx: Ctx): Promise<void> {
   if (ctx.method !== 'GET') throw methodNotAllowed('GET');
   requireServerAdmin(ctx);
   let names = ctx.store.list();
-  if (ctx.query.bool('descending')) names = names.reverse();
+  // Key ranges as CouchDB takes them (JSON strings): Fauxton's "Database name" box asks for
+  // startkey="<typed prefix>"&endkey="<prefix>香" to suggest names.
+  const key = (a: string, b: string) => {
+    const v = ctx.query.json(a) ?? ctx.query.json(b);
+    if (v !== undefined && typeof v !== 'string') throw badRequest(`${a} must be a JSON string`);
+    return v as string | undefined;
+  };
+  const start = key('startkey', 'start_key');
+  const end = key('endkey', 'end_key');
+  const descending = ctx.query.bool('descending') ?? false;
+  if (descending) names = names.reverse();
+  const [low, high] = descending ? [end, start] : [start, end];
+  names = names.filter((n) => (low === undefined || n >= low) && (high === undefined || n <= high));
   const skip = ctx.query.int('skip') ?? 0;
   const limit = ctx.query.int('limit') ?? names.length;
   sendJson(ctx.res, 200, names.slice(skip, skip + limit));
@@ -56,6 +68,9 @@ export async function allDbs(ctx: Ctx): Promise<void> {
 
 export async function dbInfo(ctx: Ctx, name: string): Promise<Record<string, unknown>> {
   const info = await ctx.store.get(name).info();
+  // LevelDB does not tell live data from garbage, so all three sizes are the bytes of the database's
+  // files (without its view indexes); Fauxton's database list shows them in its "Size" column.
+  const bytes = await ctx.store.diskSize(name);
   return {
     db_name: name,
     doc_count: info.doc_count,
@@ -65,7 +80,7 @@ export async function dbInfo(ctx: Ctx, name: string): Promise<Record<string, unk
     compact_running: false,
     disk_format_version: 8,
     instance_start_time: '0',
-    sizes: { active: 0, external: 0, file: 0 },
+    sizes: { active: bytes, external: bytes, file: bytes },
     props: {},
   };
 }
