@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Loader> = {
   start: () => load('start'),
   restart: () => load('restart'),
   move: () => load('move'),
+  site: () => load('site'),
   conflicts: () => load('conflicts'),
   history: () => load('history'),
 };

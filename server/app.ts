@@ -17,6 +17,7 @@ import { createApiRouter } from './api/router.ts';
 import { errorHandler } from './api/errors.ts';
 import { Metrics } from './api/metrics.ts';
 import { EventStats } from './api/events.ts';
+import { SiteSupervisor } from './sites/supervisor.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -45,6 +46,8 @@ export interface AnybiosServer {
   setup: SetupReport;
   embedded?: EmbeddedCouch;
   index: FleetIndex;
+  /** Site links to other anybios servers (docs/architecture.md, "Sites"). */
+  sites: SiteSupervisor;
   close(): Promise<void>;
 }
 
@@ -139,7 +142,9 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   const couchUrl = `${url}/db`;
   const admin = upstreamAdmin ?? couchClient(couchUrl, adminName, secrets.adminPassword);
 
+  let sites: SiteSupervisor | undefined;
   const close = async () => {
+    await sites?.stop();
     await index?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -155,7 +160,21 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   index = new FleetIndex({ admin, snapshotPath: join(opts.dataDir, 'fleet-index.json'), log });
   index.start();
   const plainCouch = opts.couchUrl ? stripCredentials(opts.couchUrl) : couchUrl;
-  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue, eventStats });
+  sites = new SiteSupervisor({
+    dataDir: opts.dataDir,
+    local: opts.couchUrl
+      ? { url: plainCouch, user: decodeURIComponent(new URL(opts.couchUrl).username), password: decodeURIComponent(new URL(opts.couchUrl).password) }
+      : { url: couchUrl, user: adminName, password: secrets.adminPassword },
+    external: !!opts.couchUrl,
+    log,
+  });
+  try {
+    await sites.start();
+  } catch (err) {
+    await close();
+    throw new Error(`reading the site links failed: ${(err as Error).message}`, { cause: err });
+  }
+  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue, eventStats, services: { sites } });
   log(`anybios server on ${url} (CouchDB API ${couchUrl}, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
   return {
     url,
@@ -168,6 +187,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     setup,
     embedded,
     index,
+    sites,
     close,
   };
 }
