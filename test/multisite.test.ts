@@ -111,6 +111,9 @@ test.serial('partition: the same system edited at A and at B → exactly one con
   t.deepEqual(leaves, [revA, revB].sort());
   const listed = await until('listed at A', () => call(A.url, '/api/conflicts', { auth: A.adminAuth }), (r) => r.body.length >= 1);
   t.deepEqual(listed.body.map((c: { id: string }) => c.id), ['system:x'], 'exactly one conflict, and never a status document');
+  // Until resolved the agent runs CouchDB's winner and says so in the status.
+  const flagged = await until('status says conflict', () => get(A, 'status:x'), (x) => x?.conflict === true);
+  t.is(flagged.observedRev, withConflict._rev, 'the deterministic winner is what runs');
   t.falsy((await get(A, 'status:x', '?conflicts=true'))?._conflicts, 'status has one writer: no conflict');
   t.falsy((await get(B, 'status:x', '?conflicts=true'))?._conflicts);
   // Resolve at A by keeping A's version; the losing version stays readable by revision.
@@ -125,7 +128,7 @@ test.serial('partition: the same system edited at A and at B → exactly one con
   // B and the agent converge to the resolution.
   await until('resolution at B', () => get(B, 'system:x', '?conflicts=true'), (d) => d?._rev === resolved._rev && !d._conflicts);
   await until('agent runs the resolution', async () => marker('x'), (m) => m === 'from-a');
-  await until('status current at A', () => get(A, 'status:x'), (s) => s?.observedRev === resolved._rev && s.phase === 'running');
+  await until('status current at A, conflict gone', () => get(A, 'status:x'), (s) => s?.observedRev === resolved._rev && s.phase === 'running' && s.conflict === false);
 });
 
 test.serial('B goes away: the agent fails over to C and keeps converging; links survive a restart of A', async (t) => {
