@@ -5,12 +5,12 @@
 // lost, and the agent converges to the resolution; status documents never conflict; links survive a
 // server restart.
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addNode } from '../server/nodes.ts';
-import { createRuntime } from '../agent/runtime/index.ts';
-import { CLI, basic, call, removeDataDir, startServer, uniq, type TestServer } from './helpers/server.ts';
+import { destroySystems, spawnAgent, type TestAgent } from './helpers/agent.ts';
+import { eventually } from './helpers/wait.ts';
+import { basic, call, removeDataDir, startServer, uniq, type TestServer } from './helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 
 if (process.getuid?.() !== 0) throw new Error('the multi-site test runs real systems: run it as root');
@@ -19,8 +19,8 @@ let A: TestServer;
 let B: TestServer;
 let C: TestServer;
 let proxyB: TcpProxy;
-let agent: ChildProcess | null = null;
-let out = '';
+let agent: TestAgent | null = null;
+const out = () => agent?.output() ?? '';
 const node = uniq('ms');
 const password = 'multisite-node-password';
 const dataDir = mkdtempSync(join(process.env.ANYBIOS_TEST_TMP ?? '/var/tmp', 'anybios-multisite-test-'));
@@ -38,13 +38,8 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  if (agent && agent.exitCode === null) {
-    const done = new Promise((r) => agent!.once('exit', r));
-    agent.kill('SIGTERM');
-    await done;
-  }
-  const rt = await createRuntime({ dataDir });
-  for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
+  await agent?.stop();
+  await destroySystems(dataDir);
   await proxyB?.close();
   for (const s of [A, B, C]) {
     if (!s) continue;
@@ -54,16 +49,7 @@ test.after.always(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await fn();
-  while (!pred(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)?.slice(0, 500)}\nagent:\n${out.slice(-2500)}`);
-    await new Promise((r) => setTimeout(r, 200));
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 60_000) => eventually(what, fn, pred, { ms, interval: 200, context: out });
 
 const get = async (s: TestServer, id: string, q = '') => {
   const r = await call(s.couchUrl, `${db}/${id}${q}`, { auth: s.adminAuth });
@@ -88,9 +74,7 @@ test.serial('a node enrolled at A reaches B and C: database, _security and user'
   t.is(sites.body.length, 2);
   const cfg = join(dataDir, 'enrol.json');
   writeFileSync(cfg, JSON.stringify({ server: [B.url, C.url], node, user: `node-${node}`, password }), { mode: 0o600 });
-  agent = spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', dataDir, '--full-pass', '2', '--watchdog', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d) => (out += d));
-  agent.stderr!.on('data', (d) => (out += d));
+  agent = spawnAgent(cfg, dataDir, ['--full-pass', '2', '--watchdog', '2']);
 });
 
 test.serial('an edit at A is applied by the agent of B, and its status comes back to A', async (t) => {
@@ -134,7 +118,7 @@ test.serial('partition: the same system edited at A and at B → exactly one con
 test.serial('B goes away: the agent fails over to C and keeps converging; links survive a restart of A', async (t) => {
   await B.stop();
   const rev = await write(A, { _id: 'system:y', type: 'system', name: 'y', kind: 'app', template: 'host', state: 'running', network: 'none', command: sleeper('y1') });
-  await until('failover to C', async () => out, (o) => /failing over to/.test(o));
+  await until('failover to C', async () => out(), (o) => /failing over to/.test(o));
   await until('y running, status at A through C', () => get(A, 'status:y'), (s) => s?.phase === 'running' && s.observedRev === rev);
   t.is(marker('y'), 'y1');
   A = await A.restart();

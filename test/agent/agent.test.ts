@@ -2,12 +2,13 @@
 // process reaching it through a TCP proxy (so the link can be cut or frozen while the server stays
 // editable), and systems on the host template.
 import test from 'ava';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { addNode, removeNode } from '../../server/nodes.ts';
-import { createRuntime } from '../../agent/runtime/index.ts';
+import { destroySystems, spawnAgent, type TestAgent } from '../helpers/agent.ts';
+import { eventually } from '../helpers/wait.ts';
 import { CLI, basic, call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -16,8 +17,7 @@ if (process.getuid?.() !== 0) throw new Error('the agent tests need root (real m
 
 let s: TestServer;
 let proxy: TcpProxy;
-let agent: ChildProcess | null = null;
-let agentOut = '';
+let agent: TestAgent | null = null;
 const node = uniq('ag');
 const other = uniq('ag-other');
 const dataDir = mkdtempSync(join(process.env.ANYBIOS_TEST_TMP ?? '/var/tmp', 'anybios-agent-test-'));
@@ -25,19 +25,14 @@ let nodeAuth = '';
 let configFile = '';
 
 function startAgent(): void {
-  agentOut = '';
-  agent = spawn(process.execPath, [CLI, 'agent', '--config', configFile, '--data', dataDir, '--full-pass', '2', '--heartbeat', '5', '--watchdog', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d) => (agentOut += d));
-  agent.stderr!.on('data', (d) => (agentOut += d));
+  agent = spawnAgent(configFile, dataDir, ['--full-pass', '2', '--heartbeat', '5', '--watchdog', '2']);
 }
+const agentOut = () => agent?.output() ?? '';
 
 async function killAgent(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const p = agent;
+  const a = agent;
   agent = null;
-  if (!p || p.exitCode !== null) return;
-  const done = new Promise((r) => p.once('exit', r));
-  p.kill(signal);
-  await done;
+  await a?.stop(signal);
 }
 
 test.before(async () => {
@@ -55,8 +50,7 @@ test.before(async () => {
 test.after.always(async () => {
   await killAgent();
   // Systems outlive the agent by design: remove what the tests made, then check no mount is left.
-  const runtime = await createRuntime({ dataDir });
-  for (const o of await runtime.list()) await runtime.destroy(o.name, { volumes: true }).catch(() => {});
+  await destroySystems(dataDir);
   await proxy?.close();
   if (s) {
     await removeNode(s.admin, node).catch(() => {});
@@ -83,16 +77,7 @@ async function putSpec(doc: Record<string, unknown>): Promise<string> {
   return r.body.rev;
 }
 
-async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await fn();
-  while (!pred(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)?.slice(0, 400)}\nagent output:\n${agentOut.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 20_000) => eventually(what, fn, pred, { ms, context: agentOut });
 
 const statusOf = (name: string) => getDoc(`status:${name}`);
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
@@ -134,14 +119,14 @@ test.serial('agent killed with SIGKILL and restarted: running systems are adopte
   await killAgent('SIGKILL');
   t.true(alive(before.pid), 'the system outlives its agent');
   startAgent();
-  await until('agent back', async () => agentOut, (o) => o.includes('anybios agent ready'));
+  await until('agent back', async () => agentOut(), (o) => o.includes('anybios agent ready'));
   // a few passes later: same process, same restart count
   await new Promise((r) => setTimeout(r, 5000));
   const after = await statusOf('keep');
   t.is(after.pid, before.pid);
   t.is(after.restarts, before.restarts);
   t.true(alive(before.pid));
-  t.notRegex(agentOut, /keep: started/);
+  t.notRegex(agentOut(), /keep: started/);
 });
 
 test.serial('link down: an edit on the device and one on the server both converge when it returns', async (t) => {
@@ -175,10 +160,10 @@ test.serial("the node's credentials cannot read or write another node's database
 });
 
 test.serial('a stalled replication is noticed by the watchdog and restarted', async (t) => {
-  const watchdogRestarts = () => (agentOut.match(/restarting replication \(watchdog/g) ?? []).length;
+  const watchdogRestarts = () => (agentOut().match(/restarting replication \(watchdog/g) ?? []).length;
   proxy.freeze(); // every open connection hangs silently; new ones work
   const before = watchdogRestarts();
   const rev = await putSpec(spec('late', sleeper('l')));
   await until('late running', () => statusOf('late'), (x) => x?.observedRev === rev && x.phase === 'running', 40_000);
-  t.true(watchdogRestarts() > before, `the watchdog restarted the replication:\n${agentOut.slice(-2000)}`);
+  t.true(watchdogRestarts() > before, `the watchdog restarted the replication:\n${agentOut().slice(-2000)}`);
 });

@@ -2,12 +2,12 @@
 // one that stays unreachable for the next one that answers, and keeps converging there.
 // (The sites are not linked here: the node and its password exist at both, as a site link carries them.)
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addNode, removeNode } from '../../server/nodes.ts';
-import { createRuntime } from '../../agent/runtime/index.ts';
-import { CLI, call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
+import { destroySystems, spawnAgent, type TestAgent } from '../helpers/agent.ts';
+import { eventually } from '../helpers/wait.ts';
+import { call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 if (process.getuid?.() !== 0) throw new Error('the agent tests need root (real mounts and namespaces); run them as root');
@@ -15,8 +15,8 @@ if (process.getuid?.() !== 0) throw new Error('the agent tests need root (real m
 let a: TestServer;
 let b: TestServer;
 let proxyA: TcpProxy;
-let agent: ChildProcess | null = null;
-let out = '';
+let agent: TestAgent | null = null;
+const out = () => agent?.output() ?? '';
 const node = uniq('fo');
 const dataDir = mkdtempSync(join(process.env.ANYBIOS_TEST_TMP ?? '/var/tmp', 'anybios-failover-test-'));
 
@@ -30,19 +30,12 @@ test.before(async () => {
   proxyA = await startTcpProxy(Number(new URL(a.url).port));
   const cfg = join(dataDir, 'enrol.json');
   writeFileSync(cfg, JSON.stringify({ server: [proxyA.url, b.url], node, user: `node-${node}`, password }), { mode: 0o600 });
-  agent = spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', dataDir, '--full-pass', '2', '--watchdog', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d) => (out += d));
-  agent.stderr!.on('data', (d) => (out += d));
+  agent = spawnAgent(cfg, dataDir, ['--full-pass', '2', '--watchdog', '1']);
 });
 
 test.after.always(async () => {
-  if (agent && agent.exitCode === null) {
-    const done = new Promise((r) => agent!.once('exit', r));
-    agent.kill('SIGTERM');
-    await done;
-  }
-  const rt = await createRuntime({ dataDir });
-  for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
+  await agent?.stop();
+  await destroySystems(dataDir);
   await proxyA?.close();
   for (const s of [a, b]) {
     if (!s) continue;
@@ -55,16 +48,7 @@ test.after.always(async () => {
 
 const spec = (name: string) => ({ _id: `system:${name}`, type: 'system', name, kind: 'app', template: 'host', state: 'running', network: 'none', command: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"] });
 
-async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await fn();
-  while (!pred(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)?.slice(0, 300)}\nagent output:\n${out.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 30_000) => eventually(what, fn, pred, { ms, context: out });
 
 const status = async (s: TestServer, name: string) => {
   const r = await call(s.couchUrl, `/anybios-node-${node}/status:${name}`, { auth: s.adminAuth });
@@ -77,7 +61,7 @@ test.serial('the agent fails over to the next server and converges there', async
   await until('one running, reported to A', () => status(a, 'one'), (x) => x?.phase === 'running' && x.observedRev === put.body.rev);
 
   await proxyA.down(); // site A unreachable for the agent (A itself stays up)
-  await until('failover logged', async () => out, (o) => /failing over to/.test(o));
+  await until('failover logged', async () => out(), (o) => /failing over to/.test(o));
   // The agent now syncs with B: what it had (spec one and its status) arrives at B, and B's edits reach it.
   await until('one known at B', () => status(b, 'one'), (x) => x?.phase === 'running');
   const putB = await call(b.couchUrl, `/anybios-node-${node}/system:two`, { method: 'PUT', auth: b.adminAuth, json: spec('two') });

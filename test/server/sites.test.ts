@@ -12,22 +12,14 @@ import { addNode } from '../../server/nodes.ts';
 import { nodeSecurity } from '../../server/nodes.ts';
 import { couchClient } from '../../server/couch/client.ts';
 import { CLI, basic, call, external, removeDataDir, startServer, type TestServer } from '../helpers/server.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const PW = { a: 'site-a-admin-password', b: 'site-b-admin-password' };
 const app = (name: string, extra: object = {}) => ({ name, kind: 'app', template: 'host', state: 'running', command: ['/bin/true'], ...extra });
 
 /** Polls `fn` until `pred` holds; fails with the last value after `ms`. */
-async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v: T;
-  for (;;) {
-    v = await fn();
-    if (pred(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 600)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, ms = 20_000) => eventually(what, fn, pred, { ms });
 
 interface Site { s: TestServer; auth: string; password: string }
 
