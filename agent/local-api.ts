@@ -37,7 +37,7 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, 'unauthorized', `send the token from ${o.infoPath}`);
     const url = new URL(req.url ?? '/', 'http://local');
     const [coll, rawName, action, ...extra] = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (coll === 'status' && !rawName) return [200, { node: o.node, sync: o.sync.state, server: o.sync.remoteUrl.replace(/\/db\/[^/]+$/, ''), switches: o.sync.switches, syncRestarts: o.sync.restarts, lastError: o.sync.lastError }];
+    if (coll === 'status' && !rawName) return [200, { node: o.node, sync: o.sync.state, server: o.sync.remoteUrl.replace(/\/db\/[^/]+$/, ''), switches: o.sync.switches, syncRestarts: o.sync.restarts, lastError: o.sync.lastError, memory: process.memoryUsage() }];
     const kind = COLLECTIONS[coll ?? ''];
     if (!kind || extra.length) throw new HttpError(404, 'not_found', 'routes: /status, /systems[/NAME[/start|/stop]], /volumes[/NAME]');
     if (!rawName) {

@@ -4,8 +4,8 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import Ajv from 'ajv';
-import standaloneCode from 'ajv/dist/standalone/index.js';
+import { createRequire } from 'node:module';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { schemas } from './schemas/index.ts';
 
 /**
@@ -41,11 +41,20 @@ let schemasModule: string | undefined;
 /**
  * The schemas compiled to one self-contained ES5 CommonJS module (`module.exports = {system, ...}`).
  * Options keep it free of ajv runtime helpers (no ucs2length, no unicode RegExp flag); a `require`
- * left in the output is a build error, since CouchDB cannot resolve it.
+ * left in the output is a build error, since CouchDB cannot resolve it. The result is cached on disk
+ * by the schemas' content, so agents and CLI runs do not load ajv at all once it is built.
  */
 export function compileSchemasModule(): string {
   if (schemasModule) return schemasModule;
-  const ajv = new (Ajv as unknown as typeof Ajv.default)({
+  const require = createRequire(import.meta.url);
+  const ajvVersion = (require('ajv/package.json') as { version: string }).version;
+  const key = createHash('sha256').update(JSON.stringify(schemas)).update(ajvVersion).digest('hex').slice(0, 16);
+  const cacheDir = join(dirname(require.resolve('ajv/package.json')), '..', '.cache', 'anybios');
+  const cacheFile = join(cacheDir, `schemas-${key}.js`);
+  if (existsSync(cacheFile)) return (schemasModule = readFileSync(cacheFile, 'utf8'));
+  const Ajv = require('ajv').default as typeof import('ajv').default;
+  const standaloneCode = require('ajv/dist/standalone').default as typeof import('ajv/dist/standalone/index.js').default;
+  const ajv = new Ajv({
     allErrors: true,
     strict: true,
     strictRequired: false,
@@ -56,9 +65,17 @@ export function compileSchemasModule(): string {
   (ajv.opts as { unicode?: boolean }).unicode = false;
   const refs: Record<string, string> = {};
   for (const type of Object.keys(schemas)) refs[type] = type;
-  const code = (standaloneCode as unknown as typeof standaloneCode.default)(ajv, refs);
+  const code = standaloneCode(ajv, refs);
   if (/\brequire\s*\(/.test(code)) throw new Error('compiled schemas need require(): not self-contained, refusing to build ddocs');
   schemasModule = code.replace(/^"use strict";/, '');
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, schemasModule);
+    renameSync(tmp, cacheFile);
+  } catch {
+    // a read-only install just compiles every time
+  }
   return schemasModule;
 }
 

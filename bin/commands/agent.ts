@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, type Command } from '../command.ts';
 import { createAgent } from '../../agent/agent.ts';
-import { stopOnSignals } from './server.ts';
+import { stopOnSignals } from '../lib/signals.ts';
 import { guardProcess } from '../lib/process-guard.ts';
 
 const usage = `usage: anybios agent --config FILE [--data DIR]

@@ -6,6 +6,9 @@ import { CliError } from '../command.ts';
 import { createServer, type AnybiosServer } from '../../server/app.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
 import { guardProcess } from '../lib/process-guard.ts';
+import { stopOnSignals } from '../lib/signals.ts';
+
+export { stopOnSignals };
 
 export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default 8080; env PORT)
   --host ADDR    address to bind (default 127.0.0.1; env ANYBIOS_HOST)
@@ -48,17 +51,6 @@ export function printAccess(server: AnybiosServer): void {
   }
 }
 
-export function stopOnSignals(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (sig: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    console.log(`${sig}: stopping`);
-    stop().then(() => process.exit(0), () => process.exit(1));
-  };
-  process.on('SIGINT', () => handler('SIGINT'));
-  process.on('SIGTERM', () => handler('SIGTERM'));
-}
 
 export const command: Command = {
   name: 'server',
