@@ -63,7 +63,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
         case '_node': return nodeRoutes.node(ctx);
         case '_cluster_setup': return nodeRoutes.clusterSetup(ctx);
         case '_active_tasks': return nodeRoutes.activeTasks(ctx);
-        case '_users': case '_replicator': break; // databases, handled below
+        case '_users': case '_replicator': case '_global_changes': break; // databases, handled below
         default: return server.notSupported(ctx);
       }
     }

@@ -22,7 +22,7 @@ export interface DbUpdate {
 
 // CouchDB's rule minus `/` (each database is a directory here).
 const DB_NAME_RE = /^[a-z][a-z0-9_$()+-]{0,237}$/;
-const SYSTEM_DBS = new Set(['_users', '_replicator']);
+const SYSTEM_DBS = new Set(['_users', '_replicator', '_global_changes']);
 const SECURITY_DOC = '_local/_anybios_security';
 
 export function checkDbName(name: string): void {
