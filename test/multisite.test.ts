@@ -27,7 +27,8 @@ const dataDir = mkdtempSync(join(process.env.ANYBIOS_TEST_TMP ?? '/var/tmp', 'an
 const db = `/anybios-node-${node}`;
 
 test.before(async () => {
-  [A, B, C] = await Promise.all([startServer(), startServer(), startServer()]);
+  // Each site has its own embedded CouchDB (also when COUCH_URL is set: one store per site is the point).
+  [A, B, C] = await Promise.all([startServer({ embedded: true }), startServer({ embedded: true }), startServer({ embedded: true })]);
   proxyB = await startTcpProxy(Number(new URL(B.url).port));
   for (const target of [proxyB.url, C.url]) {
     const r = await call(A.url, '/api/sites', { method: 'POST', auth: A.adminAuth, json: { url: target, user: 'admin', password: B.adminPassword } });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { addNode, removeNode } from '../../server/nodes.ts';
 import { destroySystems, spawnAgent, type TestAgent } from '../helpers/agent.ts';
 import { eventually } from '../helpers/wait.ts';
-import { call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
+import { call, external, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 if (process.getuid?.() !== 0) throw new Error('the agent tests need root (real mounts and namespaces); run them as root');
@@ -23,7 +23,8 @@ const dataDir = mkdtempSync(join(process.env.ANYBIOS_TEST_TMP ?? '/var/tmp', 'an
 test.before(async () => {
   [a, b] = await Promise.all([startServer(), startServer()]);
   const password = 'failover-node-password';
-  for (const s of [a, b]) {
+  // With COUCH_URL both server processes front the same CouchDB: the node exists once there.
+  for (const s of external ? [a] : [a, b]) {
     await s.admin.use('anybios').insert({ _id: 'template:host', type: 'template', name: 'host', source: 'host' } as never).catch(() => {});
     await addNode(s.admin, node, { password });
   }
@@ -39,7 +40,7 @@ test.after.always(async () => {
   await proxyA?.close();
   for (const s of [a, b]) {
     if (!s) continue;
-    await removeNode(s.admin, node).catch(() => {});
+    await removeNode(s.admin, node).catch(() => {}); // (with COUCH_URL the second call finds it gone)
     await s.stop();
     removeDataDir(s.dataDir);
   }
@@ -71,5 +72,5 @@ test.serial('the agent fails over to the next server and converges there', async
   // Nothing applied twice: system one kept its process through the switch.
   const oneAtB = await status(b, 'one');
   t.is(oneAtB.restarts, 0);
-  t.is((await status(a, 'two')), null, 'A never heard of two (the sites are not linked in this test)');
+  if (!external) t.is((await status(a, 'two')), null, 'A never heard of two (the sites are not linked in this test)');
 });

@@ -36,11 +36,14 @@ export const uniq = (base: string) => `${base}-${randomBytes(3).toString('hex')}
 
 export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 
-export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; command?: 'server' | 'up'; noAdminPassword?: boolean } = {}): Promise<TestServer> {
+export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; command?: 'server' | 'up'; noAdminPassword?: boolean; embedded?: boolean } = {}): Promise<TestServer> {
+  // `embedded`: always the embedded CouchDB, even with COUCH_URL set (multi-site tests need one store per site).
+  const ext = external && !opts.embedded;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'anybios-test-'));
-  let adminPassword = external ? new URL(process.env.COUCH_URL!).password : 'test-admin-password';
+  let adminPassword = ext ? new URL(process.env.COUCH_URL!).password : 'test-admin-password';
   const env: NodeJS.ProcessEnv = { ...process.env, ANYBIOS_ADMIN_PASSWORD: adminPassword, ...opts.env };
   if (opts.noAdminPassword) delete env.ANYBIOS_ADMIN_PASSWORD;
+  if (!ext) delete env.COUCH_URL;
   const proc = spawn(process.execPath, [CLI, opts.command ?? 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -63,8 +66,8 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
     });
   });
   const couchUrl = `${url}/db`;
-  if (opts.noAdminPassword && !external) adminPassword = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
-  const adminUser = external ? decodeURIComponent(new URL(process.env.COUCH_URL!).username) : 'admin';
+  if (opts.noAdminPassword && !ext) adminPassword = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
+  const adminUser = ext ? decodeURIComponent(new URL(process.env.COUCH_URL!).username) : 'admin';
   const server: TestServer = {
     url,
     couchUrl,

@@ -32,8 +32,8 @@ async function twoSites(t: { teardown(fn: () => Promise<void> | void): void }): 
     for (const s of made) removeDataDir(s.dataDir);
   });
   const [sa, sb] = await Promise.all([
-    startServer({ env: { ANYBIOS_ADMIN_PASSWORD: PW.a } }),
-    startServer({ env: { ANYBIOS_ADMIN_PASSWORD: PW.b } }),
+    startServer({ env: { ANYBIOS_ADMIN_PASSWORD: PW.a }, embedded: true }),
+    startServer({ env: { ANYBIOS_ADMIN_PASSWORD: PW.b }, embedded: true }),
   ]);
   made.push(sa, sb);
   const A = { s: sa, auth: basic('admin', PW.a), password: PW.a };
