@@ -42,7 +42,11 @@ interface Case { who: Who; method: string; path: () => string; body?: () => obje
 
 const dbA = () => `anybios-node-${a}`;
 let n = 0;
-const fresh = (p: string) => `${p}${++n}`;
+// Unique per run: with COUCH_URL the catalog is shared with every other test (and earlier runs).
+const run = uniq('r');
+const fresh = (p: string) => `${p}${++n}-${run}`;
+/** The name `fresh` made last (bodies are built right after their path). */
+const cur = (p: string) => `${p}${n}-${run}`;
 
 const cases: Case[] = [
   // anonymous: nothing under /db/ without credentials
@@ -51,25 +55,25 @@ const cases: Case[] = [
   { who: 'anonymous', method: 'GET', path: () => '/anybios/_all_docs', expect: 401 },
   { who: 'anonymous', method: 'GET', path: () => `/${dbA()}`, expect: 401 },
   { who: 'anonymous', method: 'GET', path: () => `/${dbA()}/_changes`, expect: 401 },
-  { who: 'anonymous', method: 'PUT', path: () => `/${dbA()}/system:${fresh('x')}`, body: () => spec(`x${n}`), expect: 401 },
+  { who: 'anonymous', method: 'PUT', path: () => `/${dbA()}/system:${fresh('x')}`, body: () => spec(cur('x')), expect: 401 },
   { who: 'anonymous', method: 'GET', path: () => '/_all_dbs', expect: 401 },
   { who: 'anonymous', method: 'PUT', path: () => `/${uniq('newdb')}`, expect: 401 },
   // operator: reads and writes specs and templates; never status
   { who: 'operator', method: 'GET', path: () => '/anybios/_all_docs', expect: 200 },
-  { who: 'operator', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(`t${n}`), expect: 201 },
+  { who: 'operator', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(cur('t')), expect: 201 },
   { who: 'operator', method: 'GET', path: () => `/${dbA()}/_all_docs`, expect: 200 },
-  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('op')}`, body: () => spec(`op${n}`), expect: 201 },
-  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/status:${fresh('op')}`, body: () => statusDoc(`op${n}`), expect: 403 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('op')}`, body: () => spec(cur('op')), expect: 201 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/status:${fresh('op')}`, body: () => statusDoc(cur('op')), expect: 403 },
   { who: 'operator', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
   { who: 'operator', method: 'GET', path: () => '/_all_dbs', expect: 401 },
   // node A in its own database
   { who: 'nodeA', method: 'GET', path: () => `/${dbA()}`, expect: 200 },
   { who: 'nodeA', method: 'GET', path: () => `/${dbA()}/_changes`, expect: 200 },
-  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('own')}`, body: () => spec(`own${n}`), expect: 201 },
-  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/status:${fresh('own')}`, body: () => statusDoc(`own${n}`), expect: 201 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('own')}`, body: () => spec(cur('own')), expect: 201 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/status:${fresh('own')}`, body: () => statusDoc(cur('own')), expect: 201 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${a}`, body: () => ({ type: 'node', name: a }), expect: 201 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${b}`, body: () => ({ type: 'node', name: b }), expect: 403 },
-  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('bad')}`, body: () => ({ ...spec(`bad${n}`), kind: 'vm' }), expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('bad')}`, body: () => ({ ...spec(cur('bad')), kind: 'vm' }), expect: 403 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_security`, body: () => ({ members: { names: [], roles: [] } }), expect: 401 },
   { who: 'nodeA', method: 'DELETE', path: () => `/${dbA()}`, expect: 401 },
@@ -79,16 +83,16 @@ const cases: Case[] = [
   { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}`, expect: 403 },
   { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}/_all_docs`, expect: 403 },
   { who: 'nodeA', method: 'GET', path: () => `/anybios-node-${b}/_changes`, expect: 403 },
-  { who: 'nodeA', method: 'PUT', path: () => `/anybios-node-${b}/system:${fresh('x')}`, body: () => spec(`x${n}`), expect: 403 },
-  { who: 'nodeA', method: 'POST', path: () => `/anybios-node-${b}/_bulk_docs`, body: () => ({ docs: [{ _id: `system:${fresh('x')}`, ...spec(`x${n}`) }] }), expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/anybios-node-${b}/system:${fresh('x')}`, body: () => spec(cur('x')), expect: 403 },
+  { who: 'nodeA', method: 'POST', path: () => `/anybios-node-${b}/_bulk_docs`, body: () => ({ docs: [{ _id: `system:${fresh('x')}`, ...spec(cur('x')) }] }), expect: 403 },
   { who: 'nodeB', method: 'GET', path: () => `/${dbA()}/_all_docs`, expect: 403 },
   // node A on the catalog: reads, never writes
-  { who: 'nodeA', method: 'GET', path: () => '/anybios/template:host', expect: 404 },
+  { who: 'nodeA', method: 'GET', path: () => `/anybios/template:absent-${run}`, expect: 404 },
   { who: 'nodeA', method: 'GET', path: () => '/anybios/_all_docs', expect: 200 },
-  { who: 'nodeA', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(`t${n}`), expect: 403 },
+  { who: 'nodeA', method: 'PUT', path: () => `/anybios/template:${fresh('t')}`, body: () => templateDoc(cur('t')), expect: 403 },
   // admin: design docs and everything else
   { who: 'admin', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 201 },
-  { who: 'admin', method: 'PUT', path: () => `/${dbA()}/status:${fresh('adm')}`, body: () => statusDoc(`adm${n}`), expect: 201 },
+  { who: 'admin', method: 'PUT', path: () => `/${dbA()}/status:${fresh('adm')}`, body: () => statusDoc(cur('adm')), expect: 201 },
   { who: 'admin', method: 'GET', path: () => '/_all_dbs', expect: 200 },
 ];
 
