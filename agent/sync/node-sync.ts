@@ -5,6 +5,8 @@
 // With several servers (linked sites), a server that stays unreachable for `failoverAfter` probes is
 // left for the next one that answers; replication is idempotent by revision, so nothing is lost or
 // applied twice, and checkpoints are per server pair.
+import http from 'node:http';
+import https from 'node:https';
 import PouchDB from 'pouchdb';
 
 export type SyncState = 'starting' | 'active' | 'idle' | 'offline' | 'denied' | 'stopped';
@@ -32,19 +34,35 @@ export class NodeSync {
   lastError: string | null = null;
   private sync?: PouchDB.Replication.Sync<object>;
   private remote: PouchDB.Database;
+  /** The connection pool of the current replication; replaced (and its sockets destroyed) on restart. */
+  private agent: http.Agent;
   private watchdog?: NodeJS.Timeout;
   private lastRemoteSeq: unknown = undefined;
   private remoteAdvancedAt = 0;
   private lastProbeAt = 0;
   private stopped = false;
   private failedProbes = 0;
+  /** When the replication last reported itself offline while the server answers our probes. */
+  private offlineSince = 0;
+  /** When the replication last went active (requests out) after being idle. */
+  private activeSince = 0;
   /** Index of the server in use. */
   current = 0;
   switches = 0;
 
   constructor(private readonly opts: NodeSyncOptions) {
     if (!opts.remoteUrls.length) throw new Error('NodeSync needs at least one server URL');
-    this.remote = remoteDb(opts.remoteUrls[0], opts.auth);
+    this.agent = newAgent(opts.remoteUrls[0]);
+    this.remote = remoteDb(opts.remoteUrls[0], opts.auth, this.agent);
+  }
+
+  /** New connection pool and remote handle for `url`; the old pool's sockets are destroyed. */
+  private renewRemote(url: string): void {
+    const old = this.remote;
+    void old.close().catch(() => {});
+    this.agent.destroy();
+    this.agent = newAgent(url);
+    this.remote = remoteDb(url, this.opts.auth, this.agent);
   }
 
   get remoteUrl(): string {
@@ -55,15 +73,30 @@ export class NodeSync {
     return 'Basic ' + Buffer.from(`${this.opts.auth.username}:${this.opts.auth.password}`).toString('base64');
   }
 
-  /** The update_seq of a server's copy of our database, or null when it does not answer properly. */
-  private async probe(url: string): Promise<{ ok: true; seq: unknown } | { ok: false; status: number | null }> {
-    try {
-      const res = await fetch(url, { headers: { Authorization: this.authHeader() }, signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 5000) });
-      if (!res.ok) return { ok: false, status: res.status };
-      return { ok: true, seq: ((await res.json()) as { update_seq: unknown }).update_seq };
-    } catch {
-      return { ok: false, status: null };
-    }
+  /**
+   * The update_seq of a server's copy of our database. Always over a new connection (agent: false): a
+   * pooled socket may be one of the silently dead ones the watchdog is looking for.
+   */
+  private probe(url: string): Promise<{ ok: true; seq: unknown } | { ok: false; status: number | null }> {
+    return new Promise((resolve) => {
+      const mod = url.startsWith('https:') ? https : http;
+      const req = mod.get(url, { agent: false, headers: { Authorization: this.authHeader(), Accept: 'application/json' }, timeout: this.opts.probeTimeoutMs ?? 5000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { if (body.length < 1_000_000) body += d; });
+        res.on('end', () => {
+          if (res.statusCode !== 200) return resolve({ ok: false, status: res.statusCode ?? null });
+          try {
+            resolve({ ok: true, seq: (JSON.parse(body) as { update_seq: unknown }).update_seq });
+          } catch {
+            resolve({ ok: false, status: null });
+          }
+        });
+        res.on('error', () => resolve({ ok: false, status: null }));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve({ ok: false, status: null }));
+    });
   }
 
   /** Moves to the next server that answers; stays put when none does. */
@@ -74,13 +107,12 @@ export class NodeSync {
       if ((await this.probe(urls[i])).ok) {
         this.opts.log?.(`sync: ${urls[this.current]} unreachable; failing over to ${urls[i]}`);
         this.sync?.cancel();
-        await this.remote.close().catch(() => {});
         this.current = i;
         this.switches++;
         this.failedProbes = 0;
         this.lastRemoteSeq = undefined;
         this.remoteAdvancedAt = 0;
-        this.remote = remoteDb(urls[i], this.opts.auth);
+        this.renewRemote(urls[i]);
         this.begin();
         this.opts.onSwitch?.(i, urls[i]);
         return;
@@ -114,10 +146,14 @@ export class NodeSync {
     const pullActive = () => { this.lastPullActivity = Date.now(); };
     // PouchDB's Sync exposes its two replications; only the pull side proves we still hear the server.
     const pull = (sync as unknown as { pull?: PouchDB.Replication.Replication<object> }).pull;
-    pull?.on('active', pullActive);
+    // Progress is a batch written (`change`) or being caught up (`paused` without error); `active` only
+    // means a request went out, which is exactly what hangs on a dead connection.
     pull?.on('change', pullActive);
-    pull?.on('paused', pullActive);
-    sync.on('active', () => this.setState('active'));
+    pull?.on('paused', (err: unknown) => { if (!err) pullActive(); });
+    sync.on('active', () => {
+      if (this.state !== 'active') this.activeSince = Date.now();
+      this.setState('active');
+    });
     sync.on('paused', (err) => {
       if (err) {
         this.lastError = String((err as Error).message ?? err);
@@ -143,6 +179,9 @@ export class NodeSync {
     this.restarts++;
     this.opts.log?.(`sync: restarting replication (${why})`);
     this.sync?.cancel();
+    this.renewRemote(this.remoteUrl);
+    this.offlineSince = 0;
+    this.activeSince = 0;
     this.begin();
   }
 
@@ -157,6 +196,15 @@ export class NodeSync {
       return;
     }
     this.failedProbes = 0;
+    // The server answers on a new connection but the replication still says offline (its retries hang
+    // on dead pooled sockets, or its back-off grew long): restart it on a fresh pool.
+    if (this.state === 'offline') {
+      if (!this.offlineSince) this.offlineSince = Date.now();
+      else if (Date.now() - this.offlineSince >= every) {
+        this.restart('watchdog: the server answers but the replication is still offline');
+        return;
+      }
+    } else this.offlineSince = 0;
     const seq = r.seq;
     const now = Date.now();
     // Seq values are opaque: we only compare them for equality with the previous probe.
@@ -170,6 +218,12 @@ export class NodeSync {
     if (this.remoteAdvancedAt && now - this.remoteAdvancedAt >= every) {
       this.remoteAdvancedAt = 0;
       this.restart('watchdog: the server has changes and the pull side made no progress');
+      return;
+    }
+    // A healthy live sync goes back to idle within moments of going active. Active for two whole
+    // periods with no pull progress means its requests hang (a dead connection that never errors).
+    if (this.state === 'active' && this.activeSince && now - this.activeSince >= 2 * every && this.lastPullActivity < this.activeSince) {
+      this.restart('watchdog: the replication has been busy with no progress');
     }
   }
 
@@ -179,20 +233,37 @@ export class NodeSync {
     this.sync?.cancel();
     this.setState('stopped');
     await this.remote.close().catch(() => {});
+    this.agent.destroy();
   }
 }
 
-export function remoteDb(url: string, auth: { username: string; password: string }): PouchDB.Database {
-  return new PouchDB(url, { auth, skip_setup: true } as PouchDB.Configuration.RemoteDatabaseConfiguration);
+/**
+ * A remote database whose HTTP connections come from `agent` alone. A replication that stalled on a
+ * connection that hangs silently is restarted with a fresh agent: reusing pooled keep-alive sockets
+ * would put it straight back on the same dead connections.
+ */
+export function remoteDb(url: string, auth: { username: string; password: string }, agent?: http.Agent): PouchDB.Database {
+  const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o?: object) => Promise<unknown> }).fetch;
+  return new PouchDB(url, {
+    auth,
+    skip_setup: true,
+    ...(agent ? { fetch: (u: string, o: object = {}) => pouchFetch(u, { ...o, agent }) } : {}),
+  } as PouchDB.Configuration.RemoteDatabaseConfiguration);
+}
+
+function newAgent(url: string): http.Agent {
+  return url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
 }
 
 /** Pulls the named templates (attachments included) from the catalog into the local catalog copy. */
 export async function pullTemplates(local: PouchDB.Database, catalogUrl: string, auth: { username: string; password: string }, names: string[]): Promise<void> {
   if (!names.length) return;
-  const remote = remoteDb(catalogUrl, auth);
+  const agent = newAgent(catalogUrl);
+  const remote = remoteDb(catalogUrl, auth, agent);
   try {
     await local.replicate.from(remote, { doc_ids: names.map((n) => `template:${n}`) } as PouchDB.Replication.ReplicateOptions);
   } finally {
     await remote.close().catch(() => {});
+    agent.destroy();
   }
 }
