@@ -13,7 +13,7 @@ export interface TestAgent {
 
 export function spawnAgent(configFile: string, dataDir: string, extraArgs: string[] = []): TestAgent {
   let out = '';
-  const proc = spawn(process.execPath, [CLI, 'agent', '--config', configFile, '--data', dataDir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'agent', '--config', configFile, '--data', dataDir, ...extraArgs], { env: { ...process.env, ANYBIOS_STOP_ON_STDIN_EOF: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   return {

@@ -1,4 +1,5 @@
-// Starts a real anybios server process on port 0 for a test file and stops it afterwards.
+// Starts a real anybios server process on port 0 for a test file and stops it afterwards. Its stdin is
+// a pipe from us: if the test worker dies (timeout, SIGKILL), the server sees EOF and stops itself.
 // With COUCH_URL set, the server forwards /db to that Apache CouchDB, and names get a random suffix
 // so runs do not collide there; `cleanup` removes what the test created.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -44,7 +45,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const env: NodeJS.ProcessEnv = { ...process.env, ANYBIOS_ADMIN_PASSWORD: adminPassword, ...opts.env };
   if (opts.noAdminPassword) delete env.ANYBIOS_ADMIN_PASSWORD;
   if (!ext) delete env.COUCH_URL;
-  const proc = spawn(process.execPath, [CLI, opts.command ?? 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, opts.command ?? 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env: { ...env, ANYBIOS_STOP_ON_STDIN_EOF: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

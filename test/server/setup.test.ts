@@ -3,7 +3,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDesignDoc, DDOC_ID } from '../../ddocs/build.ts';
 import { CLI, call, basic, external, removeDataDir, startServer, uniq } from '../helpers/server.ts';
@@ -103,3 +103,26 @@ test.serial('`anybios node add/ls/rm` over the CLI: credentials printed once, sc
   const gone = await run(process.execPath, [CLI, 'node', 'rm', id], { env }).catch((e) => e);
   t.regex(gone.stderr, /NODE_NOT_FOUND/);
 });
+
+test.serial('a server started by a test worker that dies stops by itself (nothing leaks)', async (t) => {
+  const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'anybios-orphan-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'worker.mts');
+  const helper = new URL('../helpers/server.ts', import.meta.url).href;
+  (await import('node:fs')).writeFileSync(script, `import { startServer } from ${JSON.stringify(helper)};\nconst s = await startServer();\nconsole.log(JSON.stringify({ pid: s.proc.pid, dataDir: s.dataDir }));\nsetInterval(() => {}, 1000);\n`);
+  const { spawn } = await import('node:child_process');
+  const worker = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    worker.stdout!.on('data', (d) => { out += d; if (out.includes('\n')) resolve(out.trim()); });
+    worker.on('exit', () => reject(new Error('worker exited early')));
+  });
+  const { pid, dataDir } = JSON.parse(line) as { pid: number; dataDir: string };
+  t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } removeDataDir(dataDir); });
+  worker.kill('SIGKILL');
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  const end = Date.now() + 10_000;
+  while (alive() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  t.false(alive(), 'the orphaned server stopped when its stdin closed');
+});
+
