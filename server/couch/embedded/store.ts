@@ -42,6 +42,8 @@ export class DbStore {
   private readonly security = new Map<string, SecurityObject>();
   /** Every write to any database, as CouchDB's _db_updates reports it. */
   readonly updates$ = new Subject<DbUpdate>();
+  /** Databases whose design documents changed (by any writer): compiled validators must go. */
+  readonly designChanged$ = new Subject<string>();
   private readonly Pouch: PouchDB.Static;
 
   constructor(dataDir: string) {
@@ -81,7 +83,10 @@ export class DbStore {
       (db as unknown as { setMaxListeners(n: number): void }).setMaxListeners(0);
       // One live feed per database turns every write (ours or PouchDB's own replication) into a signal.
       const feed = db.changes({ live: true, since: 'now', return_docs: false });
-      feed.on('change', () => this.updates$.next({ db_name: name, type: 'updated' }));
+      feed.on('change', (c: { id: string }) => {
+        if (c.id.startsWith('_design/')) this.designChanged$.next(name);
+        this.updates$.next({ db_name: name, type: 'updated' });
+      });
       feed.on('error', () => {});
       entry = { db, feed };
       this.open.set(name, entry);
@@ -120,6 +125,7 @@ export class DbStore {
     this.names.delete(name);
     this.saveRegistry();
     await db.destroy();
+    this.designChanged$.next(name);
     this.updates$.next({ db_name: name, type: 'deleted' });
   }
 
@@ -158,6 +164,7 @@ export class DbStore {
     }
     this.open.clear();
     this.updates$.complete();
+    this.designChanged$.complete();
   }
 }
 

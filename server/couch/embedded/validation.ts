@@ -1,40 +1,50 @@
 // Runs every design document's validate_doc_update on each write, as CouchDB does, for direct and
-// replicated writes alike. Compiled functions are cached per database and recompiled when any
-// design document's revision changes.
+// replicated writes alike. Compiled functions are cached per database and dropped when a design
+// document changes (the write path says so at once; the store's change feed catches any other
+// writer), so an ordinary write costs no design-document lookup at all.
 import { DdocFunction, DdocFunctionError } from '../../../ddocs/sandbox.ts';
 import { CouchError } from '../errors.ts';
 import type { UserCtx } from './auth.ts';
 import type { DbStore, SecurityObject } from './store.ts';
 
-interface Compiled { key: string; fns: { id: string; fn: DdocFunction }[] }
+type Compiled = { id: string; fn: DdocFunction }[];
 
 export class Validator {
-  private readonly cache = new Map<string, Compiled>();
+  private readonly cache = new Map<string, Promise<Compiled>>();
 
-  constructor(private readonly store: DbStore) {}
+  constructor(private readonly store: DbStore) {
+    store.designChanged$.subscribe((db) => this.forget(db));
+  }
 
-  private async functions(dbName: string): Promise<Compiled['fns']> {
-    const db = this.store.get(dbName);
-    const heads = await db.allDocs({ startkey: '_design/', endkey: '_design0' });
-    const key = heads.rows.map((r) => `${r.id}@${r.value.rev}`).join(',');
-    const cached = this.cache.get(dbName);
-    if (cached && cached.key === key) return cached.fns;
-    const fns: Compiled['fns'] = [];
-    if (heads.rows.length) {
-      const full = await db.allDocs({ startkey: '_design/', endkey: '_design0', include_docs: true });
-      for (const row of full.rows) {
-        const ddoc = row.doc as unknown as Record<string, unknown>;
-        if (typeof ddoc.validate_doc_update !== 'string') continue;
-        try {
-          fns.push({ id: row.id, fn: new DdocFunction(ddoc, ddoc.validate_doc_update) });
-        } catch (err) {
-          // A broken validate function must not open the database to everything: refuse writes instead.
-          const reason = `${row.id}: validate_doc_update does not compile: ${(err as Error).message}`;
-          fns.push({ id: row.id, fn: { run: () => { throw new DdocFunctionError(reason, { forbidden: reason }); } } as unknown as DdocFunction });
-        }
+  /** Drops the compiled functions of `dbName`; the next write compiles its design docs again. */
+  forget(dbName: string): void {
+    this.cache.delete(dbName);
+  }
+
+  private functions(dbName: string): Promise<Compiled> {
+    let fns = this.cache.get(dbName);
+    if (!fns) {
+      fns = this.compile(dbName);
+      this.cache.set(dbName, fns);
+      fns.catch(() => this.cache.delete(dbName));
+    }
+    return fns;
+  }
+
+  private async compile(dbName: string): Promise<Compiled> {
+    const full = await this.store.get(dbName).allDocs({ startkey: '_design/', endkey: '_design0', include_docs: true });
+    const fns: Compiled = [];
+    for (const row of full.rows) {
+      const ddoc = row.doc as unknown as Record<string, unknown>;
+      if (typeof ddoc.validate_doc_update !== 'string') continue;
+      try {
+        fns.push({ id: row.id, fn: new DdocFunction(ddoc, ddoc.validate_doc_update) });
+      } catch (err) {
+        // A broken validate function must not open the database to everything: refuse writes instead.
+        const reason = `${row.id}: validate_doc_update does not compile: ${(err as Error).message}`;
+        fns.push({ id: row.id, fn: { run: () => { throw new DdocFunctionError(reason, { forbidden: reason }); } } as unknown as DdocFunction });
       }
     }
-    this.cache.set(dbName, { key, fns });
     return fns;
   }
 

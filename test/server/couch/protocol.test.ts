@@ -538,3 +538,21 @@ test('conflicts=true shows _conflicts on the winner (document, _all_docs, _chang
   t.is((await couch(`/${db}/c?rev=${loser}`, { method: 'DELETE' })).status, 200);
   t.is((await couch(`/${db}/c?conflicts=true`)).body._conflicts, undefined);
 });
+
+test('a design document takes effect on the very next write, and stops when it changes or goes', async (t) => {
+  const db = await freshDb('vdu');
+  const refuse = 'function (doc) { if (doc.bad) throw({ forbidden: "bad documents are refused" }); }';
+  const put = await couch(`/${db}/_design/rules`, { method: 'PUT', json: { validate_doc_update: refuse } });
+  t.is(put.status, 201);
+  const bad = await couch(`/${db}/one`, { method: 'PUT', json: { bad: true } });
+  t.is(bad.status, 403);
+  t.is(bad.body.reason, 'bad documents are refused');
+  t.is((await couch(`/${db}/two`, { method: 'PUT', json: { bad: false } })).status, 201);
+  const allow = await couch(`/${db}/_design/rules?rev=${put.body.rev}`, { method: 'PUT', json: { validate_doc_update: 'function (doc) {}' } });
+  t.is(allow.status, 201);
+  t.is((await couch(`/${db}/three`, { method: 'PUT', json: { bad: true } })).status, 201, 'the changed rule applies at once');
+  const back = await couch(`/${db}/_design/rules?rev=${allow.body.rev}`, { method: 'PUT', json: { validate_doc_update: refuse } });
+  t.is((await couch(`/${db}/four`, { method: 'PUT', json: { bad: true } })).status, 403);
+  t.is((await couch(`/${db}/_design/rules?rev=${back.body.rev}`, { method: 'DELETE' })).status, 200);
+  t.is((await couch(`/${db}/five`, { method: 'PUT', json: { bad: true } })).status, 201, 'a deleted design document no longer applies');
+});
