@@ -171,11 +171,13 @@ export class Reconciler {
         name, desired: d, observed: o, applied: memory.applied.get(name), hash,
         lastError: memory.lastError.get(name), terminal: memory.terminal.get(name),
         waitingUntil: b && b.hash === hash && b.notBefore > Date.now() ? b.notBefore : undefined,
-        logTail: o ? await runtime.logTail(name, 2048).catch(() => '') : '',
+        logTail: '',
         now: Date.now(),
       });
       const current = statuses.get(name) ?? null;
       if (statusChanged(current, next, Date.now())) {
+        // The log tail rides along with a write; it never causes one, so it is read only then.
+        if (o) next.logTail = (await runtime.logTail(name, 2048).catch(() => '')).slice(-4096);
         try {
           await db.put({ ...next, ...(current?._rev ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
           statusWrites++;
