@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addNode, removeNode } from '../../../server/nodes.ts';
-import { CLI, basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { startFleet, type Fleet } from '../../helpers/fleet.ts';
+import { CLI, call, external, uniq, type TestServer } from '../../helpers/server.ts';
 
 let s: TestServer;
 const a = uniq('cfa');
@@ -20,24 +20,16 @@ const files = mkdtempSync(join(tmpdir(), 'anybios-conflicts-'));
 const app = (name: string, extra: object = {}) => ({ name, kind: 'app', template: 'host', state: 'running', command: ['/bin/echo', 'v1'], ...extra });
 const dbOf = (node: string) => `anybios-node-${node}`;
 
+let fleet: Fleet | undefined;
 test.before(async () => {
-  s = await startServer();
-  const ca = await addNode(s.admin, a);
-  const cb = await addNode(s.admin, b);
-  auth.admin = s.adminAuth;
-  auth.a = basic(ca.user, ca.password);
-  auth.b = basic(cb.user, cb.password);
-  await s.admin.use('_users').insert({ _id: `org.couchdb.user:${operator}`, type: 'user', name: operator, roles: ['operator'], password: 'operator-pass' } as never);
-  auth.op = basic(operator, 'operator-pass');
+  fleet = await startFleet({ a, b, operator });
+  s = fleet.server;
+  Object.assign(auth, fleet.auth);
 });
 
 test.after.always(async () => {
   rmSync(files, { recursive: true, force: true });
-  if (!s) return;
-  for (const n of [a, b]) await removeNode(s.admin, n).catch(() => {});
-  await s.admin.use('_users').get(`org.couchdb.user:${operator}`).then((d) => s.admin.use('_users').destroy(d._id, d._rev)).catch(() => {});
-  await s.stop();
-  removeDataDir(s.dataDir);
+  await fleet?.stop();
 });
 
 const api = (path: string, init: Parameters<typeof call>[2] = {}) => call(s.url, `/api${path}`, { auth: auth.admin, ...init });
