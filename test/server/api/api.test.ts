@@ -2,6 +2,7 @@
 import test from 'ava';
 import { startFleet, type Fleet } from '../../helpers/fleet.ts';
 import { basic, call, uniq, type TestServer } from '../../helpers/server.ts';
+import { eventually } from '../../helpers/wait.ts';
 
 let s: TestServer;
 const a = uniq('apia');
@@ -24,14 +25,7 @@ test.after.always(async () => {
 const api = (path: string, init: Parameters<typeof call>[2] = {}) => call(s.url, `/api${path}`, { auth: auth.admin, ...init });
 
 /** The index is eventually consistent: poll until `pred` holds (≤ 5 s). */
-async function until<T>(fn: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
-  const end = Date.now() + 5000;
-  for (;;) {
-    const v = await fn();
-    if (pred(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(fn: () => Promise<T>, pred: (v: T) => boolean) => eventually('the fleet index to catch up', fn, pred, { ms: 5000, interval: 50 });
 
 test.serial('401 without or with wrong credentials; 404 for unknown routes', async (t) => {
   t.is((await api('/systems', { auth: undefined as unknown as string, headers: {} })).status, 401);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFleet, type Fleet } from '../../helpers/fleet.ts';
 import { CLI, call, external, uniq, type TestServer } from '../../helpers/server.ts';
+import { eventually } from '../../helpers/wait.ts';
 
 let s: TestServer;
 const a = uniq('cfa');
@@ -36,14 +37,7 @@ const api = (path: string, init: Parameters<typeof call>[2] = {}) => call(s.url,
 const couch = (db: string, path: string) => call(s.couchUrl, `/${encodeURIComponent(db)}/${path}`, { auth: auth.admin });
 
 /** The index is eventually consistent: poll until `pred` holds (≤ 5 s). */
-async function until<T>(fn: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
-  const end = Date.now() + 5000;
-  for (;;) {
-    const v = await fn();
-    if (pred(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(fn: () => Promise<T>, pred: (v: T) => boolean) => eventually('the fleet index to catch up', fn, pred, { ms: 5000, interval: 50 });
 
 /** CouchDB's winner among leaves of the same generation: the greater revision string. */
 const winnerOf = (x: string, y: string) => (x > y ? x : y);

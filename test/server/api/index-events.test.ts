@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { addNode, removeNode } from '../../../server/nodes.ts';
 import { basic, call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { eventually } from '../../helpers/wait.ts';
 
 let s: TestServer;
 const a = uniq('ixa');
@@ -30,14 +31,8 @@ test.after.always(async () => {
   removeDataDir(s.dataDir);
 });
 
-async function until<T>(fn: () => Promise<T>, pred: (v: T) => boolean, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (pred(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The index is eventually consistent: poll until `pred` holds. */
+const until = <T>(fn: () => Promise<T>, pred: (v: T) => boolean, ms = 5000) => eventually('the fleet index to catch up', fn, pred, { ms, interval: 50 });
 const names = (r: { body: { name: string }[] }) => r.body.map((x) => x.name);
 
 interface SseEvent { id?: string; event?: string; data?: any }
