@@ -93,6 +93,10 @@ function validate(dbKind, newDoc, oldDoc, userCtx, secObj) {
     if (type === 'node' && id !== 'node:' + nodeId) forbid('_id: this database holds only node:' + nodeId);
   }
   if (newDoc._deleted) return;
+  // A node's credential may sit on a stolen device: it must not be able to ask for root on the host.
+  if (type === 'system' && newDoc.privileged === true && !admin && !hasRole(userCtx, 'operator')) {
+    forbid('invalid system ' + id + ': /privileged: only admins and operators may make a system privileged (root of the host, no user namespace); ' + who + ' may not');
+  }
   var errs = errorsOf(newDoc);
   if (errs.length) {
     var parts = [];

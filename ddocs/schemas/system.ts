@@ -40,6 +40,9 @@ export const systemSchema = {
       },
     },
     network: { enum: ['none', 'host'] },
+    // Root of the host inside: no user namespace, every capability, no seccomp filter, /proc unmasked.
+    // Written only by admins and operators (lib/rules.js), never by the node's own credential.
+    privileged: { type: 'boolean' },
     restart: { enum: ['always', 'on-failure', 'never'] },
     resources: {
       type: 'object',

@@ -35,6 +35,8 @@ export interface SystemDoc extends CouchMeta {
   hostname?: string;
   mounts?: MountSpec[];
   network?: 'none' | 'host';
+  /** Root of the host inside (no user namespace, all capabilities, no seccomp): admins and operators only. */
+  privileged?: boolean;
   restart?: 'always' | 'on-failure' | 'never';
   resources?: Resources;
   labels?: Record<string, string>;

@@ -38,7 +38,7 @@ test('names: pattern, length and the _id pairing', (t) => {
 });
 
 test('unknown fields on specs are refused, with the field named', (t) => {
-  t.deepEqual(docErrors({ ...full, privileged: true }), [{ path: '/privileged', message: 'unknown field' }]);
+  t.deepEqual(docErrors({ ...full, root: true }), [{ path: '/root', message: 'unknown field' }]);
   t.deepEqual(docErrors({ ...full, resources: { memory: 1 << 30, swap: 1 } }), [{ path: '/resources/swap', message: 'unknown field' }]);
   t.deepEqual(docErrors({ ...full, mounts: [{ volume: 'pg', target: '/x', source: '/etc' }] }), [{ path: '/mounts/0/source', message: 'unknown field' }]);
 });

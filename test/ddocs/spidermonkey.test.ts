@@ -167,6 +167,7 @@ test('node db: errors name the field and the rule, with the same text as in Node
   checkWrites(t, 'node', [
     [{ ...system, kind: 'vm' }, nodeA, /\/kind must be one of: os, app/],
     [{ ...system, extra: 1 }, nodeA, /\/extra unknown field/],
+    [{ ...system, privileged: true }, nodeA, /\/privileged: only admins and operators may make a system privileged/],
     [noState, nodeA, /\/state is required/],
     [{ ...system, name: 'other' }, nodeA, /\/name must equal the name part of _id/],
     [{ ...system, _id: 'system:Bad', name: 'Bad' }, nodeA, /\/_id/],
@@ -204,7 +205,7 @@ test('the compiled schemas (ajv standalone) give the same errorsOf in SpiderMonk
   const ddoc = { ...ddocs.node, errors_of: src };
   const docs: unknown[] = [
     full, system, status, template, 'x', { type: 'system' }, { _id: 'thing:x' }, { _id: 'constructor:x' }, { _id: '__proto__:x' },
-    { ...full, privileged: true }, { ...full, resources: { memory: 1 << 30, swap: 1 } }, { ...full, workdir: '/a/./b' },
+    { ...full, root: true }, { ...full, resources: { memory: 1 << 30, swap: 1 } }, { ...full, workdir: '/a/./b' },
     { ...full, mounts: [{ volume: 'pg', target: '/a/..' }] }, { ...full, init: [] }, { ...full, command: ['/bin/true'] },
     { ...full, _id: 'system:-a', name: '-a' }, { ...full, _id: 'system:a_b', name: 'a_b' }, { ...full, env: { A: 1 } },
     { _id: 'node:nas', type: 'node', name: 'nas', hostname: 'nas.local', heartbeat: '2026-11-26T00:00:00.000Z', capabilities: { overlay: true }, versions: { node: '20' } },
@@ -213,7 +214,7 @@ test('the compiled schemas (ajv standalone) give the same errorsOf in SpiderMonk
   const fn = new DdocFunction(ddoc, src);
   docs.forEach((doc, i) => t.deepEqual(sm[i], inNode(fn, [doc]), JSON.stringify(doc)));
   t.deepEqual(sm[0], { ok: true, value: [] });
-  t.deepEqual(sm[9], { ok: true, value: [{ path: '/privileged', message: 'unknown field' }] });
+  t.deepEqual(sm[9], { ok: true, value: [{ path: '/root', message: 'unknown field' }] });
 });
 
 test('every view map emits the same rows as in Node', (t) => {

@@ -132,3 +132,14 @@ test('views emit what their names say', (t) => {
   t.deepEqual(runMap(catalog.views.templates.map, template), [['host', { source: 'host', description: null }]]);
   t.deepEqual(runMap(node.views.status_by_phase.map, system), []);
 });
+
+test('node db: only admins and operators may make a system privileged (also over replication)', (t) => {
+  const priv = { ...system, privileged: true };
+  t.is(refusal(validateNode, priv, admin), null);
+  t.is(refusal(validateNode, priv, operator), null);
+  t.regex(refusal(validateNode, priv, nodeA)!, /\/privileged: only admins and operators may make a system privileged/);
+  // The node may still write the field as false, and delete a privileged system.
+  t.is(refusal(validateNode, { ...system, privileged: false }, nodeA), null);
+  t.is(refusal(validateNode, { _id: 'system:web', _rev: '2-a', _deleted: true }, nodeA), null);
+  t.regex(refusal(validateNode, { ...system, privileged: 'yes' }, admin)!, /\/privileged must be boolean/);
+});
