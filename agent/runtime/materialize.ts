@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { SystemDoc } from '../../ddocs/schemas/types.ts';
 import { NAME_RE } from '../../ddocs/schemas/index.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
+import { lstatOrNull } from './fs-util.ts';
 import { DEV_NODES, FRESH_MOUNTS, type VolumeMount } from './mounts.ts';
 import { ensureDirMergedSync, ensureFileMergedSync, isInside, normalizeAbs, readIfExistsSync, type LayerView } from './paths.ts';
 import type { SystemPaths } from './state.ts';
@@ -96,15 +97,6 @@ export function checkTargets(mounts: { volume: string; target: string }[], hides
 /** The host directory of a volume: a real directory directly under the volume root (created if absent). */
 export async function volumeDir(volumeRoot: string, name: string, create: boolean): Promise<string> {
   return volumeDirSync(volumeRoot, name, create);
-}
-
-function lstatOrNull(p: string) {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if (errnoOf(e) === 'ENOENT') return null;
-    throw e;
-  }
 }
 
 export function volumeDirSync(volumeRoot: string, name: string, create: boolean): string {

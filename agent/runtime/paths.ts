@@ -8,10 +8,11 @@
 // - Directories we create for a system are created in its upper layer only.
 // - Known approximation: overlay "opaque" directories (an xattr Node cannot read) are treated as
 //   transparent. The effect is at worst a refused target or a failed mount at start, never an escape.
-import { promises as fsp, constants as fsc, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { promises as fsp, constants as fsc, closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RuntimeError, errnoOf } from './errors.ts';
+import { lstatOrNull } from './fs-util.ts';
 
 /** Normalize an absolute path; refuse anything relative, with "." or ".." components, or NUL. */
 export function normalizeAbs(p: unknown, what = 'path'): string {
@@ -88,15 +89,6 @@ export interface Lookup {
 // handful of lstat/open/rename calls on a local file system take microseconds each, far less than a
 // round trip through libuv's thread pool (see docs/runtime.md, "Start time"). The async names are kept
 // as thin wrappers for callers that prefer them.
-
-function lstatOrNull(p: string) {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return null;
-    throw e;
-  }
-}
 
 /** Look a normalized absolute path up in the merged view, without following any symlink. */
 export async function lookupMerged(view: LayerView, abs: string): Promise<Lookup> {

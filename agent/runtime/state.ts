@@ -8,9 +8,10 @@
 //                    log, log.1    stdout+stderr of the system, size-capped
 //                    wrapper.stat  /proc/self/stat line written by the supervisor shell itself
 //                    exit          exit status written by the supervisor shell
-import { linkSync, mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import type { SystemDoc } from '../../ddocs/schemas/types.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
+import { rmForce } from './fs-util.ts';
 import { readIfExistsSync, writeAtomicReusingSync } from './paths.ts';
 import { isSameProcessSync, parseStat, readStatSync, sleep } from './proc.ts';
 import type { ResolvedTemplate } from './templates.ts';
@@ -206,14 +207,6 @@ function ownerFile(dataDir: string): string {
   writeFileSync(f, token + '\n', { mode: 0o644 });
   owners.set(dataDir, f);
   return f;
-}
-
-function rmForce(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch (e) {
-    if (errnoOf(e) !== 'ENOENT') throw e;
-  }
 }
 
 function lockAgeMs(file: string): number {
