@@ -1,7 +1,7 @@
 // `anybios destroy NAME`: stop the system and remove its layer (its volumes only with --volumes).
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
-import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios destroy NAME [--volumes] [--grace MS] [--data DIR]
 

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
-import { LOCAL_USAGE, cliErrors, openRuntime, parseLocal } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, cliErrors, openRuntime, parseLocal } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios enter NAME [--data DIR] [-- CMD [ARG…]]
 

@@ -1,6 +1,6 @@
 // `anybios logs [-f] NAME`: what the system wrote to stdout and stderr.
 import type { Command } from '../command.ts';
-import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios logs [-f] NAME [--data DIR]
 

@@ -1,6 +1,6 @@
 // `anybios ps`: the systems of this machine's data dir, observed (pid + start time, exit code, disk).
 import type { Command } from '../command.ts';
-import { LOCAL_USAGE, bytes, cliErrors, openRuntime, parseLocal, textTable } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, bytes, cliErrors, openRuntime, parseLocal, textTable } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios ps [--json] [--data DIR]
 

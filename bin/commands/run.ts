@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import YAML from 'yaml';
 import { CliError, type Command } from '../command.ts';
 import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
-import { LOCAL_USAGE, cliErrors, openRuntime, parseLocal } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, cliErrors, openRuntime, parseLocal } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios run -f SPEC [--template FILE] [--tarball FILE] [--wait] [--json] [--data DIR]
 

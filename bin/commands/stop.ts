@@ -1,7 +1,7 @@
 // `anybios stop NAME`: SIGTERM to the system's pid 1, SIGKILL after the grace period.
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
-import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../../agent/runtime/cli.ts';
+import { LOCAL_USAGE, cliErrors, oneName, openRuntime, parseLocal } from '../lib/runtime-cli.ts';
 
 const usage = `usage: anybios stop NAME [--grace MS] [--data DIR]
 

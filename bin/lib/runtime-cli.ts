@@ -1,9 +1,8 @@
 // Shared by the local-mode CLI commands (bin/commands/{run,ps,logs,enter,stop,destroy}.ts): the data dir
 // and template roots, opening the runtime, and turning runtime errors into CLI errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError } from '../../bin/command.ts';
-import { createRuntime, type Runtime } from './index.ts';
-import { RuntimeError } from './errors.ts';
+import { createRuntime, RuntimeError, type Runtime } from '../../agent/runtime/index.ts';
+import { CliError } from '../command.ts';
 
 export const LOCAL_OPTIONS = {
   data: { type: 'string' },
