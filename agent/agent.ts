@@ -12,6 +12,7 @@ import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync, pullTemplates } from './sync/node-sync.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
+import { docErrors } from '../ddocs/validate.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -50,7 +51,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const dbName = nodeDbName(o.node);
   const db = new Local(dbName, { auto_compaction: true });
   const catalog = new Local(CATALOG_DB, { auto_compaction: true });
-  const runtime = await createRuntime({ dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], log });
+  const runtime = await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], log });
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];

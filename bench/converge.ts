@@ -14,6 +14,7 @@ import { createRuntime } from '../agent/runtime/index.ts';
 import { NodeSync } from '../agent/sync/node-sync.ts';
 import { CLI, call, removeDataDir, startServer } from '../test/helpers/server.ts';
 import { percentile, report, timeIt, type Row } from './lib.ts';
+import { docErrors } from '../ddocs/validate.ts';
 
 const EDITS = Number(process.argv[2] ?? 100);
 const FLEET = Number(process.argv[3] ?? 100);
@@ -66,7 +67,7 @@ function startAgent(node: string, password: string, dataDir: string, small = tru
 const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 
 async function cleanup(dataDir: string): Promise<void> {
-  const rt = await createRuntime({ dataDir });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir });
   for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
 }
 
@@ -102,7 +103,7 @@ try {
   await sync.stop();
   await local.close();
   // Floor B: a runtime restart (stop + start) of the same kind of system, no database involved.
-  const rt = await createRuntime({ dataDir: join(work, 'rt') });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: join(work, 'rt') });
   const restartTimes: number[] = [];
   const tpl = { _id: 'template:host', type: 'template' as const, name: 'host', source: 'host' as const };
   for (let i = 0; i <= 20; i++) {

@@ -13,6 +13,7 @@ import { createRuntime } from '../agent/runtime/index.ts';
 import { CLI, call, removeDataDir, startServer, type TestServer } from '../test/helpers/server.ts';
 import { startTcpProxy } from '../test/helpers/tcp-proxy.ts';
 import { percentile, report, timeIt } from './lib.ts';
+import { docErrors } from '../ddocs/validate.ts';
 
 const EDITS = Number(process.argv[2] ?? 50);
 const DOCS = Number(process.argv[3] ?? 10_000);
@@ -90,7 +91,7 @@ try {
 } finally {
   if (agent) agent.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 1000));
-  const rt = await createRuntime({ dataDir: work });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: work });
   for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
   await proxy.close();
   for (const s of [A, B]) {

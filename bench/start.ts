@@ -11,6 +11,7 @@ import { diskUsage } from '../agent/runtime/paths.ts';
 import { memoryOf } from '../agent/runtime/proc.ts';
 import { findTools } from '../agent/runtime/tools.ts';
 import type { SystemDoc, TemplateDoc } from '../ddocs/schemas/types.ts';
+import { docErrors } from '../ddocs/validate.ts';
 
 const N = Number(process.argv[2] ?? 40);
 const WARMUP = 5;
@@ -56,7 +57,7 @@ try {
     'by-hand floor: mount overlay; unshare … chroot MERGED /bin/true; umount (one sh script)',
     t(`${tools.mount} -t overlay overlay -o lowerdir=${rootfs},upperdir=${h}/u,workdir=${h}/w ${h}/m && ${tools.unshare} --pid --fork --mount --uts --ipc --net ${tools.chroot} ${h}/m /bin/true; r=$?; umount ${h}/m; exit $r`),
   );
-  const rt = await createRuntime({ dataDir: `${base}/data`, templateRoots: [tplRoot] });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: `${base}/data`, templateRoots: [tplRoot] });
   const template: TemplateDoc = { _id: 'template:mini', type: 'template', name: 'mini', source: 'dir', path: rootfs };
   const sys = (name: string, kind: 'app' | 'os'): SystemDoc =>
     kind === 'app'

@@ -3,7 +3,7 @@
 // This is also adoption: a new process of ours reads the same files and sees the same running systems.
 import { childrenFileSync, childrenOf, findByArg, isSameProcessSync, readStatSync } from './proc.ts';
 import { readExitSync, readWrapperStatSync, type ProcId, type SystemPaths, type SystemState } from './state.ts';
-import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './start.ts';
+import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './launcher.ts';
 import type { RuntimeErrorCode } from './errors.ts';
 
 export type ObservedPhase = 'running' | 'stopped' | 'failed' | 'materializing';

@@ -1,6 +1,7 @@
 // Shared by the local-mode CLI commands (bin/commands/{run,ps,logs,enter,stop,destroy}.ts): the data dir
 // and template roots, opening the runtime, and turning runtime errors into CLI errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { docErrors } from '../../ddocs/validate.ts';
 import { createRuntime, RuntimeError, type Runtime } from '../../agent/runtime/index.ts';
 import { CliError } from '../command.ts';
 
@@ -30,7 +31,7 @@ export function parseLocal<O extends Options>(argv: string[], options: O, usage:
 export async function openRuntime(values: { data?: string; 'template-root'?: string[] }): Promise<Runtime> {
   const dataDir = values.data ?? process.env.ANYBIOS_DATA ?? './.anybios';
   const templateRoots = values['template-root'] ?? (process.env.ANYBIOS_TEMPLATE_ROOTS ?? '').split(':').filter(Boolean);
-  return cliErrors(() => createRuntime({ dataDir, templateRoots }));
+  return cliErrors(() => createRuntime({ dataDir, templateRoots, checkDoc: docErrors }));
 }
 
 /** Runtime errors become `anybios: CODE: message`. */

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRuntime } from '../../agent/runtime/index.ts';
 import { CLI } from './server.ts';
+import { docErrors } from '../../ddocs/validate.ts';
 
 export interface TestAgent {
   proc: ChildProcess;
@@ -30,6 +31,6 @@ export function spawnAgent(configFile: string, dataDir: string, extraArgs: strin
 
 /** Destroys every system under `dataDir` (their volumes too): what an agent test leaves running. */
 export async function destroySystems(dataDir: string): Promise<void> {
-  const rt = await createRuntime({ dataDir });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir });
   for (const o of await rt.list()) await rt.destroy(o.name, { volumes: true }).catch(() => {});
 }

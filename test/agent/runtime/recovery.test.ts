@@ -8,6 +8,7 @@ import { hostMountsUnder, osSystem, requirePrivilege, setup, waitFor } from './h
 import { createRuntime, type FaultPoint, type Observed } from '../../../agent/runtime/index.ts';
 import { findByArg, readStat } from '../../../agent/runtime/proc.ts';
 import { promises as fsp } from 'node:fs';
+import { docErrors } from '../../../ddocs/validate.ts';
 
 const CHILD = fileURLToPath(new URL('./helpers/child-start.ts', import.meta.url));
 
@@ -53,7 +54,7 @@ test.serial('a system outlives the process that started it and is adopted by a n
   await waitFor(async () => existsSync(marker));
   const markerBefore = (await fsp.stat(marker)).mtimeMs;
   // A new runtime (this process) sees it running: same pid 1, same start time, no restart.
-  const rt2 = await createRuntime({ dataDir: data, templateRoots: [templateRoot] });
+  const rt2 = await createRuntime({ checkDoc: docErrors, dataDir: data, templateRoots: [templateRoot] });
   const [o] = await rt2.list();
   t.is(o?.name, 'adopt1');
   t.is(o?.phase, 'running');

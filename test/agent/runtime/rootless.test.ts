@@ -16,6 +16,7 @@ import { isSameProcess, readStat } from '../../../agent/runtime/proc.ts';
 import type { SystemDoc, TemplateDoc } from '../../../ddocs/schemas/types.ts';
 import { TEST_BASE, hostMountsUnder, waitFor } from './helpers/setup.ts';
 import type { ChildArgs } from './helpers/rootless-child.ts';
+import { docErrors } from '../../../ddocs/validate.ts';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
 const CHILD = fileURLToPath(new URL('./helpers/rootless-child.ts', import.meta.url));
@@ -65,7 +66,7 @@ async function userBase(t: ExecutionContext): Promise<string> {
   t.teardown(async () => {
     // The systems: a root runtime on the same data dir stops and destroys them (it can signal anything).
     if (existsSync(`${base}/data/systems`)) {
-      const rt = await createRuntime({ dataDir: `${base}/data`, templateRoots: [`${base}/templates`] }).catch(() => null);
+      const rt = await createRuntime({ checkDoc: docErrors, dataDir: `${base}/data`, templateRoots: [`${base}/templates`] }).catch(() => null);
       for (const o of (await rt?.list({ diskUsage: false }).catch(() => [])) ?? []) await rt!.destroy(o.name, { graceMs: 200 }).catch(() => {});
     }
     // Anything still carrying the data dir in its argv (a supervisor whose state was lost): kill its group.

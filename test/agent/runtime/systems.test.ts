@@ -4,6 +4,7 @@ import { promises as fsp, existsSync, readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { app, hostMountsUnder, osSystem, requirePrivilege, setup, waitFor } from './helpers/setup.ts';
 import { RuntimeError } from '../../../agent/runtime/index.ts';
+import { docErrors } from '../../../ddocs/validate.ts';
 
 const codeOf = (e: unknown) => (e as RuntimeError).code;
 
@@ -177,7 +178,7 @@ test.serial('every traversal attempt is refused with a code', async (t) => {
   t.is(codeOf(await t.throwsAsync(rt.start(app('t5', ['/bin/true'], { mounts: [{ volume: 'sneaky', target: '/srv' }] }), template))), 'VOLUME_SYMLINK');
   const { createRuntime } = await import('../../../agent/runtime/index.ts');
   await fsp.symlink(outside, `${base}/volroot-link`);
-  const rt2 = await createRuntime({ dataDir: `${base}/data2`, templateRoots: [templateRoot], volumeRoot: `${base}/volroot-link` });
+  const rt2 = await createRuntime({ checkDoc: docErrors, dataDir: `${base}/data2`, templateRoots: [templateRoot], volumeRoot: `${base}/volroot-link` });
   t.teardown(async () => {
     for (const o of await rt2.list()) await rt2.destroy(o.name, { graceMs: 100 });
   });
@@ -229,6 +230,7 @@ test.serial('logs stream and rotate; a missing program fails with its exit code;
   // setup failure: the mount point vanished before the system could mount its rootfs
   const { createRuntime } = await import('../../../agent/runtime/index.ts');
   const rt2 = await createRuntime({
+    checkDoc: docErrors,
     dataDir: data,
     templateRoots: [template.path!.replace(/\/mini$/, '')],
     faultPoint: async (p) => {

@@ -7,7 +7,7 @@ import { hostHides, overlayOptions, rootfsLine, systemLines, type MountPlan } fr
 import { checkTargets } from '../../../agent/runtime/materialize.ts';
 import { decideSupport, limitFiles, parseMountinfo } from '../../../agent/runtime/cgroups.ts';
 import { parseStat } from '../../../agent/runtime/proc.ts';
-import { childScript, unshareArgs, wrapperScript, type LaunchSpec } from '../../../agent/runtime/start.ts';
+import { childScript, unshareArgs, wrapperScript, type LaunchSpec } from '../../../agent/runtime/launcher.ts';
 import { systemPaths } from '../../../agent/runtime/state.ts';
 import { RUNTIME_ERRORS, RuntimeError } from '../../../agent/runtime/errors.ts';
 
@@ -178,4 +178,20 @@ test('parseStat handles a comm with spaces and parentheses', (t) => {
 test('every runtime error code is documented in docs/runtime.md', (t) => {
   const doc = readFileSync(new URL('../../../docs/runtime.md', import.meta.url), 'utf8');
   for (const c of Object.keys(RUNTIME_ERRORS)) t.true(doc.includes(`\`${c}\``), `${c} is not documented`);
+});
+
+test('the runtime imports only down: node builtins, its own modules and the schemas (data and types)', async (t) => {
+  const root = new URL('../../../agent/runtime/', import.meta.url).pathname;
+  const schemas = new URL('../../../ddocs/schemas/', import.meta.url).pathname;
+  const files = (await fsp.readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts'));
+  t.true(files.includes('runtime.ts'));
+  for (const f of files) {
+    const text = readFileSync(`${root}${f}`, 'utf8');
+    for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+      if (spec!.startsWith('.')) {
+        const to = new URL(spec!, `file://${root}${f}`).pathname;
+        t.true(to.startsWith(root) || to.startsWith(schemas), `${f} imports ${spec}`);
+      } else t.true(spec!.startsWith('node:'), `${f} imports ${spec}`);
+    }
+  }
 });

@@ -1,6 +1,7 @@
 // Run in a separate node process by the recovery tests: start one system, then exit (or SIGKILL
 // ourselves at a fault point), so that a new runtime must adopt or recover what we left behind.
 import { createRuntime, type FaultPoint } from '../../../../agent/runtime/index.ts';
+import { docErrors } from '../../../../ddocs/validate.ts';
 
 const args = JSON.parse(process.argv[2]!) as {
   dataDir: string;
@@ -10,6 +11,7 @@ const args = JSON.parse(process.argv[2]!) as {
   crashAt?: FaultPoint;
 };
 const rt = await createRuntime({
+  checkDoc: docErrors,
   dataDir: args.dataDir,
   templateRoots: args.templateRoots,
   faultPoint: (p) => {

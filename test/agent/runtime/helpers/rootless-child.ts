@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRuntime } from '../../../../agent/runtime/index.ts';
 import type { SystemDoc, TemplateDoc } from '../../../../ddocs/schemas/types.ts';
+import { docErrors } from '../../../../ddocs/validate.ts';
 
 export type Op =
   | { op: 'caps' }
@@ -26,7 +27,7 @@ const logs: string[] = [];
 const results: unknown[] = [];
 const identity = { uid: process.getuid?.(), gid: process.getgid?.(), groups: process.getgroups?.() };
 try {
-  const rt = await createRuntime({ dataDir: args.dataDir, templateRoots: args.templateRoots, log: (m) => logs.push(m) });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: args.dataDir, templateRoots: args.templateRoots, log: (m) => logs.push(m) });
   for (const o of args.ops) {
     try {
       switch (o.op) {

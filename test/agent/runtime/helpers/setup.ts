@@ -7,6 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { buildRootfs } from '../../../../fixtures/rootfs/build.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../../../agent/runtime/index.ts';
 import type { SystemDoc, TemplateDoc } from '../../../../ddocs/schemas/types.ts';
+import { docErrors } from '../../../../ddocs/validate.ts';
 
 /** Where test data dirs live: on the root file system (not /tmp) so the host-template hides are exercised. */
 export const TEST_BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
@@ -63,7 +64,7 @@ export async function setup(t: ExecutionContext, opts: Partial<RuntimeOptions> =
     await fsp.rm(base, { recursive: true, force: true });
   });
   const fx = await fixtureRootfs();
-  rt = await createRuntime({ dataDir: data, templateRoots: [fx.root], ...opts });
+  rt = await createRuntime({ checkDoc: docErrors, dataDir: data, templateRoots: [fx.root], ...opts });
   return {
     rt,
     data: rt.dataDir,

@@ -1,0 +1,18 @@
+// Verb `enterArgs`: the nsenter argv that runs a command inside a running system (the CLI's `enter`).
+import type { RuntimeContext } from '../context.ts';
+import { RuntimeError } from '../errors.ts';
+import { observeState } from '../observe.ts';
+import { readState } from '../state.ts';
+
+export async function enterArgs(ctx: RuntimeContext, name: string, cmd: string[] = ['/bin/sh']): Promise<string[]> {
+  const paths = ctx.pathsOf(name);
+  const s = await readState(paths);
+  if (!s) throw new RuntimeError('NOT_FOUND', `no system ${name} in ${ctx.dataDir}`);
+  const o = await observeState(paths, s);
+  if (o.phase !== 'running' || !o.pid) throw new RuntimeError('NOT_RUNNING', `system ${name} is ${o.phase}`);
+  const a = [ctx.tools.nsenter, '--target', String(o.pid), '--mount', '--uts', '--ipc', '--pid'];
+  if ((s.spec.network ?? 'none') === 'none') a.push('--net');
+  if (s.userns) a.push('--user', '--preserve-credentials');
+  a.push('--root', '--wd', '--', ...cmd);
+  return a;
+}

@@ -1,0 +1,93 @@
+// Verbs `stop` and `destroy`: SIGTERM to the system's pid 1, SIGKILL after the grace time, cgroups
+// removed; destroy also removes the system's directory (and its volumes when asked).
+import type { RuntimeContext } from '../context.ts';
+import { removeCgroups } from '../cgroups.ts';
+import { RuntimeError, errnoOf } from '../errors.ts';
+import { removeTree } from '../fs-util.ts';
+import { checkName } from '../inputs.ts';
+import { volumeDir } from '../materialize.ts';
+import { liveSupervisor, observeState, type Observed } from '../observe.ts';
+import { isInside, mountPoints } from '../paths.ts';
+import { childrenOf, isSameProcess, readStat, sleep } from '../proc.ts';
+import { readState, withLock, writeState } from '../state.ts';
+import { run } from '../tools.ts';
+
+export async function stop(ctx: RuntimeContext, name: string, opts: { graceMs?: number } = {}): Promise<Observed | null> {
+  checkName(name);
+  return withLock(ctx.dataDir, name, () => stopLocked(ctx, name, opts.graceMs ?? 10_000));
+}
+
+export async function destroy(ctx: RuntimeContext, name: string, opts: { volumes?: boolean; graceMs?: number } = {}): Promise<void> {
+  checkName(name);
+  await withLock(ctx.dataDir, name, async () => {
+    const paths = ctx.pathsOf(name);
+    const s = await readState(paths);
+    if (s) await stopLocked(ctx, name, opts.graceMs ?? 10_000);
+    // We never mount in the host namespace; anything found here is not from a clean run: unmount it.
+    const stray = (await mountPoints()).filter((m) => isInside(m, paths.dir)).reverse();
+    for (const m of stray) await run('umount', ['-l', m]);
+    if (opts.volumes && s?.spec.mounts) {
+      for (const m of s.spec.mounts) {
+        const dir = await volumeDir(ctx.volumeRoot, m.volume, false).catch(() => null);
+        if (dir) await removeTree(dir);
+      }
+    }
+    await removeTree(paths.dir);
+    ctx.spawned.delete(name);
+  });
+}
+
+/** Stop (the caller holds the lock): the system exits, its cgroups are removed, the state says stopped. */
+async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): Promise<Observed | null> {
+  const paths = ctx.pathsOf(name);
+  const s = await readState(paths);
+  if (!s) return null;
+  const sup = await liveSupervisor(paths, s);
+  if (sup) {
+    s.stopRequested = true;
+    s.wrapper = sup;
+    await writeState(paths, s);
+    const initPid = async (): Promise<number | null> => {
+      for (const k of await childrenOf(sup.pid)) {
+        const st = await readStat(k);
+        if (st && st.ppid === sup.pid) return k;
+      }
+      return null;
+    };
+    const gone = async (ms: number) => {
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        if (!(await isSameProcess(sup.pid, sup.startTime))) return true;
+        await sleep(10);
+      }
+      return !(await isSameProcess(sup.pid, sup.startTime));
+    };
+    const signal = async (sig: NodeJS.Signals) => {
+      const p = await initPid();
+      if (p) {
+        try {
+          process.kill(p, sig);
+        } catch (e) {
+          if (errnoOf(e) !== 'ESRCH') throw e;
+        }
+      }
+    };
+    await signal('SIGTERM');
+    if (!(await gone(graceMs))) {
+      ctx.say(`${name}: no exit ${graceMs} ms after SIGTERM, sending SIGKILL`);
+      await signal('SIGKILL');
+      if (!(await gone(5000))) {
+        if (await isSameProcess(sup.pid, sup.startTime)) process.kill(sup.pid, 'SIGKILL');
+        if (!(await gone(2000))) throw new RuntimeError('STOP_FAILED', `${name}: supervisor ${sup.pid} still alive after SIGKILL`);
+      }
+    }
+  }
+  await removeCgroups(s.cgroups);
+  if (s.phase === 'starting' || s.phase === 'running' || sup) {
+    s.phase = 'stopped';
+    s.stopRequested = true;
+  }
+  s.cgroups = [];
+  await writeState(paths, s);
+  return observeState(paths, s);
+}
