@@ -2,6 +2,8 @@
 // operation, and the cgroup controllers (v2 where offered, else v1).
 import { promises as fsp } from 'node:fs';
 import { detectCgroups, type CgroupSupport } from './cgroups.ts';
+import { probeIdmap } from './idmap-helper.ts';
+import { capsOfMask } from './oci-config.ts';
 import { run, type Tools } from './tools.ts';
 
 export interface Capabilities {
@@ -18,6 +20,11 @@ export interface Capabilities {
   strategy: 'overlay' | 'copy';
   cgroup: CgroupSupport;
   tools: Tools;
+  /** The idmapped-mount helper (templates show as owned by the system's root), or null with the reason. */
+  idmapHelper: string | null;
+  idmapError: string | null;
+  /** Our own capability bounding set (a system is never given more). */
+  capBound: string[];
 }
 
 export async function probeUserns(t: Tools): Promise<{ ok: boolean; error: string | null }> {
@@ -52,5 +59,11 @@ export async function probeCapabilities(t: Tools, scratch: string, prefer: 'auto
   const strategy = prefer === 'auto' ? (overlay ? 'overlay' : 'copy') : prefer;
   const rootless = !root && u.ok;
   const resourceLimits = root && Object.keys(cgroup.controllers).length > 0;
-  return { root, userns: u.ok, usernsError: u.error, rootless, resourceLimits, overlay, strategy, cgroup, tools: t };
+  const idmap = root ? await probeIdmap(t, scratch) : { helper: null, error: 'idmapped mounts need root' };
+  return { root, userns: u.ok, usernsError: u.error, rootless, resourceLimits, overlay, strategy, cgroup, tools: t, idmapHelper: idmap.helper, idmapError: idmap.error, capBound: await ownBoundingSet() };
+}
+
+async function ownBoundingSet(): Promise<string[]> {
+  const status = await fsp.readFile('/proc/self/status', 'utf8');
+  return capsOfMask(/^CapBnd:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? '0');
 }

@@ -61,8 +61,14 @@ export interface RuntimeContext {
 }
 
 export async function createContext(options: RuntimeOptions): Promise<RuntimeContext> {
-  await fsp.mkdir(options.dataDir, { recursive: true, mode: 0o755 });
+  await fsp.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const dataDir = await fsp.realpath(options.dataDir);
+  // It holds every system's layer, env and logs: ours alone.
+  const st = await fsp.stat(dataDir);
+  if ((st.mode & 0o077) !== 0) {
+    (options.log ?? ((m: string) => process.stderr.write(`${m}\n`)))(`warning: data dir ${dataDir} was mode ${(st.mode & 0o777).toString(8)}; made 0700 (it holds the systems' files, env and logs)`);
+    await fsp.chmod(dataDir, 0o700);
+  }
   if (/[,:\s\\]/.test(dataDir)) throw new RuntimeError('PATH_INVALID', `data dir ${dataDir} must not contain , : \\ or whitespace (overlayfs options)`);
   // Kept as given (not realpath'd): a volume root that is a symlink is refused when a volume is used.
   const volumeRoot = options.volumeRoot ? path.resolve(options.volumeRoot) : `${dataDir}/volumes`;

@@ -1,14 +1,14 @@
 // Materialize: the system's own directories, its layer (overlay upper, or a full copy where overlayfs is
-// unavailable), the files the system needs in its layer, its /dev skeleton and its volumes — all checked
+// unavailable), the files the system needs in its layer (given to the system's root) and its volumes — all checked
 // against the layers so that no path of a spec reaches outside the rootfs or the volume root.
 // Idempotent: run again after a crash at any point, it finishes the job.
-import { promises as fsp, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { promises as fsp, lchownSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { SystemDoc } from '../../ddocs/schemas/types.ts';
 import { NAME_RE } from '../../ddocs/schemas/index.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
 import { lstatOrNull } from './fs-util.ts';
-import { DEV_NODES, FRESH_MOUNTS, type VolumeMount } from './mounts.ts';
+import { FRESH_MOUNTS, type VolumeMount } from './mounts.ts';
 import { ensureDirMergedSync, ensureFileMergedSync, isInside, normalizeAbs, readIfExistsSync, type LayerView } from './paths.ts';
 import type { SystemPaths } from './state.ts';
 import type { ResolvedTemplate } from './templates.ts';
@@ -19,6 +19,10 @@ export interface MaterializeContext {
   /** Host paths hidden from host-template systems (they are reserved as mount targets too). */
   hides: string[];
   hostMounts: string[];
+  /** Host id of the system's root (its range): what we create in its layer is given to it. null: ours. */
+  owner: number | null;
+  /** No idmapped volume binds here: give a new (root-owned) volume directory to the system's root. */
+  chownVolumes: boolean;
 }
 
 export function layerView(paths: SystemPaths, t: ResolvedTemplate, strategy: 'overlay' | 'copy', hostMounts: string[]): LayerView {
@@ -54,7 +58,31 @@ export async function materializeSystem(
   const resolv = spec.network === 'host' ? (readIfExistsSync('/etc/resolv.conf') ?? '') : '# network none: no resolver\n';
   ensureFileMergedSync(view, '/etc/resolv.conf', resolv);
   const volumes = prepareVolumes(ctx, view, spec, t.host);
+  if (ctx.owner !== null) {
+    giveToOwner(paths.upper, ['/', ...FRESH_MOUNTS, '/etc/hostname', '/etc/resolv.conf', ...volumes.map((v) => v.target)], ctx.owner);
+    if (ctx.chownVolumes) for (const v of volumes) if (lstatSync(v.source).uid === 0) lchownSync(v.source, ctx.owner, ctx.owner);
+  }
   return { view, volumes };
+}
+
+/**
+ * What we created in the layer (owned by host root, an id the system does not have) is handed to the
+ * system's root: each existing component of these paths in the upper layer still owned by 0. Anything
+ * the system made itself is already in its range and is left alone; lchown never follows a link.
+ */
+function giveToOwner(upper: string, paths: string[], owner: number): void {
+  const seen = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 0; i <= parts.length; i++) {
+      const rel = '/' + parts.slice(0, i).join('/');
+      if (seen.has(rel)) continue;
+      seen.add(rel);
+      const full = rel === '/' ? upper : `${upper}${rel}`;
+      const st = lstatOrNull(full);
+      if (st && st.uid === 0) lchownSync(full, owner, owner);
+    }
+  }
 }
 
 /** Copy strategy: the whole template once into upper/ (cost: a full copy per system, in time and disk). */
@@ -141,48 +169,4 @@ function prepareVolumes(ctx: MaterializeContext, view: LayerView, spec: SystemDo
     out.push({ source, target: targets[i]!, readOnly: !!m.readOnly });
   }
   return out;
-}
-
-const DEV_LINKS: [string, string][] = [
-  ['ptmx', 'pts/ptmx'],
-  ['fd', '/proc/self/fd'],
-  ['stdin', '/proc/self/fd/0'],
-  ['stdout', '/proc/self/fd/1'],
-  ['stderr', '/proc/self/fd/2'],
-];
-
-/** Is `devDir` exactly the skeleton makeDevSkeleton builds (names, types, link targets, empty dirs)? */
-export function isDevSkeleton(devDir: string): boolean {
-  try {
-    const st = lstatSync(devDir);
-    if (!st.isDirectory() || (st.mode & 0o7777) !== 0o755) return false;
-    const entries = readdirSync(devDir, { withFileTypes: true });
-    if (entries.length !== DEV_NODES.length + 2 + DEV_LINKS.length) return false;
-    const kind = new Map(entries.map((e) => [e.name, e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : 'other']));
-    for (const n of DEV_NODES) if (kind.get(n) !== 'file') return false;
-    for (const d of ['pts', 'shm']) if (kind.get(d) !== 'dir' || readdirSync(`${devDir}/${d}`).length !== 0) return false;
-    for (const [n, to] of DEV_LINKS) if (kind.get(n) !== 'link' || readlinkSync(`${devDir}/${n}`) !== to) return false;
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The minimal /dev, fresh at every start so nothing a system left there survives a restart: kept only
- * when it is exactly the skeleton (what a system can leave in it is checked: names, types, link
- * targets, empty pts/shm; the device files are covered by binds of the host's nodes anyway).
- */
-export async function makeDevSkeleton(devDir: string): Promise<void> {
-  makeDevSkeletonSync(devDir);
-}
-
-export function makeDevSkeletonSync(devDir: string): void {
-  if (isDevSkeleton(devDir)) return;
-  rmSync(devDir, { recursive: true, force: true });
-  mkdirSync(devDir, { mode: 0o755 });
-  for (const n of DEV_NODES) writeFileSync(`${devDir}/${n}`, '', { mode: 0o666 });
-  mkdirSync(`${devDir}/pts`);
-  mkdirSync(`${devDir}/shm`);
-  for (const [n, to] of DEV_LINKS) symlinkSync(to, `${devDir}/${n}`);
 }

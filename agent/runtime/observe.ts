@@ -1,9 +1,9 @@
 // Observe: what one system is doing, derived from its state files and /proc only (no writes, no
 // signals). Liveness is pid *and* start time of the supervisor; pid 1 of the system is its child.
 // This is also adoption: a new process of ours reads the same files and sees the same running systems.
-import { childrenFileSync, childrenOf, findByArg, isSameProcessSync, readStatSync } from './proc.ts';
+import { childrenFileSync, findByArg, isSameProcessSync, readStatSync } from './proc.ts';
 import { readExitSync, readWrapperStatSync, type ProcId, type SystemPaths, type SystemState } from './state.ts';
-import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './launcher.ts';
+import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED, readInitPid } from './launcher.ts';
 import type { RuntimeErrorCode } from './errors.ts';
 
 export type ObservedPhase = 'running' | 'stopped' | 'failed' | 'materializing';
@@ -44,11 +44,29 @@ export async function liveSupervisor(paths: SystemPaths, s: SystemState): Promis
   if (own && isSameProcessSync(own.pid, own.startTime)) return { pid: own.pid, startTime: own.startTime };
   if (own?.ofRun) return null; // this run's supervisor, gone
   // (A file of an earlier run is never this run's supervisor: it may not have written its own yet.)
-  // Not even that: look for the marker. The system's pid 1 is a forked copy of the supervisor shell and
-  // carries the same argv until it execs, so the supervisor is the one whose parent is not in the set.
+  // Not even that: look for the marker (in the supervisor's argv; a forked copy of it, a subshell, would
+  // carry it too, so the supervisor is the one whose parent is not in the set).
   const found = await findByArg(supervisorMarker(paths, s.runId));
   const sup = found.find((p) => !found.some((q) => q.pid === p.ppid));
   return sup ? { pid: sup.pid, startTime: sup.startTime } : null;
+}
+
+/**
+ * The system's pid 1 (host pid and start time): the pid crun wrote, when it is crun's child and crun
+ * the supervisor's (a pid file of an earlier run, or a reused pid, never matches). null: not (yet) there.
+ */
+export function initOf(paths: SystemPaths, sup: ProcId): ProcId | null {
+  const pid = readInitPid(paths);
+  const st = pid ? readStatSync(pid) : null;
+  const parent = st ? readStatSync(st.ppid) : null;
+  if (st && parent && parent.ppid === sup.pid) return { pid: st.pid, startTime: st.startTime };
+  // Not written yet: crun's child, if it has one.
+  for (const crun of childrenFileSync(sup.pid) ?? []) {
+    const kid = (childrenFileSync(crun) ?? [])[0];
+    const k = kid ? readStatSync(kid) : null;
+    if (k) return { pid: k.pid, startTime: k.startTime };
+  }
+  return null;
 }
 
 export async function observeState(paths: SystemPaths, s: SystemState): Promise<Observed> {
@@ -73,8 +91,7 @@ export async function observeState(paths: SystemPaths, s: SystemState): Promise<
   if (s.phase === 'materialized') return { ...base, phase: 'stopped', message: 'materialized, not started' };
   const sup = await liveSupervisor(paths, s);
   if (sup) {
-    const kids = childrenFileSync(sup.pid) ?? (await childrenOf(sup.pid));
-    const init = kids.length ? readStatSync(kids[0]!) : null;
+    const init = initOf(paths, sup);
     return { ...base, phase: 'running', supervisor: sup, pid: init?.pid ?? null, startTime: init?.startTime ?? null };
   }
   if (s.phase === 'starting' && !s.wrapper && !readWrapperStatSync(paths, s.runId)) {

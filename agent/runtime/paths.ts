@@ -8,7 +8,7 @@
 // - Directories we create for a system are created in its upper layer only.
 // - Known approximation: overlay "opaque" directories (an xattr Node cannot read) are treated as
 //   transparent. The effect is at worst a refused target or a failed mount at start, never an escape.
-import { promises as fsp, constants as fsc, closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { promises as fsp, constants as fsc, closeSync, fchmodSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RuntimeError, errnoOf } from './errors.ts';
@@ -272,6 +272,7 @@ export function writeAtomicReusingSync(file: string, content: string, mode = 0o6
     fd = openSync(spare, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   }
   try {
+    fchmodSync(fd, mode); // a spare kept from an older write may have a wider mode
     writeSync(fd, content);
   } finally {
     closeSync(fd);

@@ -3,8 +3,9 @@
 // Files (all ours):  state.json  applied spec, rev, phase, supervisor identity (atomic tmp+rename)
 //                    upper/ work/  overlay layers (copy strategy: upper/ is the full copy)
 //                    rootfs/       mount point; mounts exist only inside the system's mount namespace
-//                    dev/          the minimal /dev skeleton, recreated at each start
-//                    fstab         mounts done inside the namespace at start
+//                    lower/        mount point of the idmapped template (inside the namespace only)
+//                    bundle/       config.json for crun (0600: the spec's env); crun/ its run state
+//                    init.pid      host pid of the system's pid 1 (written by crun)
 //                    log, log.1    stdout+stderr of the system, size-capped
 //                    wrapper.stat  /proc/self/stat line written by the supervisor shell itself
 //                    exit          exit status written by the supervisor shell
@@ -15,6 +16,7 @@ import { rmForce } from './fs-util.ts';
 import { readIfExistsSync, writeAtomicReusingSync } from './paths.ts';
 import { isSameProcessSync, parseStat, readStatSync, sleep } from './proc.ts';
 import type { ResolvedTemplate } from './templates.ts';
+import type { IdRange } from './oci-config.ts';
 
 export type StatePhase = 'materializing' | 'materialized' | 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -31,7 +33,10 @@ export interface SystemState {
   specRev: string | null;
   template: ResolvedTemplate;
   strategy: 'overlay' | 'copy';
+  /** Rootless: we are not root; the supervisor runs in a user namespace of its own (only our uid mapped). */
   userns: boolean;
+  /** The system's host id range (root inside = hostId outside); null: privileged or rootless. */
+  ids?: IdRange | null;
   /** Unique per start; the supervisor carries it in its argv so it can be found after a crash. */
   runId: string | null;
   wrapper: ProcId | null;
@@ -49,8 +54,14 @@ export interface SystemPaths {
   upper: string;
   work: string;
   rootfs: string;
-  dev: string;
-  fstab: string;
+  /** Mount point of the idmapped template (inside the system's namespace only). */
+  lower: string;
+  /** The OCI bundle: config.json (0600: it holds the env) — root.path is rootfs. */
+  bundle: string;
+  /** crun's state while the system runs. */
+  crunRoot: string;
+  /** Host pid of the system's pid 1, written by crun once the system is set up. */
+  initPid: string;
   log: string;
   wrapperStat: string;
   exit: string;
@@ -64,8 +75,10 @@ export function systemPaths(dataDir: string, name: string): SystemPaths {
     upper: `${dir}/upper`,
     work: `${dir}/work`,
     rootfs: `${dir}/rootfs`,
-    dev: `${dir}/dev`,
-    fstab: `${dir}/fstab`,
+    lower: `${dir}/lower`,
+    bundle: `${dir}/bundle`,
+    crunRoot: `${dir}/crun`,
+    initPid: `${dir}/init.pid`,
     log: `${dir}/log`,
     wrapperStat: `${dir}/wrapper.stat`,
     exit: `${dir}/exit`,
@@ -94,7 +107,7 @@ export async function writeState(p: SystemPaths, s: SystemState): Promise<void> 
 
 /** Atomic (spare + rename): a SIGKILL at any moment leaves the old or the new state, never half of one. */
 export function writeStateSync(p: SystemPaths, s: SystemState): void {
-  writeAtomicReusingSync(p.state, JSON.stringify(s, null, 1) + '\n');
+  writeAtomicReusingSync(p.state, JSON.stringify(s, null, 1) + '\n', 0o600); // the spec's env: 0600
 }
 
 /** The runId in a supervisor marker (anybios-supervisor:<sysdir>:<runId>). */

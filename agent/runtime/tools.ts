@@ -13,6 +13,8 @@ export interface Tools {
   ip: string | null;
   hostname: string | null;
   tar: string;
+  /** The OCI runtime that runs systems (Debian: apt-get install crun); null: systems cannot start. */
+  crun: string | null;
 }
 
 const DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -44,6 +46,7 @@ export function findTools(): Tools {
     ip: which('ip'),
     hostname: which('hostname'),
     tar: need('tar'),
+    crun: which('crun'),
   };
 }
 

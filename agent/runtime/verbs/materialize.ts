@@ -13,6 +13,8 @@ import { mountPointsSync } from '../paths.ts';
 import { readState, withLock, writeStateSync, type SystemPaths, type SystemState } from '../state.ts';
 import { resolveTemplate, type ResolvedTemplate } from '../templates.ts';
 import { observeOne } from './observe.ts';
+import { claimIdRange } from '../id-ranges.ts';
+import type { IdRange } from '../oci-config.ts';
 
 export interface StartOptions {
   /** The spec revision being applied (default spec._rev). */
@@ -70,6 +72,8 @@ export async function prepareSystem(ctx: RuntimeContext, spec: SystemDoc, templa
     template: t,
     strategy,
     userns: ns,
+    // Root: a private id range (kept for the system's life); privileged: none; rootless: our own uid only.
+    ids: c.root && !spec.privileged ? claimIdRange(ctx.dataDir, spec.name) : null,
     runId: null,
     wrapper: null,
     cgroups: prev?.cgroups ?? [],
@@ -79,10 +83,10 @@ export async function prepareSystem(ctx: RuntimeContext, spec: SystemDoc, templa
     code: null,
     message: null,
   };
-  const same = inStart && prev !== null && prev.phase !== 'materializing' && materializeKey(prev.spec, prev.template, prev.userns) === materializeKey(spec, t, ns);
+  const same = inStart && prev !== null && prev.phase !== 'materializing' && materializeKey(prev.spec, prev.template, prev.userns, prev.ids) === materializeKey(spec, t, ns, state.ids);
   if (!same) {
     if (ns) warnForeignOwner(ctx, spec.name, t);
-    mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+    mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     writeStateSync(paths, state);
   }
   await ctx.fault('materialize:begin');
@@ -90,7 +94,7 @@ export async function prepareSystem(ctx: RuntimeContext, spec: SystemDoc, templa
   // Hidden host paths only concern the host template (the others never show host paths).
   const { hides, hostMounts } = t.host ? await hidden(ctx) : { hides: [], hostMounts: [] };
   ctx.trace('m:hidden');
-  const mctx: MaterializeContext = { volumeRoot: ctx.volumeRoot, hides, hostMounts };
+  const mctx: MaterializeContext = { volumeRoot: ctx.volumeRoot, hides, hostMounts, owner: state.ids?.hostId ?? null, chownVolumes: !c.idmapHelper };
   const { volumes } = await materializeSystem(mctx, paths, spec, t, strategy);
   state.phase = 'materialized';
   if (!inStart) writeStateSync(paths, state);
@@ -136,6 +140,6 @@ function warnForeignOwner(ctx: RuntimeContext, name: string, t: ResolvedTemplate
 }
 
 /** The materialization inputs that the state records (for observe and destroy): unchanged → no write. */
-function materializeKey(spec: SystemDoc, t: ResolvedTemplate, userns: boolean): string {
-  return JSON.stringify([spec.name, spec.template, spec.hostname ?? null, spec.network ?? null, spec.mounts ?? [], t, userns]);
+function materializeKey(spec: SystemDoc, t: ResolvedTemplate, userns: boolean, ids: IdRange | null | undefined): string {
+  return JSON.stringify([spec.name, spec.template, spec.hostname ?? null, spec.network ?? null, spec.mounts ?? [], t, userns, ids ?? null]);
 }

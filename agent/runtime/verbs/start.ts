@@ -1,19 +1,18 @@
-// Verb `start`: materialize (prepareSystem), then the mount plan (fstab), cgroups, the /dev skeleton
-// and the launch (../launcher.ts); a running system is adopted as it is. Waits until the system has set
-// itself up (mounts, hostname, lo) and answers with what observe would say.
-import { readFileSync } from 'node:fs';
+// Verb `start`: materialize (prepareSystem), then cgroups, the OCI bundle (../oci-config.ts) and the
+// launch (../launcher.ts); a running system is adopted as it is. Waits until crun has set the system up
+// (namespaces, mounts, pivot_root) and answers with what observe would say.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import type { SystemDoc, TemplateDoc } from '../../../ddocs/schemas/types.ts';
 import { removeCgroups, setupCgroups } from '../cgroups.ts';
 import type { RuntimeContext } from '../context.ts';
 import { RuntimeError } from '../errors.ts';
-import { rmForce } from '../fs-util.ts';
 import { launch, type LaunchSpec } from '../launcher.ts';
 import { tailLog } from '../logs.ts';
-import { makeDevSkeletonSync } from '../materialize.ts';
-import { overlayOptions, rootfsLine, systemLines, type MountPlan } from '../mounts.ts';
+import { overlayOptions } from '../mounts.ts';
+import { ociConfig } from '../oci-config.ts';
+import { containerId, writeBundleSync } from '../bundle.ts';
 import { liveSupervisor, supervisorMarker, type Observed } from '../observe.ts';
-import { writeAtomicSync } from '../paths.ts';
 import { isSameProcess, readStatSync, sleepUnref } from '../proc.ts';
 import { readStateSync, withLock, writeStateSync } from '../state.ts';
 import { prepareSystem, type StartOptions } from './materialize.ts';
@@ -42,27 +41,23 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     const { state, volumes, hides } = await prepareSystem(ctx, spec, template, opts, prev, true);
     trace('materialize');
     const c = await ctx.capabilities();
+    if (!c.tools.crun) throw new RuntimeError('TOOL_MISSING', 'crun not found in /usr/sbin:/usr/bin:/sbin:/bin: systems run as OCI containers (Debian/Ubuntu: apt-get install crun)');
     const t = state.template;
-    const plan: MountPlan = {
-      rootfs: paths.rootfs,
-      strategy: state.strategy,
-      upper: paths.upper,
-      work: paths.work,
-      lowers: [t.lower],
-      dev: paths.dev,
-      network: spec.network ?? 'none',
-      userns: state.userns,
-      volumes,
-    };
-    const hostPhase = t.host && state.strategy === 'overlay' ? { overlayOptions: overlayOptions([t.lower], paths.upper, paths.work), hides } : undefined;
-    const lines = hostPhase ? systemLines(plan) : [rootfsLine(plan), ...systemLines(plan)];
     let cgroupDirs: string[] = [];
     if (spec.resources && Object.keys(spec.resources).length) {
       if (state.userns) say(`${spec.name}: resource limits need root; running without cgroup limits`);
       else cgroupDirs = await setupCgroups(c.cgroup, `${ctx.tag}-${spec.name}`, spec.resources);
     }
-    // exit and wrapper.stat of the last run stay: the supervisor overwrites them and they name their run.
-    if (hostPhase) rmForce(`${paths.fstab}.run`);
+    const ids = state.ids ?? null;
+    // The template shows with the system's ids only through an idmapped mount; the host's own root is
+    // never idmapped: its files stay owned by ids the system does not have (readable where the host
+    // lets anyone read, never writable, /etc/shadow not readable).
+    const idmap = ids && c.idmapHelper && !t.host && state.strategy === 'overlay' ? { helper: c.idmapHelper, template: t.lower, hostId: ids.hostId, size: ids.size } : null;
+    const lower = idmap ? paths.lower : t.lower;
+    if (idmap) mkdirSync(paths.lower, { recursive: true, mode: 0o700 });
+    // crun mounts as the system's root, which must be able to reach its root: not through our 0700
+    // data dir, but at a mount point under /run that only exists, mounted, in the system's namespace.
+    const rootfs = c.root ? stageDir(ctx.tag, spec.name) : paths.rootfs;
     state.phase = 'starting';
     state.runId = randomBytes(6).toString('hex');
     state.wrapper = null;
@@ -74,23 +69,38 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     // The one write before the spawn: it carries the runId, by which a supervisor spawned by a
     // process of ours that died right after is found again.
     writeStateSync(paths, state);
-    const fstab = lines.join('\n') + '\n';
-    if (readOr(paths.fstab) !== fstab) writeAtomicSync(paths.fstab, fstab);
-    makeDevSkeletonSync(paths.dev);
-    trace('cgroups+state+fstab+dev');
+    const config = ociConfig({
+      rootfs,
+      argv: (spec.kind === 'os' ? spec.init : spec.command) ?? ['/sbin/init'],
+      env: { PATH: DEFAULT_PATH, HOME: '/root', container: 'anybios', ...(spec.env ?? {}) },
+      cwd: spec.workdir ?? '/',
+      hostname: spec.hostname ?? spec.name,
+      kind: spec.kind,
+      privileged: !!spec.privileged,
+      network: spec.network ?? 'none',
+      ids,
+      // Volumes keep the system's own ids on disk (0 = its root) through an idmapped bind, so a volume
+      // outlives the system's id range (destroy and re-create, another system).
+      idmapVolumes: !!(ids && c.idmapHelper),
+      volumes,
+      bound: c.capBound,
+    });
+    writeBundleSync(paths, config);
+    trace('cgroups+state+bundle');
     await fault('start:before-spawn');
     const l: LaunchSpec = {
       tools: ctx.tools,
+      crun: c.tools.crun,
       paths,
-      hostPhase,
-      hostname: spec.hostname ?? spec.name,
-      network: spec.network ?? 'none',
-      userns: state.userns,
-      argv: (spec.kind === 'os' ? spec.init : spec.command) ?? ['/sbin/init'],
-      workdir: spec.workdir,
+      rootfs,
+      root: state.strategy === 'copy' ? { bind: paths.upper } : { overlayOptions: overlayOptions([lower], paths.upper, paths.work) },
+      idmap,
+      hides: t.host ? hides : [],
+      hideCgroupfs: c.cgroup.layout === 'hybrid',
+      rootless: state.userns,
       cgroupDirs,
       marker: supervisorMarker(paths, state.runId),
-      env: { PATH: DEFAULT_PATH, HOME: '/root', container: 'anybios', ...(spec.env ?? {}) },
+      containerId: containerId(spec.name, state.runId),
     };
     const launched = launch(l, opts.readyTimeoutMs);
     ctx.spawned.set(spec.name, launched);
@@ -158,11 +168,9 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
   });
 }
 
-/** The file's content, or null when it cannot be read (then it is written). */
-function readOr(f: string): string | null {
-  try {
-    return readFileSync(f, 'utf8');
-  } catch {
-    return null;
-  }
+/** Where a system's root is mounted (inside its namespace) when we are root: /run/anybios/<tag>/<name>. */
+function stageDir(tag: string, name: string): string {
+  const d = `/run/anybios/${tag}/${name}`;
+  mkdirSync(d, { recursive: true, mode: 0o711 });
+  return d;
 }

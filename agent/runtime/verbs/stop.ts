@@ -1,16 +1,19 @@
-// Verbs `stop` and `destroy`: SIGTERM to the system's pid 1, SIGKILL after the grace time, cgroups
-// removed; destroy also removes the system's directory (and its volumes when asked).
+// Verbs `stop` and `destroy`: the init's halt signal (SIGTERM for a plain program) to the system's pid 1,
+// SIGKILL after the grace time, cgroups removed; destroy also removes the system's directory (and its
+// volumes when asked) and gives its id range back.
 import type { RuntimeContext } from '../context.ts';
 import { removeCgroups } from '../cgroups.ts';
 import { RuntimeError, errnoOf } from '../errors.ts';
 import { removeTree } from '../fs-util.ts';
 import { checkName } from '../inputs.ts';
 import { volumeDir } from '../materialize.ts';
-import { liveSupervisor, observeState, type Observed } from '../observe.ts';
+import { initOf, liveSupervisor, observeState, type Observed } from '../observe.ts';
 import { isInside, mountPoints } from '../paths.ts';
-import { childrenOf, isSameProcess, readStat, sleep } from '../proc.ts';
+import { isSameProcess, sleep } from '../proc.ts';
+import { readlinkSync } from 'node:fs';
 import { readState, withLock, writeState } from '../state.ts';
 import { run } from '../tools.ts';
+import { releaseIdRange } from '../id-ranges.ts';
 
 export async function stop(ctx: RuntimeContext, name: string, opts: { graceMs?: number } = {}): Promise<Observed | null> {
   checkName(name);
@@ -33,6 +36,7 @@ export async function destroy(ctx: RuntimeContext, name: string, opts: { volumes
       }
     }
     await removeTree(paths.dir);
+    releaseIdRange(ctx.dataDir, name);
     ctx.spawned.delete(name);
   });
 }
@@ -47,13 +51,7 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
     s.stopRequested = true;
     s.wrapper = sup;
     await writeState(paths, s);
-    const initPid = async (): Promise<number | null> => {
-      for (const k of await childrenOf(sup.pid)) {
-        const st = await readStat(k);
-        if (st && st.ppid === sup.pid) return k;
-      }
-      return null;
-    };
+    const init = initOf(paths, sup);
     const gone = async (ms: number) => {
       const until = Date.now() + ms;
       while (Date.now() < until) {
@@ -62,17 +60,17 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
       }
       return !(await isSameProcess(sup.pid, sup.startTime));
     };
-    const signal = async (sig: NodeJS.Signals) => {
-      const p = await initPid();
-      if (p) {
+    const signal = async (sig: NodeJS.Signals | number) => {
+      if (init && (await isSameProcess(init.pid, init.startTime))) {
         try {
-          process.kill(p, sig);
+          process.kill(init.pid, sig);
         } catch (e) {
           if (errnoOf(e) !== 'ESRCH') throw e;
         }
       }
     };
-    await signal('SIGTERM');
+    // An init's own "halt" (systemd: SIGRTMIN+3; busybox init: SIGUSR2, poweroff — its SIGTERM reboots).
+    await signal(init ? haltSignal(init.pid) : 'SIGTERM');
     if (!(await gone(graceMs))) {
       ctx.say(`${name}: no exit ${graceMs} ms after SIGTERM, sending SIGKILL`);
       await signal('SIGKILL');
@@ -90,4 +88,21 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
   s.cgroups = [];
   await writeState(paths, s);
   return observeState(paths, s);
+}
+
+/** SIGRTMIN (34 on Linux) + 3: systemd's "halt". */
+const SIGRTMIN_PLUS_3 = 37;
+
+/** The signal that asks this init to power off: by the program it runs (its executable's name). */
+export function haltSignal(pid: number): NodeJS.Signals | number {
+  let exe = '';
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return 'SIGTERM';
+  }
+  const prog = exe.slice(exe.lastIndexOf('/') + 1).replace(/ \(deleted\)$/, '');
+  if (prog === 'systemd') return SIGRTMIN_PLUS_3;
+  if (prog === 'busybox') return 'SIGUSR2';
+  return 'SIGTERM';
 }

@@ -3,11 +3,13 @@ import test from 'ava';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { fstabEscape, isInside, lookupMerged, ensureDirMerged, normalizeAbs, prefixes, shq, writeFileMerged } from '../../../agent/runtime/paths.ts';
-import { hostHides, overlayOptions, rootfsLine, systemLines, type MountPlan } from '../../../agent/runtime/mounts.ts';
+import { hostHides, overlayOptions } from '../../../agent/runtime/mounts.ts';
+import { APP_CAPS, ociConfig } from '../../../agent/runtime/oci-config.ts';
+import { seccompProfile } from '../../../agent/runtime/seccomp.ts';
 import { checkTargets } from '../../../agent/runtime/materialize.ts';
 import { decideSupport, limitFiles, parseMountinfo } from '../../../agent/runtime/cgroups.ts';
 import { parseStat } from '../../../agent/runtime/proc.ts';
-import { childScript, unshareArgs, wrapperScript, type LaunchSpec } from '../../../agent/runtime/launcher.ts';
+import { launchArgv, supervisorScript, type LaunchSpec } from '../../../agent/runtime/launcher.ts';
 import { systemPaths } from '../../../agent/runtime/state.ts';
 import { RUNTIME_ERRORS, RuntimeError } from '../../../agent/runtime/errors.ts';
 
@@ -88,60 +90,66 @@ test('merged-view lookups: upper over lower, whiteouts, symlinks refused, dirs c
   t.is((await lookupMerged(hv, '/etc')).kind, 'dir');
 });
 
-const plan: MountPlan = {
-  rootfs: '/d/systems/s/rootfs',
-  strategy: 'overlay',
-  upper: '/d/systems/s/upper',
-  work: '/d/systems/s/work',
-  lowers: ['/t/mini'],
-  dev: '/d/systems/s/dev',
-  network: 'none',
-  userns: false,
-  volumes: [{ source: '/d/volumes/v', target: '/srv/my data', readOnly: true }],
-};
-
-test('fstab lines: overlay first, fresh mounts, device binds, volumes last and escaped', (t) => {
-  t.is(rootfsLine(plan), 'overlay /d/systems/s/rootfs overlay lowerdir=/t/mini,upperdir=/d/systems/s/upper,workdir=/d/systems/s/work 0 0');
-  t.is(rootfsLine({ ...plan, strategy: 'copy' }), '/d/systems/s/upper /d/systems/s/rootfs none bind 0 0');
-  const lines = systemLines(plan);
-  t.is(lines[0], 'proc /d/systems/s/rootfs/proc proc nosuid,nodev,noexec 0 0');
-  t.true(lines.includes('/dev/null /d/systems/s/rootfs/dev/null none bind 0 0'));
-  t.is(lines.at(-1), '/d/volumes/v /d/systems/s/rootfs/srv/my\\040data none bind,ro 0 0');
-  t.true(systemLines({ ...plan, userns: true, network: 'host' }).includes('/sys /d/systems/s/rootfs/sys none rbind 0 0'));
-  t.throws(() => overlayOptions(['/a:b'], '/u', '/w'));
+test('OCI config: private id range, capabilities by kind, seccomp, masked /proc, volumes; privileged gives them up', (t) => {
+  const base = { rootfs: '/d/systems/a/rootfs', argv: ['/bin/app', '--x'], env: { PATH: '/bin', TOKEN: 's e c' }, cwd: '/', hostname: 'a', network: 'none' as const, volumes: [{ source: '/v/data', target: '/srv', readOnly: true }] };
+  const app = ociConfig({ ...base, kind: 'app', privileged: false, ids: { hostId: 2 ** 31, size: 65536 }, idmapVolumes: true });
+  t.deepEqual(app.linux.uidMappings, [{ containerID: 0, hostID: 2 ** 31, size: 65536 }]);
+  t.deepEqual(app.linux.namespaces.map((n) => n.type).sort(), ['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts']);
+  t.deepEqual(app.process.capabilities.bounding, APP_CAPS);
+  t.false(app.process.capabilities.bounding.includes('CAP_SYS_ADMIN'));
+  t.true(app.process.noNewPrivileges);
+  t.deepEqual(app.process.env, ['PATH=/bin', 'TOKEN=s e c']);
+  t.deepEqual(app.process.args, ['/bin/app', '--x']);
+  t.true(app.linux.maskedPaths!.includes('/proc/kcore') && app.linux.maskedPaths!.includes('/proc/sysrq-trigger'));
+  t.true(app.linux.readonlyPaths!.includes('/proc/sys'));
+  const denied = app.linux.seccomp!.syscalls[0]!.names;
+  for (const c of ['init_module', 'finit_module', 'kexec_load', 'keyctl', 'bpf', 'open_by_handle_at', 'reboot', 'mount_setattr']) t.true(denied.includes(c), c);
+  t.deepEqual(app.mounts.find((m) => m.destination === '/srv')?.options, ['bind', 'nosuid', 'nodev', 'ro', 'idmap']);
+  t.is(app.mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
+  const os = ociConfig({ ...base, kind: 'os', privileged: false, ids: { hostId: 2 ** 31, size: 65536 }, network: 'host' });
+  t.true(os.process.capabilities.bounding.includes('CAP_SYS_ADMIN'), 'an init mounts inside its own namespaces');
+  t.false(os.process.noNewPrivileges, 'setuid programs of an OS keep working');
+  t.false(os.linux.seccomp!.syscalls[0]!.names.includes('reboot'));
+  t.false(os.linux.namespaces.some((n) => n.type === 'network'));
+  t.deepEqual(os.mounts.find((m) => m.destination === '/sys')?.options?.slice(0, 2), ['rbind', 'ro'], 'host network: sysfs is bound read-only');
+  const priv = ociConfig({ ...base, kind: 'app', privileged: true, ids: null });
+  t.is(priv.linux.uidMappings, undefined);
+  t.false(priv.linux.namespaces.some((n) => n.type === 'user'));
+  t.is(priv.linux.seccomp, undefined);
+  t.is(priv.linux.maskedPaths, undefined);
+  t.true(priv.process.capabilities.bounding.includes('CAP_SYS_MODULE'));
+  t.deepEqual(seccompProfile('app').architectures.slice(0, 2), ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
 });
 
-test('unshare flags and the supervisor/child scripts', (t) => {
+test('the supervisor script: identity first, idmapped lower, overlay, hides, crun; no command or env of the system in it', (t) => {
+  const paths = systemPaths('/d', 'web');
   const l: LaunchSpec = {
-    tools: { sh: '/bin/sh', unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', chroot: '/usr/sbin/chroot', mount: '/usr/bin/mount', ip: '/usr/sbin/ip', hostname: '/usr/bin/hostname', tar: '/usr/bin/tar' },
-    paths: systemPaths('/d', 's'),
-    hostname: 'h',
-    network: 'none',
-    userns: false,
-    argv: ['/bin/true'],
-    cgroupDirs: ['/sys/fs/cgroup/pids/anybios/0123abcd-s'],
-    marker: 'anybios-supervisor:/d/systems/s:abc',
-    env: {},
+    tools: { sh: '/bin/sh', unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', chroot: '/usr/sbin/chroot', mount: '/bin/mount', ip: '/sbin/ip', hostname: '/bin/hostname', tar: '/bin/tar', crun: '/usr/bin/crun' },
+    crun: '/usr/bin/crun',
+    paths,
+    rootfs: '/run/anybios/x/web',
+    root: { overlayOptions: overlayOptions([paths.lower], paths.upper, paths.work) },
+    idmap: { helper: '/d/bin/idmap', template: '/t/mini', hostId: 2147483648, size: 65536 },
+    hides: ['/d'],
+    hideCgroupfs: true,
+    rootless: false,
+    cgroupDirs: ['/sys/fs/cgroup/anybios/x-web'],
+    marker: 'anybios-supervisor:/d/systems/web:r1',
+    containerId: 'anybios-web-r1',
   };
-  t.deepEqual(unshareArgs(l), ['--pid', '--mount', '--uts', '--ipc', '--propagation', 'private', '--net']);
-  t.deepEqual(unshareArgs({ ...l, network: 'host', userns: true }), ['--pid', '--mount', '--uts', '--ipc', '--propagation', 'private', '--user', '--map-root-user']);
-  const c = childScript(l);
-  t.regex(c, /'\/usr\/bin\/mount' -a -T '\/d\/systems\/s\/fstab'/);
-  t.regex(c, /echo 'h' > \/proc\/sys\/kernel\/hostname/);
-  t.regex(c, /'\/usr\/sbin\/ip' link set lo up/);
-  t.regex(c, /exec '\/usr\/sbin\/chroot' '\/d\/systems\/s\/rootfs' "\$@"$/);
-  t.notRegex(childScript({ ...l, network: 'host' }), /link set lo up/);
-  t.regex(childScript({ ...l, workdir: '/srv' }), /--root='\/d\/systems\/s\/rootfs' --wd='\/srv'/);
-  const hosted = childScript({ ...l, hostPhase: { overlayOptions: 'lowerdir=/,upperdir=/u,workdir=/w', hides: ['/var/lib/ab'] } });
-  t.regex(hosted, /-t overlay -o 'lowerdir=\/,upperdir=\/u,workdir=\/w' overlay/);
-  t.regex(hosted, /\[ ! -L '\/d\/systems\/s\/rootfs\/var' \] && \[ -d '\/d\/systems\/s\/rootfs\/var' \] && .*rootfs\/var\/lib\/ab' \]; then printf/);
-  const w = wrapperScript(l);
-  t.regex(w, /echo \$\$ > '\/sys\/fs\/cgroup\/pids\/anybios\/0123abcd-s\/cgroup.procs'/);
-  t.regex(w, /wait \$!\necho "\$\? \$0" > '\/d\/systems\/s\/exit'$/);
-  t.regex(w, /printf '%s\\n%s\\n' "\$s" "\$0" > '\/d\/systems\/s\/wrapper.stat'/);
-  t.regex(w, /\(\n.*'\/usr\/bin\/mount' -a -T/s, 'the child is a subshell (a fork, no exec of sh)');
-  t.regex(c, /'\/usr\/sbin\/ip' link set lo up & anybios_lo=\$!\n.*mount.*\n.*wait \$anybios_lo/s, 'lo comes up beside the mounts');
-  t.regex(c, /printf 'ok %s\\n' "\$anybios_self" >&3/);
+  const s = supervisorScript(l);
+  const at = (x: string) => s.indexOf(x);
+  t.true(at('/proc/self/stat') < at('cgroup.procs'));
+  t.true(at('cgroup.procs') < at("'/d/bin/idmap' '/t/mini' '/d/systems/web/lower' 2147483648 65536"));
+  t.true(at('/d/bin/idmap') < at('-t overlay'));
+  t.true(at('-t overlay') < at('anybios-hide'));
+  t.true(at('anybios-hide') < at("'/usr/bin/crun' --root '/d/systems/web/crun' --cgroup-manager=disabled run"));
+  t.regex(s, /anybios-nocgroup \/sys\/fs\/cgroup/);
+  t.regex(s, /\[ -s '\/d\/systems\/web\/init.pid' \] \|\| c=125/);
+  t.deepEqual(launchArgv(l).slice(0, 4), ['--mount', '--propagation', 'private', '--']);
+  t.is(launchArgv(l).at(-1), l.marker);
+  t.deepEqual(launchArgv({ ...l, rootless: true }).slice(0, 2), ['--user', '--map-root-user']);
+  t.false(s.includes('PATH='), 'no environment in the script');
 });
 
 test('cgroups: per controller v2 where offered, else v1; limit files', (t) => {
