@@ -19,7 +19,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { RuntimeError } from './errors.ts';
 import { prefixes, shq, under } from './paths.ts';
 import { readStatSync, sleep } from './proc.ts';
-import type { ProcId, SystemPaths } from './state.ts';
+import type { SystemPaths } from './state.ts';
 import type { Tools } from './tools.ts';
 
 /** The environment of every host-side helper: fixed, so nothing of a spec (LD_PRELOAD …) reaches them. */
@@ -62,12 +62,15 @@ export function supervisorScript(l: LaunchSpec): string {
   for (const d of l.cgroupDirs) s.push(`echo $$ > ${shq(`${d}/cgroup.procs`)} || fail ${shq(`joining cgroup ${d}`)}`);
   s.push(`: > ${shq(p.initPid)} || fail 'clearing init.pid'`);
   if (l.hideCgroupfs) s.push(`${shq(t.mount)} -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=755 anybios-nocgroup /sys/fs/cgroup || fail 'covering /sys/fs/cgroup'`);
-  if (l.idmap) {
-    const i = l.idmap;
-    s.push(`${shq(i.helper)} ${shq(i.template)} ${shq(p.lower)} ${i.hostId} ${i.size} || fail 'idmapped template mount'`);
+  const i = l.idmap;
+  if ('bind' in l.root) {
+    // Copy strategy: the copy is the root, idmapped when it can be (then it holds the system's own ids).
+    if (i) s.push(`${shq(i.helper)} ${shq(l.root.bind)} ${shq(R)} ${i.hostId} ${i.size} || fail 'idmapped root mount'`);
+    else s.push(`${shq(t.mount)} --bind ${shq(l.root.bind)} ${shq(R)} || fail 'root bind mount'`);
+  } else {
+    if (i) s.push(`${shq(i.helper)} ${shq(i.template)} ${shq(p.lower)} ${i.hostId} ${i.size} || fail 'idmapped template mount'`);
+    s.push(`${shq(t.mount)} -t overlay -o ${shq(l.root.overlayOptions)} overlay ${shq(R)} || fail 'overlay mount'`);
   }
-  if ('bind' in l.root) s.push(`${shq(t.mount)} --bind ${shq(l.root.bind)} ${shq(R)} || fail 'root bind mount'`);
-  else s.push(`${shq(t.mount)} -t overlay -o ${shq(l.root.overlayOptions)} overlay ${shq(R)} || fail 'overlay mount'`);
   for (const h of l.hides) {
     // Hide only what the merged view really shows at that path: every component a real directory.
     const checks = prefixes(h).map((x) => `[ ! -L ${shq(under(R, x))} ] && [ -d ${shq(under(R, x))} ]`);
@@ -100,8 +103,8 @@ export interface Launched {
 
 export interface Ready {
   ok: boolean;
-  /** The system's pid 1 as the host sees it (null: it has exited already, or setup failed). */
-  init: ProcId | null;
+  /** The system's pid 1 as the host sees it (startTime null: it has exited already). null: setup failed. */
+  init: { pid: number; startTime: number | null } | null;
 }
 
 /** The pid crun wrote (empty: not yet, or setup failed). */
@@ -140,7 +143,7 @@ export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
       const init = readInitPid(l.paths);
       if (init) {
         const st = readStatSync(init);
-        return { ok: true, init: st ? { pid: st.pid, startTime: st.startTime } : null };
+        return { ok: true, init: { pid: init, startTime: st ? st.startTime : null } };
       }
       if (exitCode !== undefined || Date.now() > until) return { ok: false, init: null };
       await sleep(wait); // ref'd: the caller awaits this (the child itself is unref'd)

@@ -28,6 +28,8 @@ export interface OciInput {
   network: 'none' | 'host';
   /** Container ids 0..size-1 → host ids; null: no user namespace (privileged). */
   ids: IdRange | null;
+  /** We are not root: crun itself runs in a user namespace where only our uid is mapped (to root). */
+  rootless?: boolean;
   /** Volumes through an idmapped bind (crun's `idmap`): on disk they keep the system's own ids. */
   idmapVolumes?: boolean;
   volumes: VolumeMount[];
@@ -111,9 +113,9 @@ export function capsOfMask(hex: string): string[] {
 }
 
 export function systemMounts(i: OciInput): OciMount[] {
-  const userns = i.ids !== null;
+  const userns = i.ids !== null || !!i.rootless;
   // gid 5 (tty) for pty slaves only where it exists inside.
-  const ptsGid = !userns || i.ids!.size > 5 ? ['gid=5'] : [];
+  const ptsGid = !userns || (i.ids?.size ?? 0) > 5 ? ['gid=5'] : [];
   const m: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },

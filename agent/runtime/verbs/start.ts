@@ -3,6 +3,7 @@
 // (namespaces, mounts, pivot_root) and answers with what observe would say.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { rmForce } from '../fs-util.ts';
 import type { SystemDoc, TemplateDoc } from '../../../ddocs/schemas/types.ts';
 import { removeCgroups, setupCgroups } from '../cgroups.ts';
 import type { RuntimeContext } from '../context.ts';
@@ -52,8 +53,9 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     // The template shows with the system's ids only through an idmapped mount; the host's own root is
     // never idmapped: its files stay owned by ids the system does not have (readable where the host
     // lets anyone read, never writable, /etc/shadow not readable).
-    const idmap = ids && c.idmapHelper && !t.host && state.strategy === 'overlay' ? { helper: c.idmapHelper, template: t.lower, hostId: ids.hostId, size: ids.size } : null;
-    const lower = idmap ? paths.lower : t.lower;
+    // (Copy strategy: the copy itself is mounted idmapped, so it keeps the system's own ids on disk.)
+    const idmap = ids && c.idmapHelper && !t.host ? { helper: c.idmapHelper, template: t.lower, hostId: ids.hostId, size: ids.size } : null;
+    const lower = idmap && state.strategy === 'overlay' ? paths.lower : t.lower;
     if (idmap) mkdirSync(paths.lower, { recursive: true, mode: 0o700 });
     // crun mounts as the system's root, which must be able to reach its root: not through our 0700
     // data dir, but at a mount point under /run that only exists, mounted, in the system's namespace.
@@ -79,6 +81,7 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
       privileged: !!spec.privileged,
       network: spec.network ?? 'none',
       ids,
+      rootless: state.userns,
       // Volumes keep the system's own ids on disk (0 = its root) through an idmapped bind, so a volume
       // outlives the system's id range (destroy and re-create, another system).
       idmapVolumes: !!(ids && c.idmapHelper),
@@ -87,6 +90,7 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     });
     writeBundleSync(paths, config);
     trace('cgroups+state+bundle');
+    rmForce(paths.initPid); // the last run's: readiness must see only this run's
     await fault('start:before-spawn');
     const l: LaunchSpec = {
       tools: ctx.tools,
@@ -94,7 +98,7 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
       paths,
       rootfs,
       root: state.strategy === 'copy' ? { bind: paths.upper } : { overlayOptions: overlayOptions([lower], paths.upper, paths.work) },
-      idmap,
+      idmap: idmap && state.strategy === 'copy' ? { ...idmap, template: paths.upper } : idmap,
       hides: t.host ? hides : [],
       hideCgroupfs: c.cgroup.layout === 'hybrid',
       rootless: state.userns,

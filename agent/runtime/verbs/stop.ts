@@ -70,8 +70,17 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
       }
     };
     // An init's own "halt" (systemd: SIGRTMIN+3; busybox init: SIGUSR2, poweroff — its SIGTERM reboots).
-    await signal(init ? haltSignal(init.pid) : 'SIGTERM');
-    if (!(await gone(graceMs))) {
+    const halt = init ? haltSignal(init.pid) : 'SIGTERM';
+    // Sent again each second of the grace: an init ignores signals it has no handler for yet (pid 1),
+    // so one sent in its first milliseconds is lost.
+    let left = graceMs;
+    let stopped = false;
+    while (!stopped && left > 0) {
+      await signal(halt);
+      stopped = await gone(Math.min(1000, left));
+      left -= 1000;
+    }
+    if (!stopped) {
       ctx.say(`${name}: no exit ${graceMs} ms after SIGTERM, sending SIGKILL`);
       await signal('SIGKILL');
       if (!(await gone(5000))) {

@@ -40,7 +40,7 @@ test.serial('os system boots its init as pid 1: marker in its layer, hostname, o
   // The rootfs is mounted only inside the system: nothing in our mount namespace.
   t.deepEqual(hostMountsUnder(base), []);
   const inside = execFileSync('findmnt', ['-rn', '-N', String(o.supervisor!.pid), '-o', 'TARGET']).toString();
-  t.true(inside.includes(`${data}/systems/os1/rootfs\n`));
+  t.regex(inside, /^\/run\/anybios\/[0-9a-f]{8}\/os1$/m, 'the root is mounted in the system\'s namespace only');
   const stopped = await rt.stop('os1', { graceMs: 5000 });
   t.is(stopped?.phase, 'stopped');
   t.is(stopped?.exitCode, 0, 'init handled SIGTERM and exited 0');
@@ -58,11 +58,14 @@ test.serial('app on the host template runs a host binary; the host is untouched,
   await fsp.writeFile(`${data}/secret`, 'host data');
   const script = [
     `echo changed > ${probe}`,
-    '/usr/bin/id -u > /root/uid',
-    `ls -A ${data} > /root/data-listing`,
-    `ls -A ${templateRoot} > /root/template-listing`,
-    'ls -A /tmp > /root/tmp-listing',
-    'ls -A /run > /root/run-listing',
+    // The host's own files are not the system's (not idmapped): it writes where the host lets anyone
+    // (/var/tmp) and in what its layer gives it (/etc, made for it at materialize).
+    '/usr/bin/id -u > /var/tmp/uid',
+    `ls -A ${data} > /var/tmp/data-listing`,
+    `ls -A ${templateRoot} > /var/tmp/template-listing`,
+    'ls -A /tmp > /var/tmp/tmp-listing',
+    'ls -A /run > /var/tmp/run-listing',
+    '(echo x > /root/owned-by-host) 2>/dev/null && echo wrote-root > /var/tmp/root-write; true',
   ].join('; ');
   const spec = app('hosty', ['/bin/sh', '-c', script], { template: 'host' });
   await rt.start(spec, hostTemplate);
@@ -70,11 +73,12 @@ test.serial('app on the host template runs a host binary; the host is untouched,
   const upper = `${data}/systems/hosty/upper`;
   t.false(existsSync(probe), 'the host /etc is untouched');
   t.is(readFileSync(`${upper}${probe}`, 'utf8'), 'changed\n');
-  t.is(readFileSync(`${upper}/root/uid`, 'utf8').trim(), '0');
-  t.is(readFileSync(`${upper}/root/data-listing`, 'utf8'), '', 'the data dir (other systems, volumes) is hidden');
-  t.is(readFileSync(`${upper}/root/template-listing`, 'utf8'), '', 'template roots are hidden');
-  t.is(readFileSync(`${upper}/root/tmp-listing`, 'utf8'), '', '/tmp is a fresh tmpfs');
-  t.is(readFileSync(`${upper}/root/run-listing`, 'utf8'), '', '/run is a fresh tmpfs');
+  t.is(readFileSync(`${upper}/var/tmp/uid`, 'utf8').trim(), '0');
+  t.is(readFileSync(`${upper}/var/tmp/data-listing`, 'utf8'), '', 'the data dir (other systems, volumes) is hidden');
+  t.is(readFileSync(`${upper}/var/tmp/template-listing`, 'utf8'), '', 'template roots are hidden');
+  t.is(readFileSync(`${upper}/var/tmp/tmp-listing`, 'utf8'), '', '/tmp is a fresh tmpfs');
+  t.is(readFileSync(`${upper}/var/tmp/run-listing`, 'utf8'), '', '/run is a fresh tmpfs');
+  t.false(existsSync(`${upper}/var/tmp/root-write`), "the host's /root (0700, host root) is not the system's");
   const o = await rt.observe('hosty');
   t.is(o?.phase, 'stopped');
   t.true((o?.diskUsed ?? 0) < 64 * 1024, `layer ${o?.diskUsed} bytes`);
@@ -217,24 +221,25 @@ test.serial('logs stream and rotate; a missing program fails with its exit code;
   }
   t.regex(followed, /late-line/);
   await rt.stop('tick', { graceMs: 100 });
-  // a command that is not there: chroot reports 127
-  await rt.start(app('nope', ['/bin/does-not-exist']), template);
-  t.is(await rt.wait('nope'), 127);
+  // a command that is not there: crun refuses before anything runs, naming it
+  const missing = await t.throwsAsync(rt.start(app('nope', ['/bin/does-not-exist']), template));
+  t.is(codeOf(missing), 'START_FAILED');
+  t.regex(missing!.message, /\/bin\/does-not-exist. not found/);
   const o = await rt.observe('nope');
   t.is(o?.phase, 'failed');
-  t.is(o?.code, 'SYSTEM_EXITED');
+  t.is(o?.code, 'START_FAILED');
   t.is(o?.restarts, 0);
   await rt.start(app('nope', ['/bin/true']), template);
   t.is(await rt.wait('nope'), 0);
   t.is((await rt.observe('nope'))?.restarts, 1);
-  // setup failure: the mount point vanished before the system could mount its rootfs
+  // setup failure: the idmapped template's mount point vanished before the system could mount it
   const { createRuntime } = await import('../../../agent/runtime/index.ts');
   const rt2 = await createRuntime({
     checkDoc: docErrors,
     dataDir: data,
     templateRoots: [template.path!.replace(/\/mini$/, '')],
     faultPoint: async (p) => {
-      if (p === 'start:before-spawn') await fsp.rm(`${data}/systems/broken/rootfs`, { recursive: true });
+      if (p === 'start:before-spawn') await fsp.rm(`${data}/systems/broken/lower`, { recursive: true });
     },
   });
   const e = await t.throwsAsync(rt2.start(app('broken', ['/bin/true']), template));
