@@ -1,14 +1,13 @@
-// The idmapped-mount helper (native/idmap-mount.c): built once per node with the machine's C compiler
+// The idmapped-mount helper (native/idmap-mount.c.ts, C source): built once per node with the machine's C compiler
 // into <data>/bin (keyed by the source's hash), then probed for real: an overlay whose lower layer is
 // an idmapped mount must show a file with the shifted owner. Without it (no compiler, kernel < 5.19)
 // templates show as owned by nobody inside a system: readable, not changeable (docs/runtime.md).
 import { createHash } from 'node:crypto';
-import { promises as fsp, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { promises as fsp } from 'node:fs';
+import { IDMAP_MOUNT_C } from './native/idmap-mount.c.ts';
 import { lstatOrNull } from './fs-util.ts';
 import { run, which, type Tools } from './tools.ts';
 
-export const IDMAP_SOURCE = fileURLToPath(new URL('./native/idmap-mount.c', import.meta.url));
 
 export interface IdmapSupport {
   /** Path of the working helper, or null. */
@@ -18,14 +17,15 @@ export interface IdmapSupport {
 }
 
 async function build(dataDir: string): Promise<{ path: string | null; error: string | null }> {
-  const src = readFileSync(IDMAP_SOURCE);
+  const src = IDMAP_MOUNT_C;
   const out = `${dataDir}/bin/anybios-idmap-mount-${createHash('sha256').update(src).digest('hex').slice(0, 16)}`;
   if ((await lstatOrNull(out))?.isFile()) return { path: out, error: null };
   const cc = which('cc') ?? which('gcc') ?? which('clang');
   if (!cc) return { path: null, error: 'no C compiler (cc, gcc or clang) to build the idmapped-mount helper: apt-get install gcc' };
   await fsp.mkdir(`${dataDir}/bin`, { recursive: true, mode: 0o700 });
   const tmp = `${out}.tmp-${process.pid}`;
-  const r = await run(cc, ['-O2', '-o', tmp, IDMAP_SOURCE], { timeoutMs: 60_000 });
+  await fsp.writeFile(`${tmp}.c`, src, { mode: 0o600 });
+  const r = await run(cc, ['-O2', '-o', tmp, `${tmp}.c`], { timeoutMs: 60_000 }).finally(() => fsp.rm(`${tmp}.c`, { force: true }));
   if (r.code !== 0) {
     await fsp.rm(tmp, { force: true });
     return { path: null, error: `building the idmapped-mount helper failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };

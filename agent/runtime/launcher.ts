@@ -139,7 +139,7 @@ export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
   // stat per millisecond costs less than a watcher's setup), or for the supervisor's exit.
   const ready = (async (): Promise<Ready> => {
     const until = Date.now() + timeoutMs;
-    for (let wait = 1; ; wait = Math.min(wait * 2, 16)) {
+    for (let wait = 1; ; wait = Math.min(wait + 1, 3)) {
       const init = readInitPid(l.paths);
       if (init) {
         const st = readStatSync(init);

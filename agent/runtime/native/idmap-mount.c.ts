@@ -1,4 +1,6 @@
-/*
+// The C source of the idmapped-mount helper, kept as a string so it travels inside the agent's bundle;
+// idmap-helper.ts writes it next to the binary and compiles it with the machine's cc.
+export const IDMAP_MOUNT_C = String.raw`/*
  * anybios-idmap-mount SOURCE TARGET HOSTID COUNT
  *
  * Makes TARGET an idmapped bind mount of SOURCE: a file owned by uid/gid N on disk shows as
@@ -85,3 +87,4 @@ int main(int argc, char **argv) {
   if (syscall(SYS_move_mount, tree, "", AT_FDCWD, argv[2], MOVE_MOUNT_F_EMPTY_PATH)) return fail("move_mount");
   return 0;
 }
+`;
