@@ -76,6 +76,11 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
       const raw = await readBody(req, 1024 * 1024);
       const doc = normalizeSpec(kind, parseJson(raw.toString('utf8')), name);
       checkSpec(doc);
+      // The device speaks with the node's credential, which may never ask for root of the host (the
+      // server's validate_doc_update refuses it too; refusing here keeps it from running meanwhile).
+      if ((doc as { privileged?: unknown }).privileged === true) {
+        throw new HttpError(403, 'forbidden', '/privileged: only admins and operators may make a system privileged (root of the host, no user namespace); edit it on the server');
+      }
       if (current && doc._rev === undefined) throw new HttpError(409, 'conflict', `${kind} ${name} exists; send its _rev to update it`);
       const r = await o.db.put(doc as PouchDB.Core.PutDocument<object>);
       return [current ? 200 : 201, { ok: true, id, rev: r.rev }];

@@ -65,6 +65,13 @@ test.serial('bad input: field errors named, bad names, bad JSON, deep nesting, u
   t.is((await req('/status')).status, 200, 'still serving');
 });
 
+test.serial('the device cannot make a system privileged (the node credential never asks for root of the host)', async (t) => {
+  const r = await req('/systems/rooty', { method: 'PUT', body: JSON.stringify({ ...spec, privileged: true }) });
+  t.is(r.status, 403);
+  t.regex(r.body.reason, /^\/privileged: only admins and operators/);
+  t.is((await req('/systems/rooty')).status, 404, 'nothing was written');
+});
+
 test('isNetworkError: socket and fetch failures yes, programming errors no', (t) => {
   t.true(isNetworkError(Object.assign(new Error('reset'), { code: 'ECONNRESET' })));
   t.true(isNetworkError({ name: 'FetchError', type: 'system', errno: 'ECONNRESET' }));

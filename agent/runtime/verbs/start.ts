@@ -173,8 +173,12 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
 }
 
 /** Where a system's root is mounted (inside its namespace) when we are root: /run/anybios/<tag>/<name>. */
+export function stageDirOf(tag: string, name: string): string {
+  return `/run/anybios/${tag}/${name}`;
+}
+
 function stageDir(tag: string, name: string): string {
-  const d = `/run/anybios/${tag}/${name}`;
+  const d = stageDirOf(tag, name);
   mkdirSync(d, { recursive: true, mode: 0o711 });
   return d;
 }

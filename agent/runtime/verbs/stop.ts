@@ -11,6 +11,8 @@ import { initOf, liveSupervisor, observeState, type Observed } from '../observe.
 import { isInside, mountPoints } from '../paths.ts';
 import { isSameProcess, sleep } from '../proc.ts';
 import { readlinkSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
+import { stageDirOf } from './start.ts';
 import { readState, withLock, writeState } from '../state.ts';
 import { run } from '../tools.ts';
 import { releaseIdRange } from '../id-ranges.ts';
@@ -37,6 +39,7 @@ export async function destroy(ctx: RuntimeContext, name: string, opts: { volumes
     }
     await removeTree(paths.dir);
     releaseIdRange(ctx.dataDir, name);
+    await rmdir(stageDirOf(ctx.tag, name)).catch(() => {}); // an empty mount point (mounted only inside the system)
     ctx.spawned.delete(name);
   });
 }

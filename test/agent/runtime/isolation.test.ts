@@ -170,3 +170,75 @@ test.serial('os system: init boots in the user namespace and stop uses its halt 
   t.is(s?.phase, 'stopped');
   t.true(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
 });
+
+test.serial('a tar template whose only file is a static escape program: chroot escape, host /etc/shadow and /proc/1/environ stay out of reach', async (t) => {
+  if (!requirePrivilege(t)) return;
+  const env = await setup(t);
+  const probe = `${TEST_BASE}/anybios-tar-escape-${process.pid}`;
+  t.teardown(() => fsp.rm(probe, { force: true }));
+  const src = `${env.base}/escape.c`;
+  await fsp.writeFile(
+    src,
+    `#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static void show(const char *what, const char *path) {
+  char buf[256]; FILE *f = fopen(path, "r"); size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f); buf[n] = 0; for (size_t i = 0; i < n; i++) if (buf[i] == 0 || buf[i] == '\\n') buf[i] = ' ';
+  printf("%s: %s\\n", what, f ? (n ? buf : "(empty)") : "refused");
+}
+int main(void) {
+  mkdir("/x", 0700);
+  if (chroot("/x") != 0) perror("chroot");
+  for (int i = 0; i < 64; i++) (void)!chdir("..");
+  if (chroot(".") != 0) perror("chroot .");
+  FILE *o = fopen("${probe}", "w"); printf("host write: %s\\n", o ? "done" : "refused"); if (o) fclose(o);
+  show("shadow", "/etc/shadow");
+  show("environ", "/proc/1/environ");
+  return 0;
+}
+`,
+  );
+  const root = `${env.base}/tarroot`;
+  await fsp.mkdir(`${root}/etc`, { recursive: true });
+  execFileSync('cc', ['-static', '-O1', '-o', `${root}/escape`, src]);
+  const tarball = `${env.base}/escape.tar`;
+  execFileSync('tar', ['-C', root, '-cf', tarball, '.']);
+  const sha = execFileSync('sha256sum', [tarball]).toString().split(' ')[0]!;
+  const tpl = { _id: 'template:evil', type: 'template', name: 'evil', source: 'tar', sha256: sha } as const;
+  await env.rt.start(app('tarx', ['/escape'], { template: 'evil' }), tpl, { tarball });
+  t.is(await env.rt.wait('tarx', { timeoutMs: 10_000 }), 0, await env.rt.logTail('tarx'));
+  const log = await env.rt.logTail('tarx');
+  t.false(existsSync(probe), `the host file was written: ${log}`);
+  t.regex(log, /shadow: refused/, 'there is no host /etc/shadow in the system');
+  // /proc/1 is the system's own pid 1 (this program), never the host's init or our server.
+  t.regex(log, /environ: (refused|PATH=[^ ]* HOME=\/root container=anybios)/);
+  t.deepEqual(hostMountsUnder(env.base), []);
+});
+
+test.serial('busybox init boots as an os system in the user namespace and powers off on its own signal (SIGUSR2)', async (t) => {
+  if (!requirePrivilege(t)) return;
+  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+  if (!busybox) return t.fail('busybox is not installed (Debian: apt-get install busybox-static)');
+  const env = await setup(t);
+  const root = `${env.templateRoot}/busybox-${process.pid}`;
+  t.teardown(() => fsp.rm(root, { recursive: true, force: true }));
+  for (const d of ['bin', 'sbin', 'etc', 'proc', 'sys', 'dev', 'run', 'tmp', 'root']) await fsp.mkdir(`${root}/${d}`, { recursive: true });
+  await fsp.copyFile(busybox, `${root}/bin/busybox`);
+  await fsp.chmod(`${root}/bin/busybox`, 0o755);
+  for (const l of ['sh', 'echo', 'sleep', 'cat']) await fsp.symlink('busybox', `${root}/bin/${l}`);
+  await fsp.symlink('../bin/busybox', `${root}/sbin/init`);
+  await fsp.writeFile(`${root}/etc/inittab`, '::sysinit:/bin/echo busybox-init-up\n::respawn:/bin/sleep 3600\n::shutdown:/bin/echo busybox-init-bye\n');
+  const tpl = { _id: 'template:bb', type: 'template', name: 'bb', source: 'dir', path: root } as const;
+  const o = await env.rt.start(osSystem('bb1', { template: 'bb' }), tpl);
+  t.is(o.phase, 'running');
+  const until = Date.now() + 10_000;
+  while (!(await env.rt.logTail('bb1')).includes('busybox-init-up') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.regex(await env.rt.logTail('bb1'), /busybox-init-up/);
+  t.true(Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${o.pid}/status`, 'utf8'))![1]) >= 2 ** 31, 'root of the system is not root of the host');
+  const t0 = Date.now();
+  const s = await env.rt.stop('bb1', { graceMs: 20_000 });
+  t.is(s?.phase, 'stopped');
+  t.true(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0} ms (SIGTERM would have made busybox init reboot, i.e. wait out the grace)`);
+  t.regex(await env.rt.logTail('bb1'), /busybox-init-bye/);
+});
