@@ -47,13 +47,21 @@ export const DENIED_SYSCALLS: Record<string, string[]> = {
  */
 export const APP_ONLY_DENIED = ['reboot', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr'];
 
-export function seccompProfile(kind: 'os' | 'app'): SeccompProfile {
+const ARCHES: Record<string, string[]> = {
+  x64: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+  arm64: ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
+  arm: ['SCMP_ARCH_ARM'],
+  ia32: ['SCMP_ARCH_X86'],
+};
+
+export function seccompProfile(kind: 'os' | 'app', arch: string = process.arch): SeccompProfile {
   const names = Object.values(DENIED_SYSCALLS).flat();
   if (kind === 'app') names.push(...APP_ONLY_DENIED);
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
-    // Every ABI the x86-64 and arm64 kernels accept: a 32-bit call must not slip past the filter.
-    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
+    // Every ABI this machine's kernel accepts (a 32-bit call must not slip past the filter), and no
+    // more: each architecture listed is one more filter section to build at every start.
+    architectures: ARCHES[arch] ?? ['SCMP_ARCH_NATIVE'],
     syscalls: [{ names: [...new Set(names)].sort(), action: 'SCMP_ACT_ERRNO', errnoRet: EPERM }],
   };
 }
