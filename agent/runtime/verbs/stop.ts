@@ -39,7 +39,9 @@ export async function destroy(ctx: RuntimeContext, name: string, opts: { volumes
     }
     await removeTree(paths.dir);
     releaseIdRange(ctx.dataDir, name);
-    await rmdir(stageDirOf(ctx.tag, name)).catch(() => {}); // an empty mount point (mounted only inside the system)
+    // An empty mount point (mounted only inside the system), and its tag's directory once empty.
+    await rmdir(stageDirOf(ctx.tag, name)).catch(() => {});
+    await rmdir(stageDirOf(ctx.tag, name).replace(/\/[^/]+$/, '')).catch(() => {});
     ctx.spawned.delete(name);
   });
 }
