@@ -17,7 +17,14 @@ export interface Capabilities {
   /** cgroup limits (memory, pids, cpu weight) are applied: root only; rootless systems run without them. */
   resourceLimits: boolean;
   overlay: boolean;
+  /** The layer: an overlay over the template, or a full copy of it (proot always copies). */
   strategy: 'overlay' | 'copy';
+  /**
+   * What runs systems here: crun (root, or rootless in a user namespace), proot (neither root nor a user
+   * namespace: no isolation, see docs/runtime.md) or nothing; and why.
+   */
+  launcher: 'crun' | 'proot' | null;
+  launcherReason: string;
   cgroup: CgroupSupport;
   tools: Tools;
   /** The idmapped-mount helper (templates show as owned by the system's root), or null with the reason. */
@@ -50,20 +57,34 @@ export async function probeOverlay(t: Tools, scratch: string, userns: boolean): 
   }
 }
 
-export async function probeCapabilities(t: Tools, scratch: string, prefer: 'auto' | 'overlay' | 'copy'): Promise<Capabilities> {
+export async function probeCapabilities(t: Tools, scratch: string, prefer: 'auto' | 'overlay' | 'copy' | 'proot'): Promise<Capabilities> {
   const root = process.getuid?.() === 0;
   const u = await probeUserns(t);
   // Rootless: the overlay is mounted by root of a user namespace (Linux >= 5.11), so probe it there.
   const overlay = root || u.ok ? await probeOverlay(t, scratch, !root) : false;
   const cgroup = await detectCgroups();
-  const strategy = prefer === 'auto' ? (overlay ? 'overlay' : 'copy') : prefer;
   const rootless = !root && u.ok;
+  const { launcher, launcherReason } = chooseLauncher({ root, userns: u.ok, crun: !!t.crun, proot: !!t.proot, prefer });
+  const strategy = launcher === 'proot' || prefer === 'copy' ? 'copy' : prefer === 'auto' ? (overlay ? 'overlay' : 'copy') : 'overlay';
   const resourceLimits = root && Object.keys(cgroup.controllers).length > 0;
   const idmap = root ? await probeIdmap(t, scratch) : { helper: null, error: 'idmapped mounts need root' };
-  return { root, userns: u.ok, usernsError: u.error, rootless, resourceLimits, overlay, strategy, cgroup, tools: t, idmapHelper: idmap.helper, idmapError: idmap.error, capBound: await ownBoundingSet() };
+  return { root, userns: u.ok, usernsError: u.error, rootless, resourceLimits, overlay, strategy, launcher, launcherReason, cgroup, tools: t, idmapHelper: idmap.helper, idmapError: idmap.error, capBound: await ownBoundingSet() };
 }
 
 async function ownBoundingSet(): Promise<string[]> {
   const status = await fsp.readFile('/proc/self/status', 'utf8');
   return capsOfMask(/^CapBnd:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? '0');
+}
+
+/** Pure: what runs systems on this node, and the sentence that says why. */
+export function chooseLauncher(f: { root: boolean; userns: boolean; crun: boolean; proot: boolean; prefer: string }): { launcher: 'crun' | 'proot' | null; launcherReason: string } {
+  if (f.prefer === 'proot') {
+    return f.proot ? { launcher: 'proot', launcherReason: 'proot chosen by the strategy option' } : { launcher: null, launcherReason: 'strategy proot, but proot is not installed (apt-get install proot; Termux: pkg install proot)' };
+  }
+  if (f.root || f.userns) {
+    const how = f.root ? 'root: containers with a user namespace and id range per system' : 'not root, but user namespaces work: rootless containers';
+    return f.crun ? { launcher: 'crun', launcherReason: how } : { launcher: null, launcherReason: `${how} need crun, which is not installed (apt-get install crun)` };
+  }
+  if (f.prefer === 'auto' && f.proot) return { launcher: 'proot', launcherReason: 'neither root nor a user namespace here: proot (no isolation between a system and this user)' };
+  return { launcher: null, launcherReason: 'neither root nor a user namespace here, and ' + (f.prefer === 'auto' ? 'proot is not installed (apt-get install proot; Termux: pkg install proot)' : `strategy ${f.prefer} needs one of them`) };
 }

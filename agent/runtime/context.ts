@@ -24,8 +24,11 @@ export interface RuntimeOptions {
   /** Default <dataDir>/volumes. */
   volumeRoot?: string;
   log?: (msg: string) => void;
-  /** overlay where possible (auto), or force one strategy (copy: a full copy of the template per system). */
-  strategy?: 'auto' | 'overlay' | 'copy';
+  /**
+   * overlay where possible (auto), or force one strategy (copy: a full copy of the template per system;
+   * proot: the copy run by proot, no namespaces — what auto picks when neither root nor userns works).
+   */
+  strategy?: 'auto' | 'overlay' | 'copy' | 'proot';
   /** Log cap before rotation (default 1 MiB). */
   logMaxBytes?: number;
   /** Test hook: called at named points of materialize/start (crash-recovery tests SIGKILL there). */

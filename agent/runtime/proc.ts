@@ -8,6 +8,8 @@ export interface ProcStat {
   state: string;
   /** Clock ticks since boot (field 22 of /proc/<pid>/stat). */
   startTime: number;
+  /** Process group. */
+  pgrp?: number;
 }
 
 /** Parse one /proc/<pid>/stat line (the comm field may hold spaces and parentheses). */
@@ -19,7 +21,7 @@ export function parseStat(line: string): ProcStat | null {
   const ppid = Number(rest[1]);
   const startTime = Number(rest[19]);
   if (!Number.isInteger(pid) || !Number.isInteger(ppid) || !Number.isFinite(startTime) || rest.length < 20) return null;
-  return { pid, ppid, state: rest[0]!, startTime };
+  return { pid, ppid, state: rest[0]!, startTime, pgrp: Number(rest[2]) };
 }
 
 export async function readStat(pid: number): Promise<ProcStat | null> {
@@ -100,3 +102,20 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** A sleep that does not keep the process alive (for races against another promise). */
 export const sleepUnref = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 2 ** 31 - 1)).unref());
+
+/** SIGKILL every process of a process group but those kept (proot systems: what their init left behind). */
+export async function killGroupExcept(pgrp: number, keep: number[]): Promise<number> {
+  let killed = 0;
+  for (const name of await fsp.readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStatSync(Number(name));
+    if (!st || st.pgrp !== pgrp || keep.includes(st.pid)) continue;
+    try {
+      process.kill(st.pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return killed;
+}

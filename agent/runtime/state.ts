@@ -35,6 +35,8 @@ export interface SystemState {
   strategy: 'overlay' | 'copy';
   /** Rootless: we are not root; the supervisor runs in a user namespace of its own (only our uid mapped). */
   userns: boolean;
+  /** What runs it (absent in states written before proot: crun). */
+  launcher?: 'crun' | 'proot';
   /** The system's host id range (root inside = hostId outside); null: privileged or rootless. */
   ids?: IdRange | null;
   /** Unique per start; the supervisor carries it in its argv so it can be found after a crash. */

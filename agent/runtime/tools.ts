@@ -15,6 +15,8 @@ export interface Tools {
   tar: string;
   /** The OCI runtime that runs systems (Debian: apt-get install crun); null: systems cannot start. */
   crun: string | null;
+  /** ptrace-based fake root (Debian, Termux: pkg install proot): runs systems where nothing else can. */
+  proot: string | null;
 }
 
 const DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -47,6 +49,7 @@ export function findTools(): Tools {
     hostname: which('hostname'),
     tar: need('tar'),
     crun: which('crun'),
+    proot: which('proot'),
   };
 }
 

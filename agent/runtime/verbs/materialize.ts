@@ -72,8 +72,9 @@ export async function prepareSystem(ctx: RuntimeContext, spec: SystemDoc, templa
     template: t,
     strategy,
     userns: ns,
+    launcher: c.launcher!,
     // Root: a private id range (kept for the system's life); privileged: none; rootless: our own uid only.
-    ids: c.root && !spec.privileged ? claimIdRange(ctx.dataDir, spec.name) : null,
+    ids: c.root && c.launcher === 'crun' && !spec.privileged ? claimIdRange(ctx.dataDir, spec.name) : null,
     runId: null,
     wrapper: null,
     cgroups: prev?.cgroups ?? [],
@@ -102,19 +103,23 @@ export async function prepareSystem(ctx: RuntimeContext, spec: SystemDoc, templa
   return { paths, state, volumes, hides };
 }
 
-/** Whether systems run in a user namespace (not root); refused when neither root nor one is available. */
+/**
+ * Whether systems run rootless under crun (in a user namespace of the supervisor's); refused when
+ * nothing can run systems here (no root, no user namespace and no proot; or no crun).
+ */
 function userns(c: Capabilities): boolean {
-  if (c.root) return false;
-  if (!c.userns) {
+  if (!c.launcher) {
+    if (c.root || c.userns) throw new RuntimeError('TOOL_MISSING', c.launcherReason);
     throw new RuntimeError(
       'NOT_PRIVILEGED',
       `running as uid ${process.getuid?.()} (not root) and this kernel gives us no user namespace: ` +
         `unshare --user --map-root-user failed${c.usernsError ? ` (${c.usernsError})` : ''}; ` +
         'run as root, or allow unprivileged user namespaces (user.max_user_namespaces > 0, and e.g. kernel.unprivileged_userns_clone=1 or ' +
-        'kernel.apparmor_restrict_unprivileged_userns=0 where the distribution has those)',
+        'kernel.apparmor_restrict_unprivileged_userns=0 where the distribution has those), or install proot (no isolation): ' +
+        c.launcherReason,
     );
   }
-  return true;
+  return c.launcher === 'crun' && !c.root;
 }
 
 /** The host paths a host-template system must not see (data dir, volume root, template roots). */

@@ -8,14 +8,17 @@ import type { SystemDoc, TemplateDoc } from '../../../ddocs/schemas/types.ts';
 import { removeCgroups, setupCgroups } from '../cgroups.ts';
 import type { RuntimeContext } from '../context.ts';
 import { RuntimeError } from '../errors.ts';
-import { launch, type LaunchSpec } from '../launcher.ts';
+import { launch, type LaunchSpec, type Launched } from '../launcher.ts';
+import { launchProot, writeRunScriptSync, type ProotLaunchSpec } from '../launcher-proot.ts';
+import type { Capabilities } from '../capabilities.ts';
+import type { VolumeMount } from '../mounts.ts';
 import { tailLog } from '../logs.ts';
 import { overlayOptions } from '../mounts.ts';
 import { ociConfig } from '../oci-config.ts';
 import { containerId, writeBundleSync } from '../bundle.ts';
 import { liveSupervisor, supervisorMarker, type Observed } from '../observe.ts';
 import { isSameProcess, readStatSync, sleepUnref } from '../proc.ts';
-import { readStateSync, withLock, writeStateSync } from '../state.ts';
+import { readStateSync, withLock, writeStateSync, type SystemPaths, type SystemState } from '../state.ts';
 import { prepareSystem, type StartOptions } from './materialize.ts';
 import { observeOne, rotateIfOver } from './observe.ts';
 
@@ -42,24 +45,14 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     const { state, volumes, hides } = await prepareSystem(ctx, spec, template, opts, prev, true);
     trace('materialize');
     const c = await ctx.capabilities();
-    if (!c.tools.crun) throw new RuntimeError('TOOL_MISSING', 'crun not found in /usr/sbin:/usr/bin:/sbin:/bin: systems run as OCI containers (Debian/Ubuntu: apt-get install crun)');
-    const t = state.template;
+    const launcher = state.launcher ?? 'crun';
+    if (launcher === 'crun' && !c.tools.crun) throw new RuntimeError('TOOL_MISSING', 'crun not found in /usr/sbin:/usr/bin:/sbin:/bin: systems run as OCI containers (Debian/Ubuntu: apt-get install crun)');
+    if (launcher === 'proot' && !c.tools.proot) throw new RuntimeError('TOOL_MISSING', 'proot not found in /usr/sbin:/usr/bin:/sbin:/bin (Debian: apt-get install proot; Termux: pkg install proot)');
     let cgroupDirs: string[] = [];
     if (spec.resources && Object.keys(spec.resources).length) {
-      if (state.userns) say(`${spec.name}: resource limits need root; running without cgroup limits`);
+      if (!c.root) say(`${spec.name}: resource limits need root; running without cgroup limits`);
       else cgroupDirs = await setupCgroups(c.cgroup, `${ctx.tag}-${spec.name}`, spec.resources);
     }
-    const ids = state.ids ?? null;
-    // The template shows with the system's ids only through an idmapped mount; the host's own root is
-    // never idmapped: its files stay owned by ids the system does not have (readable where the host
-    // lets anyone read, never writable, /etc/shadow not readable).
-    // (Copy strategy: the copy itself is mounted idmapped, so it keeps the system's own ids on disk.)
-    const idmap = ids && c.idmapHelper && !t.host ? { helper: c.idmapHelper, template: t.lower, hostId: ids.hostId, size: ids.size } : null;
-    const lower = idmap && state.strategy === 'overlay' ? paths.lower : t.lower;
-    if (idmap) mkdirSync(paths.lower, { recursive: true, mode: 0o700 });
-    // crun mounts as the system's root, which must be able to reach its root: not through our 0700
-    // data dir, but at a mount point under /run that only exists, mounted, in the system's namespace.
-    const rootfs = c.root ? stageDir(ctx.tag, spec.name) : paths.rootfs;
     state.phase = 'starting';
     state.runId = randomBytes(6).toString('hex');
     state.wrapper = null;
@@ -71,42 +64,18 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     // The one write before the spawn: it carries the runId, by which a supervisor spawned by a
     // process of ours that died right after is found again.
     writeStateSync(paths, state);
-    const config = ociConfig({
-      rootfs,
+    const run: RunInputs = {
       argv: (spec.kind === 'os' ? spec.init : spec.command) ?? ['/sbin/init'],
       env: { PATH: DEFAULT_PATH, HOME: '/root', container: 'anybios', ...(spec.env ?? {}) },
       cwd: spec.workdir ?? '/',
-      hostname: spec.hostname ?? spec.name,
-      kind: spec.kind,
-      privileged: !!spec.privileged,
-      network: spec.network ?? 'none',
-      ids,
-      rootless: state.userns,
-      // Volumes keep the system's own ids on disk (0 = its root) through an idmapped bind, so a volume
-      // outlives the system's id range (destroy and re-create, another system).
-      idmapVolumes: !!(ids && c.idmapHelper),
-      volumes,
-      bound: c.capBound,
-    });
-    writeBundleSync(paths, config);
+      marker: supervisorMarker(paths, state.runId),
+      cgroupDirs,
+    };
+    const spawnIt = launcher === 'proot' ? prepareProot(ctx, c, paths, volumes, run) : prepareCrun(ctx, c, spec, state, volumes, hides, run);
     trace('cgroups+state+bundle');
     rmForce(paths.initPid); // the last run's: readiness must see only this run's
     await fault('start:before-spawn');
-    const l: LaunchSpec = {
-      tools: ctx.tools,
-      crun: c.tools.crun,
-      paths,
-      rootfs,
-      root: state.strategy === 'copy' ? { bind: paths.upper } : { overlayOptions: overlayOptions([lower], paths.upper, paths.work) },
-      idmap: idmap && state.strategy === 'copy' ? { ...idmap, template: paths.upper } : idmap,
-      hides: t.host ? hides : [],
-      hideCgroupfs: c.cgroup.layout === 'hybrid',
-      rootless: state.userns,
-      cgroupDirs,
-      marker: supervisorMarker(paths, state.runId),
-      containerId: containerId(spec.name, state.runId),
-    };
-    const launched = launch(l, opts.readyTimeoutMs);
+    const launched = spawnIt(opts.readyTimeoutMs);
     ctx.spawned.set(spec.name, launched);
     trace('spawn');
     await fault('start:after-spawn');
@@ -181,4 +150,70 @@ function stageDir(tag: string, name: string): string {
   const d = stageDirOf(tag, name);
   mkdirSync(d, { recursive: true, mode: 0o711 });
   return d;
+}
+
+/** What every launcher needs of a run. */
+interface RunInputs {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  marker: string;
+  cgroupDirs: string[];
+}
+
+/** crun: the OCI bundle and the supervisor's plan (idmapped lower, overlay, hides); returns the spawn. */
+function prepareCrun(ctx: RuntimeContext, c: Capabilities, spec: SystemDoc, state: SystemState, volumes: VolumeMount[], hides: string[], run: RunInputs): (timeoutMs?: number) => Launched {
+  const paths = ctx.pathsOf(spec.name);
+  const t = state.template;
+  const ids = state.ids ?? null;
+  // The template shows with the system's ids only through an idmapped mount; the host's own root is
+  // never idmapped: its files stay owned by ids the system does not have (readable where the host
+  // lets anyone read, never writable, /etc/shadow not readable).
+  // (Copy strategy: the copy itself is mounted idmapped, so it keeps the system's own ids on disk.)
+  const idmap = ids && c.idmapHelper && !t.host ? { helper: c.idmapHelper, template: t.lower, hostId: ids.hostId, size: ids.size } : null;
+  const lower = idmap && state.strategy === 'overlay' ? paths.lower : t.lower;
+  if (idmap) mkdirSync(paths.lower, { recursive: true, mode: 0o700 });
+  // crun mounts as the system's root, which must be able to reach its root: not through our 0700
+  // data dir, but at a mount point under /run that only exists, mounted, in the system's namespace.
+  const rootfs = c.root ? stageDir(ctx.tag, spec.name) : paths.rootfs;
+  const config = ociConfig({
+    rootfs,
+    argv: run.argv,
+    env: run.env,
+    cwd: run.cwd,
+    hostname: spec.hostname ?? spec.name,
+    kind: spec.kind,
+    privileged: !!spec.privileged,
+    network: spec.network ?? 'none',
+    ids,
+    rootless: state.userns,
+    // Volumes keep the system's own ids on disk (0 = its root) through an idmapped bind, so a volume
+    // outlives the system's id range (destroy and re-create, another system).
+    idmapVolumes: !!(ids && c.idmapHelper),
+    volumes,
+    bound: c.capBound,
+  });
+  writeBundleSync(paths, config);
+  const l: LaunchSpec = {
+    tools: ctx.tools,
+    crun: c.tools.crun!,
+    paths,
+    rootfs,
+    root: state.strategy === 'copy' ? { bind: paths.upper } : { overlayOptions: overlayOptions([lower], paths.upper, paths.work) },
+    idmap: idmap && state.strategy === 'copy' ? { ...idmap, template: paths.upper } : idmap,
+    hides: t.host ? hides : [],
+    hideCgroupfs: c.cgroup.layout === 'hybrid',
+    rootless: state.userns,
+    cgroupDirs: run.cgroupDirs,
+    marker: run.marker,
+    containerId: containerId(spec.name, state.runId!),
+  };
+  return (timeoutMs) => launch(l, timeoutMs);
+}
+
+/** proot: the run script (env and program) and the supervisor; returns the spawn. */
+function prepareProot(ctx: RuntimeContext, c: Capabilities, paths: SystemPaths, volumes: VolumeMount[], run: RunInputs): (timeoutMs?: number) => Launched {
+  writeRunScriptSync(paths, run.argv, run.env);
+  const l: ProotLaunchSpec = { tools: ctx.tools, proot: c.tools.proot!, paths, root: paths.upper, cwd: run.cwd, volumes, cgroupDirs: run.cgroupDirs, marker: run.marker };
+  return (timeoutMs) => launchProot(l, timeoutMs);
 }

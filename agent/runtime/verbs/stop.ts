@@ -9,7 +9,7 @@ import { checkName } from '../inputs.ts';
 import { volumeDir } from '../materialize.ts';
 import { initOf, liveSupervisor, observeState, type Observed } from '../observe.ts';
 import { isInside, mountPoints } from '../paths.ts';
-import { isSameProcess, sleep } from '../proc.ts';
+import { childrenFileSync, isSameProcess, killGroupExcept, sleep } from '../proc.ts';
 import { readlinkSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { stageDirOf } from './start.ts';
@@ -57,13 +57,17 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
     s.wrapper = sup;
     await writeState(paths, s);
     const init = initOf(paths, sup);
+    // Under proot there is no pid namespace to end with the init: once the init has exited, what it
+    // left in the supervisor's process group is killed (not proot, which then exits with the init's status).
+    const proot = s.launcher === 'proot';
     const gone = async (ms: number) => {
       const until = Date.now() + ms;
-      while (Date.now() < until) {
+      for (;;) {
         if (!(await isSameProcess(sup.pid, sup.startTime))) return true;
+        if (proot && !(init && (await isSameProcess(init.pid, init.startTime)))) await killGroupExcept(sup.pid, [sup.pid, ...(childrenFileSync(sup.pid) ?? [])]);
+        if (Date.now() >= until) return false;
         await sleep(10);
       }
-      return !(await isSameProcess(sup.pid, sup.startTime));
     };
     const signal = async (sig: NodeJS.Signals | number) => {
       if (init && (await isSameProcess(init.pid, init.startTime))) {

@@ -299,7 +299,7 @@ async function asUserWithoutUserns(t: ExecutionContext, base: string, args: Chil
   return parseChild(stdout.slice('ready\n'.length), stderr, code);
 }
 
-test.serial('rootless: without user namespaces an unprivileged user is refused with NOT_PRIVILEGED, before anything is made', async (t) => {
+test.serial('rootless: without user namespaces and with a strategy that needs them, an unprivileged user is refused with NOT_PRIVILEGED, before anything is made', async (t) => {
   const base = await userBase(t);
   if (!preflight(t)) return;
   const hostLimit = readFileSync('/proc/sys/user/max_user_namespaces', 'utf8');
@@ -311,6 +311,7 @@ test.serial('rootless: without user namespaces an unprivileged user is refused w
   const out = await asUserWithoutUserns(t, base, {
     dataDir: data,
     templateRoots: [`${base}/templates`],
+    strategy: 'overlay',
     ops: [
       { op: 'caps' },
       { op: 'start', spec: sys('nope', 'app', { command: ['/bin/true'] }), template },
@@ -319,7 +320,7 @@ test.serial('rootless: without user namespaces an unprivileged user is refused w
   });
   unprivileged(t, out);
   const [caps, started, listed] = out.results;
-  t.like(caps, { root: false, userns: false, rootless: false, overlay: false, resourceLimits: false });
+  t.like(caps, { root: false, userns: false, rootless: false, overlay: false, resourceLimits: false, launcher: null });
   t.regex(String(caps?.usernsError), /No space left on device/, 'the kernel refused the user namespace');
   t.is(started?.error?.code, 'NOT_PRIVILEGED', JSON.stringify(started));
   t.regex(String(started?.error?.message), /uid 65534 \(not root\).*no user namespace.*unshare --user --map-root-user failed \(.*No space left on device\)/);
@@ -327,4 +328,51 @@ test.serial('rootless: without user namespaces an unprivileged user is refused w
   t.false(existsSync(`${data}/systems/nope`), 'nothing materialized');
   t.deepEqual(hostMountsMentioning(base), []);
   t.is(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'), hostLimit, "the host's limit was never changed");
+});
+
+test.serial('proot: without root and without user namespaces, os and app systems run under proot as the same unprivileged user', async (t) => {
+  const base = await userBase(t);
+  if (!preflight(t)) return;
+  if (!existsSync('/usr/bin/proot')) return t.fail('proot is not installed (Debian: apt-get install proot)');
+  const data = `${base}/data`;
+  const template = TEMPLATE(base);
+  await buildRootfs(`${base}/templates/mini`);
+  execFileSync('chown', ['-R', `${UID}:${UID}`, base]);
+  await fsp.chmod(base, 0o755);
+  const app = sys('papp', 'app', { command: ['/bin/sh', '-c', 'echo "app uid=$(id -u) token=$TOKEN"; echo kept > /srv/v; sleep 30'], env: { TOKEN: 't-1' }, mounts: [{ volume: 'pv', target: '/srv' }] });
+  const os = sys('pos', 'os', {});
+  const out = await asUserWithoutUserns(t, base, {
+    dataDir: data,
+    templateRoots: [`${base}/templates`],
+    ops: [
+      { op: 'caps' },
+      { op: 'start', spec: app, template },
+      { op: 'start', spec: os, template },
+      { op: 'enter', name: 'pos', cmd: ['/bin/sh', '-c', 'sleep 0.5; cat /var/lib/marker; id -u'] },
+      { op: 'observe', name: 'papp' },
+      { op: 'logTail', name: 'papp' },
+      { op: 'stop', name: 'pos', graceMs: 5000 },
+      { op: 'stop', name: 'papp', graceMs: 5000 },
+      { op: 'destroy', name: 'pos' },
+      { op: 'destroy', name: 'papp' },
+      { op: 'list' },
+    ],
+  });
+  unprivileged(t, out);
+  const [caps, oApp, oOs, entered, observedApp, appLog, stoppedOs, stoppedApp, d1, d2, after] = out.results;
+  t.like(caps, { root: false, userns: false, launcher: 'proot', strategy: 'copy' });
+  t.regex(String(caps?.launcherReason), /neither root nor a user namespace/);
+  t.is(oApp?.phase, 'running', JSON.stringify(oApp));
+  t.is(oOs?.phase, 'running', JSON.stringify(oOs));
+  t.is(entered?.status, 0, JSON.stringify(entered));
+  t.regex(String(entered?.stdout), /^booted pid=\d+ hostname=\S+\n0\n$/, 'the init ran and wrote into its own copy; root inside (faked)');
+  t.is(observedApp?.phase, 'running');
+  t.regex(String(appLog), /app uid=0 token=t-1/);
+  t.like(stoppedOs, { phase: 'stopped', exitCode: 0 });
+  t.is(stoppedApp?.phase, 'stopped');
+  t.deepEqual([d1, d2], ['destroyed', 'destroyed']);
+  t.deepEqual(after, []);
+  t.is(readFileSync(`${data}/volumes/pv/v`, 'utf8'), 'kept\n', 'the volume was bound in');
+  t.deepEqual(await argvMatches(data), []);
+  t.deepEqual(hostMountsMentioning(base), []);
 });

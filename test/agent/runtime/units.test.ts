@@ -10,6 +10,8 @@ import { checkTargets } from '../../../agent/runtime/materialize.ts';
 import { decideSupport, limitFiles, parseMountinfo } from '../../../agent/runtime/cgroups.ts';
 import { parseStat } from '../../../agent/runtime/proc.ts';
 import { launchArgv, supervisorScript, type LaunchSpec } from '../../../agent/runtime/launcher.ts';
+import { prootArgs, runScript } from '../../../agent/runtime/launcher-proot.ts';
+import { chooseLauncher } from '../../../agent/runtime/capabilities.ts';
 import { systemPaths } from '../../../agent/runtime/state.ts';
 import { RUNTIME_ERRORS, RuntimeError } from '../../../agent/runtime/errors.ts';
 
@@ -124,7 +126,7 @@ test('OCI config: private id range, capabilities by kind, seccomp, masked /proc,
 test('the supervisor script: identity first, idmapped lower, overlay, hides, crun; no command or env of the system in it', (t) => {
   const paths = systemPaths('/d', 'web');
   const l: LaunchSpec = {
-    tools: { sh: '/bin/sh', unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', chroot: '/usr/sbin/chroot', mount: '/bin/mount', ip: '/sbin/ip', hostname: '/bin/hostname', tar: '/bin/tar', crun: '/usr/bin/crun' },
+    tools: { sh: '/bin/sh', unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', chroot: '/usr/sbin/chroot', mount: '/bin/mount', ip: '/sbin/ip', hostname: '/bin/hostname', tar: '/bin/tar', crun: '/usr/bin/crun', proot: null },
     crun: '/usr/bin/crun',
     paths,
     rootfs: '/run/anybios/x/web',
@@ -150,6 +152,23 @@ test('the supervisor script: identity first, idmapped lower, overlay, hides, cru
   t.is(launchArgv(l).at(-1), l.marker);
   t.deepEqual(launchArgv({ ...l, rootless: true }).slice(0, 2), ['--user', '--map-root-user']);
   t.false(s.includes('PATH='), 'no environment in the script');
+});
+
+test('launcher choice: crun with root or a user namespace, proot when neither (auto or asked), else the reason', (t) => {
+  const base = { root: false, userns: false, crun: true, proot: true, prefer: 'auto' };
+  t.is(chooseLauncher({ ...base, root: true }).launcher, 'crun');
+  t.is(chooseLauncher({ ...base, userns: true }).launcher, 'crun');
+  t.is(chooseLauncher(base).launcher, 'proot');
+  t.is(chooseLauncher({ ...base, root: true, prefer: 'proot' }).launcher, 'proot');
+  t.like(chooseLauncher({ ...base, proot: false }), { launcher: null });
+  t.regex(chooseLauncher({ ...base, proot: false }).launcherReason, /apt-get install proot/);
+  t.regex(chooseLauncher({ ...base, root: true, crun: false }).launcherReason, /apt-get install crun/);
+  t.is(chooseLauncher({ ...base, prefer: 'overlay' }).launcher, null, 'a strategy that needs namespaces never falls back to proot');
+});
+
+test('proot: the run script carries env and program, quoted; proot binds the run script and volumes', (t) => {
+  t.is(runScript(['/bin/echo', "it's"], { A: 'x y', B: "q'q" }), "#!/bin/sh\n# written by anybios for this run: the spec's env and program\nunset LC_ALL\nexport A='x y'\nexport B='q'\\''q'\nexec '/bin/echo' 'it'\\''s'\n");
+  t.deepEqual(prootArgs({ root: '/d/u', cwd: '/w', volumes: [{ source: '/v/a', target: '/srv', readOnly: false }] }, '/d/run', ['/bin/sh', '/.anybios-run']), ['-0', '-r', '/d/u', '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', '/d/run:/.anybios-run', '-b', '/v/a:/srv', '-w', '/w', '/bin/sh', '/.anybios-run']);
 });
 
 test('cgroups: per controller v2 where offered, else v1; limit files', (t) => {

@@ -19,6 +19,7 @@ export type Op =
 export interface ChildArgs {
   dataDir: string;
   templateRoots: string[];
+  strategy?: 'auto' | 'overlay' | 'copy' | 'proot';
   ops: Op[];
 }
 
@@ -27,7 +28,7 @@ const logs: string[] = [];
 const results: unknown[] = [];
 const identity = { uid: process.getuid?.(), gid: process.getgid?.(), groups: process.getgroups?.() };
 try {
-  const rt = await createRuntime({ checkDoc: docErrors, dataDir: args.dataDir, templateRoots: args.templateRoots, log: (m) => logs.push(m) });
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: args.dataDir, templateRoots: args.templateRoots, strategy: args.strategy, log: (m) => logs.push(m) });
   for (const o of args.ops) {
     try {
       switch (o.op) {
