@@ -25,6 +25,8 @@ export interface AgentOptions {
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
   dataDir: string;
   templateRoots?: string[];
+  /** How systems run here (default auto: crun containers, or proot where neither root nor a user namespace works). */
+  strategy?: 'auto' | 'overlay' | 'copy' | 'proot';
   fullPassMs?: number;
   heartbeatMs?: number;
   watchdogMs?: number;
@@ -51,7 +53,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const dbName = nodeDbName(o.node);
   const db = new Local(dbName, { auto_compaction: true });
   const catalog = new Local(CATALOG_DB, { auto_compaction: true });
-  const runtime = await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], log });
+  const runtime = await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], strategy: o.strategy, log });
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];

@@ -58,7 +58,7 @@ export const command: Command = {
       args: argv,
       options: {
         config: { type: 'string' }, server: { type: 'string', multiple: true }, node: { type: 'string' }, data: { type: 'string' },
-        'template-root': { type: 'string', multiple: true }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
+        'template-root': { type: 'string', multiple: true }, strategy: { type: 'string' }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
       },
       strict: true,
     });
@@ -79,9 +79,11 @@ export const command: Command = {
     } else {
       throw new CliError('NO_CREDENTIALS', `no agent credentials: pass --config FILE (from \`anybios node add ID\`) or keep them in ${stored}\n\n${usage}`, 2);
     }
+    const strategy = values.strategy ?? 'auto';
+    if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy or proot (got ${strategy})`, 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
-      ...cred, dataDir, templateRoots: values['template-root'] ?? [],
+      ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
     });
     console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);

@@ -31,7 +31,10 @@ export function parseLocal<O extends Options>(argv: string[], options: O, usage:
 export async function openRuntime(values: { data?: string; 'template-root'?: string[] }): Promise<Runtime> {
   const dataDir = values.data ?? process.env.ANYBIOS_DATA ?? './.anybios';
   const templateRoots = values['template-root'] ?? (process.env.ANYBIOS_TEMPLATE_ROOTS ?? '').split(':').filter(Boolean);
-  return cliErrors(() => createRuntime({ dataDir, templateRoots, checkDoc: docErrors }));
+  // ANYBIOS_STRATEGY: auto (default), overlay, copy or proot (see `anybios agent --help`).
+  const strategy = (process.env.ANYBIOS_STRATEGY ?? 'auto') as 'auto' | 'overlay' | 'copy' | 'proot';
+  if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `ANYBIOS_STRATEGY must be auto, overlay, copy or proot (got ${strategy})`, 2);
+  return cliErrors(() => createRuntime({ dataDir, templateRoots, checkDoc: docErrors, strategy }));
 }
 
 /** Runtime errors become `anybios: CODE: message`. */
