@@ -1,6 +1,7 @@
-// Verb `start`: materialize (prepareSystem), then cgroups, the OCI bundle (../oci-config.ts) and the
-// launch (../launcher.ts); a running system is adopted as it is. Waits until crun has set the system up
-// (namespaces, mounts, pivot_root) and answers with what observe would say.
+// Verb `start`: materialize (prepareSystem), then cgroups and the launch — crun with an OCI bundle
+// (../oci-config.ts, ../launcher.ts), or proot (../launcher-proot.ts); a running system is adopted as it
+// is. Waits until the system is set up (crun: namespaces, mounts, pivot_root) and answers with what
+// observe would say.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { rmForce } from '../fs-util.ts';
@@ -11,9 +12,8 @@ import { RuntimeError } from '../errors.ts';
 import { launch, type LaunchSpec, type Launched } from '../launcher.ts';
 import { launchProot, writeRunScriptSync, type ProotLaunchSpec } from '../launcher-proot.ts';
 import type { Capabilities } from '../capabilities.ts';
-import type { VolumeMount } from '../mounts.ts';
 import { tailLog } from '../logs.ts';
-import { overlayOptions } from '../mounts.ts';
+import { overlayOptions, type VolumeMount } from '../mounts.ts';
 import { ociConfig } from '../oci-config.ts';
 import { containerId, writeBundleSync } from '../bundle.ts';
 import { liveSupervisor, supervisorMarker, type Observed } from '../observe.ts';
@@ -115,7 +115,7 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     say(`${spec.name}: started (supervisor ${launched.wrapperPid})`);
     await rotateIfOver(ctx, paths.log);
     // What observe would say of a running system, from what we already know: the supervisor we
-    // spawned and pid 1's identity from its "ok" line (it may have exited already: /bin/true).
+    // spawned and pid 1 as the launcher saw it (it may have exited already: /bin/true).
     const o: Observed | null =
       state.wrapper && ready.init
         ? {
