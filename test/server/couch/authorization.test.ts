@@ -74,6 +74,10 @@ const cases: Case[] = [
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${a}`, body: () => ({ type: 'node', name: a }), expect: 201 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/node:${b}`, body: () => ({ type: 'node', name: b }), expect: 403 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('bad')}`, body: () => ({ ...spec(cur('bad')), kind: 'vm' }), expect: 403 },
+  // a stolen node credential never asks for root of the host; an operator may
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('priv')}`, body: () => ({ ...spec(cur('priv')), privileged: true }), expect: 403 },
+  { who: 'nodeA', method: 'POST', path: () => `/${dbA()}/_bulk_docs`, body: () => ({ new_edits: false, docs: [{ _id: `system:${fresh('privr')}`, _rev: '1-abc', ...spec(cur('privr')), privileged: true }] }), expect: 201 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('privop')}`, body: () => ({ ...spec(cur('privop')), privileged: true }), expect: 201 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_security`, body: () => ({ members: { names: [], roles: [] } }), expect: 401 },
   { who: 'nodeA', method: 'DELETE', path: () => `/${dbA()}`, expect: 401 },
@@ -112,6 +116,17 @@ test.serial('a node reads its own user document and no one else\'s', async (t) =
   t.falsy(own.body.password);
   const other = await call(server.couchUrl, `/_users/org.couchdb.user:node-${b}`, { auth: auth.nodeA });
   t.true(other.status === 403 || other.status === 404, other.text);
+});
+
+test.serial('privileged from a node credential: refused over PUT and over replication (new_edits:false), with the field named', async (t) => {
+  const r = await call(server.couchUrl, `/${dbA()}/system:privy`, { method: 'PUT', auth: auth.nodeA, json: { _id: 'system:privy', ...spec('privy'), privileged: true } });
+  t.is(r.status, 403);
+  t.regex(r.body.reason, /\/privileged: only admins and operators may make a system privileged/);
+  // As a replicator pushes it: the per-document answer is forbidden and nothing is stored.
+  const b = await call(server.couchUrl, `/${dbA()}/_bulk_docs`, { method: 'POST', auth: auth.nodeA, json: { new_edits: false, docs: [{ _id: 'system:privy2', _rev: '1-abc', ...spec('privy2'), privileged: true }] } });
+  t.is(b.status, 201);
+  t.like(b.body[0], { id: 'system:privy2', error: 'forbidden' });
+  t.is((await call(server.couchUrl, `/${dbA()}/system:privy2`, { auth: server.adminAuth })).status, 404);
 });
 
 test.serial('a refused write names the field and the rule', async (t) => {
