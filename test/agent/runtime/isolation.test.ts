@@ -242,3 +242,15 @@ test.serial('busybox init boots as an os system in the user namespace and powers
   t.true(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0} ms (SIGTERM would have made busybox init reboot, i.e. wait out the grace)`);
   t.regex(await env.rt.logTail('bb1'), /busybox-init-bye/);
 });
+
+test.serial('a data dir found wider than 0700 is made 0700, with a warning', async (t) => {
+  const { createRuntime } = await import('../../../agent/runtime/index.ts');
+  const { docErrors } = await import('../../../ddocs/validate.ts');
+  const dir = await fsp.mkdtemp(`${TEST_BASE}/anybios-mode-`);
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
+  await fsp.chmod(dir, 0o755);
+  const said: string[] = [];
+  await createRuntime({ dataDir: dir, checkDoc: docErrors, log: (m) => said.push(m) });
+  t.is(statSync(dir).mode & 0o777, 0o700);
+  t.true(said.some((m) => /was mode 755; made 0700/.test(m)), said.join('\n'));
+});
