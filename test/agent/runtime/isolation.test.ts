@@ -254,3 +254,16 @@ test.serial('a data dir found wider than 0700 is made 0700, with a warning', asy
   t.is(statSync(dir).mode & 0o777, 0o700);
   t.true(said.some((m) => /was mode 755; made 0700/.test(m)), said.join('\n'));
 });
+
+test.serial('an os system (CAP_SYS_ADMIN in its own namespaces) cannot unmount what hides the host data dir', async (t) => {
+  if (!requirePrivilege(t)) return;
+  const env = await setup(t);
+  await fsp.writeFile(`${env.data}/secret`, 'host data\n', { mode: 0o600 });
+  const script = `umount ${env.data} 2>&1 || umount -l ${env.data} 2>&1; echo listing: $(ls -A ${env.data} 2>&1); echo done`;
+  await env.rt.start(osSystem('unhide', { template: 'host', init: ['/bin/sh', '-c', script] }), env.hostTemplate);
+  t.is(await env.rt.wait('unhide', { timeoutMs: 10_000 }), 0);
+  const log = await env.rt.logTail('unhide');
+  t.regex(log, /done/);
+  t.notRegex(log, /secret/, `the data dir showed through: ${log}`);
+  t.deepEqual(hostMountsUnder(env.base), []);
+});
