@@ -115,7 +115,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let index: FleetIndex | undefined;
   app.use('/api', (req, res, next) => (api ? api(req, res, next) : res.status(503).json({ error: 'starting', reason: 'the server is starting' })));
   app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render(index, eventStats));
+    res.type('text/plain; version=0.0.4').send(metrics.render(index, eventStats) + gate.metrics());
   });
   app.get('/healthz', async (_req, res) => {
     try {

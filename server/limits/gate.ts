@@ -174,6 +174,19 @@ export class RequestGate {
     return true;
   }
 
+  /** Prometheus lines for /metrics. */
+  metrics(): string {
+    const m = this.snapshot();
+    const g = (name: string, help: string, type: 'gauge' | 'counter', v: number) => `# HELP anybios_${name} ${help}\n# TYPE anybios_${name} ${type}\nanybios_${name} ${v}\n`;
+    return g('unauthenticated_connections', 'Open connections with no authenticated request yet.', 'gauge', m.unprovenConnections)
+      + g('anonymous_requests_in_flight', 'Requests without credentials in progress.', 'gauge', m.anonymousInFlight)
+      + g('request_body_bytes', 'Request body bytes held in memory (the body budget in use).', 'gauge', m.bodyBytes)
+      + g('connections_evicted_total', 'Unauthenticated connections closed for the connection cap.', 'counter', m.evictedConnections)
+      + g('anonymous_requests_refused_total', 'Requests without credentials refused for the request cap.', 'counter', m.refusedAnonymous)
+      + g('body_budget_refusals_total', 'Requests refused because the body budget was spent.', 'counter', m.budgetRefusals)
+      + g('request_timeouts_total', 'Requests cut for not arriving in time (headers or whole request).', 'counter', m.timeouts);
+  }
+
   snapshot() {
     return { unprovenConnections: this.unproven.size, anonymousInFlight: this.anonymousInFlight, bodyBytes: this.budget.inUse, budgetRefusals: this.budget.refused, ...this.stats };
   }
