@@ -20,6 +20,8 @@ import { guardBench, percentile, report, timeIt, type Row } from './lib.ts';
 const EDITS = Number(process.argv[2] ?? 40);
 const SLOW = Number(process.argv[3] ?? 500);
 const AGENTS = Number(process.argv[4] ?? 10);
+/** Which attackers run (to see each one's share): HOSTILE_ATTACKS=slow,node (default both). */
+const ATTACKS = (process.env.HOSTILE_ATTACKS ?? 'slow,node').split(',');
 if (process.getuid?.() !== 0) throw new Error('bench/hostile starts real systems: run it as root');
 
 const s = await startServer();
@@ -197,10 +199,8 @@ async function phase(attack: boolean) {
   let swarm: ReturnType<typeof slowSwarm> | undefined;
   let thief: ReturnType<typeof oversizedNode> | undefined;
   if (attack) {
-    swarm = slowSwarm(SLOW);
-    stoppers.push(swarm.stop);
-    thief = oversizedNode(nodeDbName('thief'), thiefAuth);
-    stoppers.push(thief.stop);
+    if (ATTACKS.includes('slow')) stoppers.push((swarm = slowSwarm(SLOW)).stop);
+    if (ATTACKS.includes('node')) stoppers.push((thief = oversizedNode(nodeDbName('thief'), thiefAuth)).stop);
     await new Promise((r) => setTimeout(r, 3000)); // let the attack build up
   }
   const times: number[] = [];
@@ -235,15 +235,15 @@ try {
     { metric: 'edit → running p99 under attack', value: percentile(atk.times, 99), unit: 'ms', baseline: percentile(base.times, 99), note: 'goal ≤ 2×' },
     { metric: 'server RSS peak under attack', value: atk.rssMax, unit: 'MiB', baseline: base.rssMax, note: 'baseline: peak of the baseline phase' },
     { metric: 'server RSS 5 s after the attack', value: atk.rssAfter, unit: 'MiB', baseline: base.rssAfter, note: `at start ${rssStart.toFixed(0)} MiB` },
-    { metric: 'slow clients: connections opened', value: atk.swarm!.connects, unit: '', note: `${SLOW} at a time; cut by the server: ${atk.swarm!.closedByServer}` },
+    { metric: 'slow clients: connections opened', value: atk.swarm?.connects ?? NaN, unit: '', note: `${SLOW} at a time; cut by the server: ${atk.swarm?.closedByServer}` },
     { metric: 'unauthenticated connections evicted (cap)', value: gauge('connections_evicted_total'), unit: '' },
     { metric: 'anonymous requests refused 503 (cap)', value: gauge('anonymous_requests_refused_total'), unit: '' },
     { metric: 'requests cut by header/request timeout', value: gauge('request_timeouts_total'), unit: '' },
     { metric: 'bodies refused for the memory budget', value: gauge('body_budget_refusals_total'), unit: '' },
-    { metric: 'oversized bodies answered (node credential)', value: Object.values(atk.thief!).reduce((a, b) => a + b, 0), unit: '', note: JSON.stringify(atk.thief) },
+    { metric: 'oversized bodies answered (node credential)', value: Object.values(atk.thief ?? {}).reduce((a, b) => a + b, 0), unit: '', note: JSON.stringify(atk.thief) },
   ];
-  console.log(`slow clients' answers: ${JSON.stringify(atk.swarm!.statuses)}`);
-  report('hostile', rows, { edits: EDITS, slowClients: SLOW, agents: AGENTS, swarmStatuses: atk.swarm!.statuses, thief: atk.thief });
+  console.log(`slow clients' answers: ${JSON.stringify(atk.swarm?.statuses)}`);
+  report('hostile', rows, { edits: EDITS, slowClients: SLOW, agents: AGENTS, attacks: ATTACKS, swarmStatuses: atk.swarm?.statuses, thief: atk.thief });
 } finally {
   await guard.done();
 }

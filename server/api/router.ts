@@ -44,7 +44,7 @@ export function createApiRouter(opts: ApiOptions): express.Router {
     res.locals.route = req.baseUrl + (req.route?.path ?? '');
     try {
       const caller = await callers.of(req);
-      noteCaller(req, caller.name);
+      noteCaller(req, caller.name, caller.roles);
       await readBody(req);
       const out = await fn(req, res, caller);
       if (!res.headersSent) res.status(status).json(out);
@@ -208,7 +208,7 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   router.get('/events', async (req, res, next) => {
     try {
       const caller = await callers.of(req);
-      noteCaller(req, caller.name);
+      noteCaller(req, caller.name, caller.roles);
       await serveEvents(req, res, caller, index, eventLog, access, { maxQueue: opts.eventsMaxQueue, stats: opts.eventStats });
     } catch (err) {
       next(err);

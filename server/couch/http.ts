@@ -25,8 +25,10 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     const chunks: Buffer[] = [];
     let size = 0;
     let timer: NodeJS.Timeout | undefined;
+    let paused: NodeJS.Timeout | undefined;
     const finish = (err: CouchError | null) => {
       clearTimeout(timer);
+      clearTimeout(paused);
       req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
       if (err) {
         req.pause();
@@ -41,13 +43,22 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) return finish(tooLarge(limit));
+      let wait = 0;
       try {
-        policy?.take(chunk.length);
+        wait = policy?.take(chunk.length) ?? 0;
       } catch (err) {
         return finish(err as CouchError);
       }
       chunks.push(chunk);
-      arm();
+      if (wait > 0) {
+        // Over the caller's byte rate: stop reading (TCP back-pressure) until it refills; not idle time.
+        clearTimeout(timer);
+        req.pause();
+        paused = setTimeout(() => {
+          arm();
+          req.resume();
+        }, wait);
+      } else arm();
     };
     const onEnd = () => finish(null);
     // The client went away mid-body ('aborted', ECONNRESET): its failure, not a 500 of ours.

@@ -13,6 +13,10 @@ export interface Limits {
   bodyBudget: number;
   /** Bytes of request bodies held in memory at once by one user (so one credential cannot take the whole budget). */
   bodyBudgetPerUser: number;
+  /** Body bytes a second one user (not a server admin) may send once past `bodyBurstPerUser`; reading pauses beyond it. */
+  bodyRatePerUser: number;
+  /** Body bytes one user may send at once before the rate applies. */
+  bodyBurstPerUser: number;
   /** Time to receive a request's headers (node's server.headersTimeout). */
   headersTimeoutMs: number;
   /** Time to receive a whole request, headers and body (node's server.requestTimeout); responses may stream longer. */
@@ -47,6 +51,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   anonymousMaxBody: 8 * KiB,
   bodyBudget: 256 * MiB,
   bodyBudgetPerUser: 96 * MiB,
+  bodyRatePerUser: 8 * MiB,
+  bodyBurstPerUser: 32 * MiB,
   headersTimeoutMs: 20_000,
   requestTimeoutMs: 300_000,
   bodyIdleTimeoutMs: 30_000,
@@ -55,7 +61,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxAnonymousRequests: 128,
   maxConnections: 10_000,
   maxDocumentSize: 8_000_000,
-  nodeMaxBody: 16 * MiB,
+  nodeMaxBody: 8 * MiB,
   nodeMaxAttachment: 1 * MiB,
   nodeDbQuota: 1 * GiB,
 });

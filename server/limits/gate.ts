@@ -6,7 +6,8 @@
 // - requests without credentials in progress at once are capped (503 + Retry-After);
 // - a request's body allowance is the anonymous one (a login) until a route has checked the caller
 //   (`noteCaller`), so a large body is refused before it is read, and every byte held is counted
-//   against the memory budget (budget.ts) until the response is done;
+//   against the memory budget (budget.ts) until the response is done, and against the caller's byte
+//   rate (rate.ts), which pauses reading;
 // - a response sent while the request body is still unread closes the connection, so the rest of
 //   that body is never read; timeouts answer 408 in `{error, reason}` form.
 import type http from 'node:http';
@@ -14,6 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Limits } from './config.ts';
 import { BodyBudget, RETRY_AFTER_SECONDS } from './budget.ts';
+import { BodyRate } from './rate.ts';
 
 interface RequestState {
   gate: RequestGate;
@@ -23,6 +25,8 @@ interface RequestState {
   /** Body bytes held for this request (released when the response is done), and for whom. */
   held: number;
   heldBy: string;
+  /** Server admins are not rate limited (their credential is the server's own). */
+  rated: boolean;
 }
 
 const states = new WeakMap<IncomingMessage, RequestState>();
@@ -33,14 +37,17 @@ export interface BodyPolicy {
   idleMs: number;
   /** Checks a declared Content-Length against the budget before anything is read. */
   admit(length: number): void;
-  /** Counts `n` more bytes held for this request; throws 503 when the budget is spent. */
-  take(n: number): void;
+  /**
+   * Counts `n` more bytes held for this request; throws 503 when the budget is spent. Returns how long
+   * (ms) to pause reading for the caller's byte rate.
+   */
+  take(n: number): number;
 }
 
 export function bodyPolicy(req: IncomingMessage): BodyPolicy | undefined {
   const st = states.get(req);
   if (!st) return undefined;
-  const { limits, budget } = st.gate;
+  const { limits, budget, rate } = st.gate;
   const user = st.user ?? '';
   return {
     limit: st.user === null ? limits.anonymousMaxBody : Number.MAX_SAFE_INTEGER,
@@ -50,6 +57,7 @@ export function bodyPolicy(req: IncomingMessage): BodyPolicy | undefined {
       budget.take(user, n);
       st.held += n;
       st.heldBy = user;
+      return st.rated ? rate.take(user, n) : 0;
     },
   };
 }
@@ -59,10 +67,11 @@ export function bodyPolicy(req: IncomingMessage): BodyPolicy | undefined {
  * request lifts the body allowance to the route's own limit and takes its connection out of the
  * anonymous pool for good.
  */
-export function noteCaller(req: IncomingMessage, name: string | null): void {
+export function noteCaller(req: IncomingMessage, name: string | null, roles: readonly string[] = []): void {
   const st = states.get(req);
   if (!st || name === null || st.user !== null) return;
   st.user = name;
+  st.rated = !roles.includes('_admin');
   st.gate.prove(req.socket);
 }
 
@@ -77,6 +86,7 @@ export function sendError(res: ServerResponse, status: number, error: string, re
 
 export class RequestGate {
   readonly budget: BodyBudget;
+  readonly rate: BodyRate;
   /** Connections with no authenticated request yet, oldest first (a Set keeps insertion order). */
   private readonly unproven = new Set<Socket>();
   private readonly proven = new WeakSet<Socket>();
@@ -86,6 +96,7 @@ export class RequestGate {
 
   constructor(readonly limits: Limits) {
     this.budget = new BodyBudget(limits.bodyBudget, limits.bodyBudgetPerUser);
+    this.rate = new BodyRate(limits.bodyRatePerUser, limits.bodyBurstPerUser);
   }
 
   /** Options for http.createServer: node checks header/request timeouts on this interval (default 30 s). */
@@ -144,7 +155,7 @@ export class RequestGate {
 
   /** The front handler: returns false when it answered the request itself (refused). */
   admit(req: IncomingMessage, res: ServerResponse): boolean {
-    const st: RequestState = { gate: this, res, user: null, held: 0, heldBy: '' };
+    const st: RequestState = { gate: this, res, user: null, held: 0, heldBy: '', rated: true };
     states.set(req, st);
     // A response that starts while the body is still unread (refused before reading: 401, 413, 503…)
     // closes the connection, so the rest of that body is never read.

@@ -130,7 +130,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       const q = url.indexOf('?');
       const rawPath = q < 0 ? url : url.slice(0, q);
       const { userCtx, via } = await auth.authenticate(req);
-      noteCaller(req, userCtx.name); // lifts the anonymous body allowance (server/limits/gate.ts)
+      noteCaller(req, userCtx.name, userCtx.roles); // lifts the anonymous body allowance (server/limits/gate.ts)
       const ctx: Ctx = {
         ...services,
         req,

@@ -1,9 +1,11 @@
 // Body limits over real HTTP: an anonymous caller's body is refused before it is read, on /api and
 // /db; an authenticated caller gets the route's own allowance; the in-flight body budget refuses
-// (503 + Retry-After, or 413 when a body can never fit) instead of buffering.
+// (503 + Retry-After, or 413 when a body can never fit) instead of buffering; a user's byte rate is
+// throttled by pausing the read.
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { call, removeDataDir, startServer, type TestServer } from '../../helpers/server.ts';
+import { addNode } from '../../../server/nodes.ts';
+import { basic, call, removeDataDir, startServer, type TestServer } from '../../helpers/server.ts';
 import { RawConn, requestHead } from '../../helpers/raw-http.ts';
 import { eventually } from '../../helpers/wait.ts';
 
@@ -100,4 +102,18 @@ test('body budget: a body that can never fit is 413; one that does not fit now i
   holder.destroy();
   const ok = await eventually('the write once the budget is free', () => call(s.couchUrl, '/budget/b', { method: 'PUT', auth: s.adminAuth, json: { pad: 'y'.repeat(MiB - 100) } }), (r) => r.status === 201, { ms: 15_000, interval: 200 });
   t.is(ok.status, 201);
+});
+
+test('a user past the byte-rate burst is slowed down, not refused; a server admin is not rated', async (t) => {
+  const s = await serverFor(t, ['bodyRatePerUser=256KiB', 'bodyBurstPerUser=256KiB']);
+  const cred = await addNode(s.admin, 'rated');
+  const body = { pad: 'r'.repeat(MiB) };
+  const t0 = Date.now();
+  const w = await call(s.couchUrl, '/anybios-node-rated/_local/big', { method: 'PUT', auth: basic(cred.user, cred.password), json: body });
+  const took = Date.now() - t0;
+  t.is(w.status, 201, w.text);
+  // 1 MiB at 256 KiB/s after a 256 KiB burst cannot be read in less than 3 s (a lower bound only).
+  t.true(took >= 2500, `read in ${took} ms, faster than the rate allows`);
+  const a = await call(s.couchUrl, '/anybios-node-rated/_local/big2', { method: 'PUT', auth: s.adminAuth, json: body });
+  t.is(a.status, 201, a.text);
 });
