@@ -92,7 +92,11 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let couchHandler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   let upstreamAdmin: ServerScope | undefined;
   if (opts.couchUrl) {
-    couchHandler = createCouchProxy(opts.couchUrl);
+    const proxy = createCouchProxy(opts.couchUrl);
+    couchHandler = (req, res) => {
+      gate.proveWhenAccepted(req, res);
+      proxy(req, res);
+    };
     upstreamAdmin = couchClient(opts.couchUrl);
   } else {
     embedded = createEmbeddedCouch({

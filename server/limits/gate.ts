@@ -147,6 +147,17 @@ export class RequestGate {
     }
   }
 
+  /**
+   * For requests forwarded to COUCH_URL (we do not check credentials ourselves): a connection whose
+   * credentialed request the upstream CouchDB accepted leaves the anonymous pool.
+   */
+  proveWhenAccepted(req: IncomingMessage, res: ServerResponse): void {
+    if (!hasCredentials(req)) return;
+    res.once('finish', () => {
+      if (res.statusCode < 400 || (res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode < 500)) this.prove(req.socket);
+    });
+  }
+
   prove(socket: Socket | null): void {
     if (!socket || this.proven.has(socket)) return;
     this.proven.add(socket);
