@@ -18,7 +18,12 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   const policy = bodyPolicy(req);
   if (policy) limit = Math.min(limit, policy.limit);
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  if (Number.isFinite(declared) && declared > limit) {
+    // A pause first (callers without credentials or rate limits: none): a client that sends it again
+    // at once is slowed to this pace instead of keeping the server busy refusing.
+    if (policy?.refusalDelayMs) await new Promise((r) => setTimeout(r, policy.refusalDelayMs));
+    throw tooLarge(limit);
+  }
   if (policy && Number.isFinite(declared) && declared > 0) policy.admit(declared);
   if (req.complete && req.readableEnded) return Buffer.alloc(0);
   return new Promise<Buffer>((resolve, reject) => {

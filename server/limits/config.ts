@@ -25,6 +25,11 @@ export interface Limits {
   bodyIdleTimeoutMs: number;
   /** How long an idle keep-alive connection is kept; above the clients' own idle timeouts (see docs). */
   keepAliveTimeoutMs: number;
+  /**
+   * Delay before refusing a body that is too large by its declared length, for callers without
+   * credentials and rated users: a client that reconnects as soon as it is refused is slowed to this pace.
+   */
+  refusalDelayMs: number;
   /** Open connections that have not yet made an authenticated request; beyond it the oldest is closed. */
   maxAnonymousConnections: number;
   /** Requests without credentials in progress at once; beyond it 503. */
@@ -57,6 +62,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   requestTimeoutMs: 300_000,
   bodyIdleTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
+  refusalDelayMs: 2_000,
   maxAnonymousConnections: 512,
   maxAnonymousRequests: 128,
   maxConnections: 10_000,

@@ -35,6 +35,8 @@ const states = new WeakMap<IncomingMessage, RequestState>();
 export interface BodyPolicy {
   limit: number;
   idleMs: number;
+  /** How long to wait before refusing a body too large by its declared length (0: at once). */
+  refusalDelayMs: number;
   /** Checks a declared Content-Length against the budget before anything is read. */
   admit(length: number): void;
   /**
@@ -52,6 +54,7 @@ export function bodyPolicy(req: IncomingMessage): BodyPolicy | undefined {
   return {
     limit: st.user === null ? limits.anonymousMaxBody : Number.MAX_SAFE_INTEGER,
     idleMs: limits.bodyIdleTimeoutMs,
+    refusalDelayMs: st.rated ? limits.refusalDelayMs : 0,
     admit: (length) => budget.admit(user, length),
     take: (n) => {
       budget.take(user, n);
@@ -92,7 +95,7 @@ export class RequestGate {
   private readonly proven = new WeakSet<Socket>();
   private anonymousInFlight = 0;
   /** Counters for /metrics and the bench. */
-  readonly stats = { evictedConnections: 0, refusedAnonymous: 0, timeouts: 0 };
+  readonly stats = { evictedConnections: 0, refusedAnonymous: 0, refusedAnonymousBodies: 0, timeouts: 0 };
 
   constructor(readonly limits: Limits) {
     this.budget = new BodyBudget(limits.bodyBudget, limits.bodyBudgetPerUser);
@@ -185,6 +188,15 @@ export class RequestGate {
       st.held = 0;
     });
     if (!hasCredentials(req)) {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (req.headers['transfer-encoding'] !== undefined || declared > this.limits.anonymousMaxBody) {
+        // Never a login: refused unread, after a pause that slows a client reconnecting in a loop. Not
+        // an anonymous request slot (the connection cap bounds these).
+        this.stats.refusedAnonymousBodies++;
+        const t = setTimeout(() => sendError(res, 413, 'too_large', `a request without credentials may carry at most ${this.limits.anonymousMaxBody} bytes (a login)`), this.limits.refusalDelayMs);
+        res.once('close', () => clearTimeout(t));
+        return false;
+      }
       if (this.anonymousInFlight >= this.limits.maxAnonymousRequests) {
         this.stats.refusedAnonymous++;
         sendError(res, 503, 'service_unavailable', `too many requests without credentials in progress (${this.limits.maxAnonymousRequests}); retry later`);
@@ -205,6 +217,7 @@ export class RequestGate {
       + g('request_body_bytes', 'Request body bytes held in memory (the body budget in use).', 'gauge', m.bodyBytes)
       + g('connections_evicted_total', 'Unauthenticated connections closed for the connection cap.', 'counter', m.evictedConnections)
       + g('anonymous_requests_refused_total', 'Requests without credentials refused for the request cap.', 'counter', m.refusedAnonymous)
+      + g('anonymous_bodies_refused_total', 'Bodies from requests without credentials refused as larger than a login.', 'counter', m.refusedAnonymousBodies)
       + g('body_budget_refusals_total', 'Requests refused because the body budget was spent.', 'counter', m.budgetRefusals)
       + g('request_timeouts_total', 'Requests cut for not arriving in time (headers or whole request).', 'counter', m.timeouts);
   }

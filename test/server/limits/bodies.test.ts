@@ -37,8 +37,8 @@ test('an anonymous 1 MiB body to /api is refused before it is read', async (t) =
   // Only 1 KiB of the 1 MiB was sent: an answer now means the server did not wait for (read) the rest.
   const r = await c.response(10_000);
   t.truthy(r, 'no answer while the body was incomplete: the server is waiting to read it');
-  t.is(r!.status, 401, r?.head);
-  t.is(r!.json?.error, 'unauthorized');
+  t.is(r!.status, 413, r?.head);
+  t.is(r!.json?.error, 'too_large');
   t.regex(r!.head, /\r\nconnection: close/i, 'the connection is closed so the rest is never read');
   t.true(await c.closedWithin(5000), 'the server closed the connection');
 });
@@ -61,10 +61,13 @@ test('an anonymous body on /db larger than a login is refused unread with 413 to
   t.is(typeof r!.json.reason, 'string');
   const login = await call(s.couchUrl, '/_session', { method: 'POST', json: { name: 'admin', password: s.adminPassword } });
   t.is(login.status, 200, login.text);
-  // Anonymous writes elsewhere: 401 without waiting for the body either.
+  // Anonymous writes elsewhere: refused without waiting for the body either.
   const w = await partial(s, 'PUT', '/db/anybios/template:x', 4 * MiB, 10);
   t.teardown(() => w.destroy());
-  t.is((await w.response(10_000))?.status, 401);
+  t.is((await w.response(10_000))?.status, 413);
+  // A small anonymous write is simply not allowed.
+  const small = await call(s.couchUrl, '/anybios/template:x', { method: 'PUT', json: { type: 'template', name: 'x', source: 'host' } });
+  t.is(small.status, 401);
 });
 
 test('an authenticated caller gets the route allowance: 2 MiB document on /db, /api over its limit is 413', async (t) => {
