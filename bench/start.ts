@@ -11,6 +11,7 @@ import { diskUsage } from '../agent/runtime/paths.ts';
 import { memoryOf } from '../agent/runtime/proc.ts';
 import { findTools } from '../agent/runtime/tools.ts';
 import type { SystemDoc, TemplateDoc } from '../ddocs/schemas/types.ts';
+import { guardBench } from './lib.ts';
 
 const N = Number(process.argv[2] ?? 40);
 const WARMUP = 5;
@@ -38,6 +39,11 @@ async function measure(label: string, fn: () => Promise<void>): Promise<{ label:
 const base = await fsp.mkdtemp(`${process.env.ANYBIOS_BENCH_TMP ?? '/var/tmp'}/anybios-bench-`);
 const tools = findTools();
 const mounted: string[] = [];
+// Runs once: at the end, on SIGINT/SIGTERM, or on an uncaught error (bench/lib.ts guardBench).
+const guard = guardBench('start', async () => {
+  for (const m of mounted) await runCmd('umount', [m]).catch(() => 0);
+  await fsp.rm(base, { recursive: true, force: true });
+});
 try {
   const tplRoot = `${base}/templates`;
   const rootfs = await buildRootfs(`${tplRoot}/mini`);
@@ -103,6 +109,5 @@ try {
     JSON.stringify({ when: new Date().toISOString(), host: { kernel: os.release(), cpus: os.cpus().length, model: os.cpus()[0]?.model }, iterations: N, rows, layerBytes, templateBytes, supervisorMemory: mem, goals }, null, 2) + '\n',
   );
 } finally {
-  for (const m of mounted) await runCmd('umount', [m]).catch(() => 0);
-  await fsp.rm(base, { recursive: true, force: true });
+  await guard.done();
 }

@@ -28,8 +28,6 @@ export interface ServerOptions {
   host?: string;
   /** An external Apache CouchDB, with admin credentials in the URL. */
   couchUrl?: string;
-  /** @deprecated use limits.maxBody */
-  maxBody?: number;
   /** Resource limits (server/limits/config.ts); unset ones take their defaults. */
   limits?: Partial<Limits>;
   log?: (msg: string) => void;
@@ -84,7 +82,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   const log = opts.log ?? (() => {});
   const secrets = loadSecrets(opts.dataDir);
   const adminName = 'admin';
-  const limits = resolveLimits({ ...(opts.maxBody !== undefined ? { maxBody: opts.maxBody } : {}), ...opts.limits });
+  const limits = resolveLimits(opts.limits);
   const gate = new RequestGate(limits);
   const app = express();
   app.disable('x-powered-by');
