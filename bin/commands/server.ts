@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
 import { createServer, type AnybiosServer } from '../../server/app.ts';
-import { limitsFrom, type Limits } from '../../server/limits/config.ts';
+import { limitsFrom, resolveLimits, type Limits } from '../../server/limits/config.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
 import { guardProcess } from '../lib/process-guard.ts';
 import { stopOnSignals } from '../lib/signals.ts';
@@ -34,7 +34,7 @@ export async function startServerFromFlags(values: { port?: string; host?: strin
   const dataDir = resolve(values.data ?? defaultDataDir());
   let limits: Partial<Limits>;
   try {
-    limits = limitsFrom(process.env, values.limit ?? []);
+    limits = resolveLimits(limitsFrom(process.env, values.limit ?? []));
   } catch (err) {
     throw new CliError('BAD_LIMIT', (err as Error).message);
   }
