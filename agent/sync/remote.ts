@@ -3,7 +3,7 @@
 // - idle sockets: the pool closes a socket after CLIENT_IDLE_MS, well below the server's keep-alive
 //   timeout (65 s by default, server/limits), so the server never closes one just as we reuse it;
 // - a reused socket reset anyway (a proxy in between, a server restart): idempotent requests are
-//   retried on a fresh connection (ECONNRESET / "socket hang up" / EPIPE), at most twice;
+//   retried on a connection of their own (ECONNRESET / "socket hang up" / EPIPE), at most twice;
 // - a pool we retire (replication cancelled, stop, watchdog restart): its sockets are destroyed, and
 //   requests still in flight on it never settle instead of failing. PouchDB 9's replicator calls
 //   `src.info().then(…)` with no catch after every batch, so a failure there is an unhandled
@@ -53,8 +53,11 @@ export function agentFetch(agent: http.Agent): Fetch {
   const pouchFetch = (PouchDB as unknown as { fetch: Fetch }).fetch;
   return async (url, options = {}) => {
     for (let attempt = 0; ; attempt++) {
+      // A retry goes over a connection of its own (not kept alive: it closes with its response), since
+      // the pool may hold more sockets the server closed.
+      const fresh = attempt > 0 ? (url.startsWith('https:') ? new https.Agent() : new http.Agent()) : null;
       try {
-        return await pouchFetch(url, { ...options, agent });
+        return await pouchFetch(url, { ...options, agent: fresh ?? agent });
       } catch (err) {
         if (retired.has(agent)) return new Promise(() => {});
         const signal = options.signal as AbortSignal | undefined;

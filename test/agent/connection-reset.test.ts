@@ -23,8 +23,11 @@ const onUnhandled = (reason: unknown) => unhandled.push(reason);
 test.before(async () => {
   process.on('unhandledRejection', onUnhandled);
   s = await startServer({ embedded: true });
-  await s.admin.db.create('resets');
-  await s.admin.use('resets').bulk({ docs: Array.from({ length: 30 }, (_, i) => ({ _id: `d${i}`, n: i })) });
+  // One database per test: they run concurrently.
+  for (const db of ['resets', 'resets-repl', 'resets-sync']) {
+    await s.admin.db.create(db);
+    await s.admin.use(db).bulk({ docs: Array.from({ length: 30 }, (_, i) => ({ _id: `d${i}`, n: i })) });
+  }
 });
 
 test.after.always(async () => {
@@ -96,7 +99,7 @@ test('reads on reused keep-alive sockets that the server resets are retried on a
 test('a replication through resetting connections completes', async (t) => {
   const p = await proxy(Number(new URL(s.url).port), { resetReuse: true });
   const agent = newAgent(p.url);
-  const remote = remoteDb(`${p.url}/db/resets`, auth(), agent);
+  const remote = remoteDb(`${p.url}/db/resets-repl`, auth(), agent);
   const local = new PouchDB(join(work, 'copy'));
   t.teardown(async () => {
     agent.destroy();
@@ -112,10 +115,10 @@ test('a replication through resetting connections completes', async (t) => {
 
 test('stopping a sync while PouchDB waits on an unguarded request leaves no unhandled rejection', async (t) => {
   let holdInfo = false;
-  // The database info request PouchDB sends after each pulled batch (`.../resets/`), held once armed.
-  const p = await proxy(Number(new URL(s.url).port), { hold: (path) => holdInfo && path === '/db/resets/' });
+  // The database info request PouchDB sends after each pulled batch (`.../resets-sync/`), held once armed.
+  const p = await proxy(Number(new URL(s.url).port), { hold: (path) => holdInfo && path === '/db/resets-sync/' });
   const local = new PouchDB(join(work, 'sync'));
-  const sync = new NodeSync({ local, remoteUrls: [`${p.url}/db/resets`], auth: auth(), watchdogMs: 60_000 });
+  const sync = new NodeSync({ local, remoteUrls: [`${p.url}/db/resets-sync`], auth: auth(), watchdogMs: 60_000 });
   t.teardown(async () => {
     await sync.stop();
     await local.close().catch(() => {});
@@ -124,7 +127,7 @@ test('stopping a sync while PouchDB waits on an unguarded request leaves no unha
   sync.start();
   await eventually('the first pull', () => local.info(), (i) => i.doc_count === 30, { ms: 20_000 });
   holdInfo = true;
-  await s.admin.use('resets').insert({ _id: 'late', n: 99 } as never);
+  await s.admin.use('resets-sync').insert({ _id: 'late', n: 99 } as never);
   await eventually('the late document pulled', () => local.get('late').then(() => true, () => false), (x) => x, { ms: 20_000 });
   await eventually('the info request after the batch held', async () => p.stats.held, (n) => n > 0, { ms: 10_000 });
   await sync.stop();
