@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createServer, type AnybiosServer } from '../server/app.ts';
 import { addNode } from '../server/nodes.ts';
 import { nodeDbName } from '../ddocs/build.ts';
-import { percentile, report, timeIt } from './lib.ts';
+import { guardBench, percentile, report, timeIt } from './lib.ts';
 
 const NODES = Number(process.argv[2] ?? 100);
 const SYSTEMS = Number(process.argv[3] ?? 100);
@@ -31,8 +31,15 @@ async function waitIndexed(server: AnybiosServer, expected: number): Promise<voi
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'anybios-bench-api-'));
+/** The server started last, closed by the cleanup if the bench stops early (closing twice is harmless). */
+let live: AnybiosServer | undefined;
+// Runs once: at the end, on SIGINT/SIGTERM, or on an uncaught error (bench/lib.ts guardBench).
+const guard = guardBench('api', async () => {
+  await live?.close().catch(() => {});
+  rmSync(dataDir, { recursive: true, force: true });
+});
 try {
-  let server = await createServer({ dataDir, port: 0 });
+  let server = (live = await createServer({ dataDir, port: 0 }));
   console.log(`seeding ${NODES} nodes x ${SYSTEMS} systems ...`);
   const t0 = performance.now();
   for (let n = 0; n < NODES; n++) {
@@ -69,13 +76,13 @@ try {
   await server.close();
   let warm = 0;
   warm = await timeIt(async () => {
-    server = await createServer({ dataDir, port: 0 });
+    server = live = await createServer({ dataDir, port: 0 });
     await waitIndexed(server, total);
   });
   await server.close();
   rmSync(join(dataDir, 'fleet-index.json'));
   const cold = await timeIt(async () => {
-    server = await createServer({ dataDir, port: 0 });
+    server = live = await createServer({ dataDir, port: 0 });
     await waitIndexed(server, total);
   });
   await server.close();
@@ -86,5 +93,5 @@ try {
     { metric: 'index catch-up after restart (snapshot)', value: warm, unit: 'ms', baseline: cold, note: 'baseline: rebuild from nothing; both include server start' },
   ], { nodes: NODES, systemsPerNode: SYSTEMS, rounds: ROUNDS });
 } finally {
-  rmSync(dataDir, { recursive: true, force: true });
+  await guard.done();
 }

@@ -13,7 +13,7 @@ import { nodeDbName } from '../ddocs/build.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { NodeSync } from '../agent/sync/node-sync.ts';
 import { CLI, call, removeDataDir, startServer } from '../test/helpers/server.ts';
-import { percentile, report, timeIt, type Row } from './lib.ts';
+import { guardBench, percentile, report, timeIt, type Row } from './lib.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
 const EDITS = Number(process.argv[2] ?? 100);
@@ -57,9 +57,11 @@ function startAgent(node: string, password: string, dataDir: string, small = tru
   mkdirSync(dataDir, { recursive: true });
   const cfg = join(dataDir, 'enrol.json');
   writeFileSync(cfg, JSON.stringify({ server: s.url, node, user: `node-${node}`, password }), { mode: 0o600 });
+  // A stdin pipe: if this bench dies (even by SIGKILL) the agent sees EOF and stops.
+  const opts = { stdio: ['pipe', 'ignore', 'ignore'] as ('pipe' | 'ignore')[], env: { ...process.env, ANYBIOS_STOP_ON_STDIN_EOF: '1' } };
   const p = small
-    ? spawn(join(dirname(CLI), 'anybios-agent'), ['--config', cfg, '--data', dataDir], { stdio: 'ignore' })
-    : spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', dataDir], { stdio: 'ignore' });
+    ? spawn(join(dirname(CLI), 'anybios-agent'), ['--config', cfg, '--data', dataDir], opts)
+    : spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', dataDir], opts);
   agents.push(p);
   return p;
 }
@@ -70,6 +72,16 @@ async function cleanup(dataDir: string): Promise<void> {
   const rt = await createRuntime({ checkDoc: docErrors, dataDir });
   for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
 }
+
+// Runs once: at the end, on SIGINT/SIGTERM, or on an uncaught error (bench/lib.ts guardBench).
+const guard = guardBench('converge', async () => {
+  for (const p of agents) p.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const d of ['conv', 'many', 'idle-small', 'idle-default', 'rt']) await cleanup(join(work, d)).catch(() => {});
+  await s.stop();
+  removeDataDir(s.dataDir);
+  rmSync(work, { recursive: true, force: true });
+});
 
 try {
   await s.admin.use('anybios').insert({ _id: 'template:host', type: 'template', name: 'host', source: 'host' } as never);
@@ -92,7 +104,7 @@ try {
   sync.start();
   const answer = local.changes({ live: true, since: 'now', include_docs: true }).on('change', (c) => {
     const d = c.doc as { _id: string; _rev: string; type?: string; name?: string; _deleted?: boolean };
-    if (d.type === 'system' && !d._deleted) void local.get(`status:${d.name}`).catch(() => null).then((cur) => local.put({ _id: `status:${d.name}`, ...(cur ? { _rev: cur._rev } : {}), type: 'status', name: d.name, phase: 'running', observedRev: d._rev, updated: new Date().toISOString() } as never));
+    if (d.type === 'system' && !d._deleted) void local.get(`status:${d.name}`).catch(() => null).then((cur) => local.put({ _id: `status:${d.name}`, ...(cur ? { _rev: cur._rev } : {}), type: 'status', name: d.name, phase: 'running', observedRev: d._rev, updated: new Date().toISOString() } as never)).catch(() => {}); // a conflict: the next edit answers
   });
   const pingTimes: number[] = [];
   for (let i = 0; i <= Math.min(EDITS, 50); i++) {
@@ -190,10 +202,5 @@ try {
   );
   report('converge', rows, { edits: EDITS, fleetNodes: FLEET, systemsPerNode: PER_NODE, running: RUNNING });
 } finally {
-  for (const p of agents) p.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 1000));
-  for (const d of ['conv', 'many', 'idle-small', 'idle-default']) await cleanup(join(work, d)).catch(() => {});
-  await s.stop();
-  removeDataDir(s.dataDir);
-  rmSync(work, { recursive: true, force: true });
+  await guard.done();
 }

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isNetworkError } from '../bin/lib/process-guard.ts';
 
 export const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -33,4 +34,35 @@ export function report(name: string, rows: Row[], meta: Record<string, unknown> 
   const file = join(resultsDir, `${name}.json`);
   writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), ...meta, rows }, null, 2) + '\n');
   console.log(`\nwritten ${file}`);
+}
+
+/**
+ * A bench never dies on a network error and never leaves processes, mounts or systems behind:
+ * `cleanup` runs once, on a normal end (call the returned `done`), on SIGINT/SIGTERM, and on an
+ * uncaught error. Network errors a library failed to handle (PouchDB's unguarded requests) are logged
+ * and ignored, as the server and agent do (bin/lib/process-guard.ts).
+ */
+export function guardBench(name: string, cleanup: () => Promise<void>): { done: () => Promise<void> } {
+  let ran: Promise<void> | null = null;
+  const run = () => (ran ??= cleanup().catch((err) => console.error(`${name}: cleanup failed: ${(err as Error)?.stack ?? err}`)));
+  const fatal = async (what: string, err: unknown) => {
+    console.error(`${name}: ${what}: ${(err as Error)?.stack ?? err}`);
+    await run();
+    process.exit(1);
+  };
+  process.on('unhandledRejection', (reason) => {
+    if (isNetworkError(reason)) console.error(`${name}: network error outside a handler (ignored): ${(reason as Error)?.message ?? reason}`);
+    else void fatal('unhandled rejection', reason);
+  });
+  process.on('uncaughtException', (err) => {
+    if (isNetworkError(err)) console.error(`${name}: network error outside a handler (ignored): ${err.message}`);
+    else void fatal('uncaught exception', err);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`${name}: ${sig}: cleaning up`);
+      void run().then(() => process.exit(130));
+    });
+  }
+  return { done: run };
 }

@@ -12,7 +12,7 @@ import { nodeDbName } from '../ddocs/build.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { CLI, call, removeDataDir, startServer, type TestServer } from '../test/helpers/server.ts';
 import { startTcpProxy } from '../test/helpers/tcp-proxy.ts';
-import { percentile, report, timeIt } from './lib.ts';
+import { guardBench, percentile, report, timeIt } from './lib.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
 const EDITS = Number(process.argv[2] ?? 50);
@@ -40,6 +40,20 @@ async function until(fn: () => Promise<boolean>, ms = 120_000): Promise<void> {
   }
 }
 
+// Runs once: at the end, on SIGINT/SIGTERM, or on an uncaught error (bench/lib.ts guardBench).
+const guard = guardBench('replicate', async () => {
+  if (agent) agent.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 1000));
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: work });
+  for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
+  await proxy.close();
+  for (const s of [A, B]) {
+    await s.stop();
+    removeDataDir(s.dataDir);
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
 try {
   const link = await call(A.url, '/api/sites', { method: 'POST', auth: A.adminAuth, json: { url: proxy.url, user: 'admin', password: B.adminPassword } });
   if (link.status >= 300) throw new Error(`link: ${link.text}`);
@@ -50,7 +64,8 @@ try {
   await until(async () => (await call(B.couchUrl, `/${db}`, { auth: B.adminAuth })).status === 200);
   const cfg = join(work, 'enrol.json');
   writeFileSync(cfg, JSON.stringify({ server: B.url, node: 'edge', user: 'node-edge', password }), { mode: 0o600 });
-  agent = spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', work], { stdio: 'ignore' });
+  // A stdin pipe: if this bench dies (even by SIGKILL) the agent sees EOF and stops.
+  agent = spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--data', work], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, ANYBIOS_STOP_ON_STDIN_EOF: '1' } });
 
   const runningAtB = (rev: string) => until(async () => {
     const r = await call(B.couchUrl, `/${db}/status:e`, { auth: B.adminAuth });
@@ -89,14 +104,5 @@ try {
     { metric: 'catch-up time', value: linkTime, unit: 'ms', baseline: floorTime },
   ], { edits: EDITS, docs: DOCS });
 } finally {
-  if (agent) agent.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 1000));
-  const rt = await createRuntime({ checkDoc: docErrors, dataDir: work });
-  for (const o of await rt.list()) await rt.destroy(o.name).catch(() => {});
-  await proxy.close();
-  for (const s of [A, B]) {
-    await s.stop();
-    removeDataDir(s.dataDir);
-  }
-  rmSync(work, { recursive: true, force: true });
+  await guard.done();
 }

@@ -13,6 +13,7 @@ import { findTools } from '../agent/runtime/tools.ts';
 import type { SystemDoc, TemplateDoc } from '../ddocs/schemas/types.ts';
 import { docErrors } from '../ddocs/validate.ts';
 import { ociConfig } from '../agent/runtime/oci-config.ts';
+import { guardBench } from './lib.ts';
 
 const N = Number(process.argv[2] ?? 40);
 const WARMUP = 5;
@@ -40,6 +41,11 @@ async function measure(label: string, fn: () => Promise<void>): Promise<{ label:
 const base = await fsp.mkdtemp(`${process.env.ANYBIOS_BENCH_TMP ?? '/var/tmp'}/anybios-bench-`);
 const tools = findTools();
 const mounted: string[] = [];
+// Runs once: at the end, on SIGINT/SIGTERM, or on an uncaught error (bench/lib.ts guardBench).
+const guard = guardBench('start', async () => {
+  for (const m of mounted) await runCmd('umount', [m]).catch(() => 0);
+  await fsp.rm(base, { recursive: true, force: true });
+});
 try {
   const tplRoot = `${base}/templates`;
   const rootfs = await buildRootfs(`${tplRoot}/mini`);
@@ -130,6 +136,5 @@ try {
     JSON.stringify({ when: new Date().toISOString(), host: { kernel: os.release(), cpus: os.cpus().length, model: os.cpus()[0]?.model }, iterations: N, rows, layerBytes, templateBytes, supervisorMemory: mem, goals }, null, 2) + '\n',
   );
 } finally {
-  for (const m of mounted) await runCmd('umount', [m]).catch(() => 0);
-  await fsp.rm(base, { recursive: true, force: true });
+  await guard.done();
 }

@@ -18,6 +18,9 @@ import { errorHandler } from './api/errors.ts';
 import { Metrics } from './api/metrics.ts';
 import { EventStats } from './api/events.ts';
 import { SiteSupervisor } from './sites/supervisor.ts';
+import { resolveLimits, type Limits } from './limits/config.ts';
+import { RequestGate } from './limits/gate.ts';
+import { NodeDbQuota } from './limits/quota.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -25,7 +28,8 @@ export interface ServerOptions {
   host?: string;
   /** An external Apache CouchDB, with admin credentials in the URL. */
   couchUrl?: string;
-  maxBody?: number;
+  /** Resource limits (server/limits/config.ts); unset ones take their defaults. */
+  limits?: Partial<Limits>;
   log?: (msg: string) => void;
   /** SSE: events queued for a slow client before it is disconnected. */
   eventsMaxQueue?: number;
@@ -48,6 +52,9 @@ export interface AnybiosServer {
   index: FleetIndex;
   /** Site links to other anybios servers (docs/architecture.md, "Sites"). */
   sites: SiteSupervisor;
+  /** The limits in force and the gate that applies them (counters for /metrics and benches). */
+  limits: Limits;
+  gate: RequestGate;
   close(): Promise<void>;
 }
 
@@ -75,13 +82,19 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   const log = opts.log ?? (() => {});
   const secrets = loadSecrets(opts.dataDir);
   const adminName = 'admin';
+  const limits = resolveLimits(opts.limits);
+  const gate = new RequestGate(limits);
   const app = express();
   app.disable('x-powered-by');
   let embedded: EmbeddedCouch | undefined;
   let couchHandler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   let upstreamAdmin: ServerScope | undefined;
   if (opts.couchUrl) {
-    couchHandler = createCouchProxy(opts.couchUrl);
+    const proxy = createCouchProxy(opts.couchUrl);
+    couchHandler = (req, res) => {
+      gate.proveWhenAccepted(req, res);
+      proxy(req, res);
+    };
     upstreamAdmin = couchClient(opts.couchUrl);
   } else {
     embedded = createEmbeddedCouch({
@@ -89,7 +102,8 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       adminName,
       adminPassword: secrets.adminPassword,
       secret: secrets.secret,
-      maxBody: opts.maxBody,
+      maxBody: limits.maxBody,
+      quota: new NodeDbQuota(limits),
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
     });
     couchHandler = (req, res) => void embedded!.handle(req, res);
@@ -103,7 +117,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let index: FleetIndex | undefined;
   app.use('/api', (req, res, next) => (api ? api(req, res, next) : res.status(503).json({ error: 'starting', reason: 'the server is starting' })));
   app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render(index, eventStats));
+    res.type('text/plain; version=0.0.4').send(metrics.render(index, eventStats) + gate.metrics());
   });
   app.get('/healthz', async (_req, res) => {
     try {
@@ -123,15 +137,12 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   app.use('/', express.static(webDir(), { index: 'index.html' }));
   app.use(errorHandler(log));
 
-  const server = http.createServer(app);
-  // Continuous _changes feeds live for hours; only idle header reads are bounded.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  // The gate sees every request first (caps, body allowance, budget); see server/limits/gate.ts.
+  // Timeouts bound receiving a request, never a response: continuous _changes feeds live for hours.
+  const server = http.createServer(gate.serverOptions(), (req, res) => {
+    if (gate.admit(req, res)) app(req, res);
   });
+  gate.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => resolve());
@@ -174,7 +185,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     await close();
     throw new Error(`reading the site links failed: ${(err as Error).message}`, { cause: err });
   }
-  api = createApiRouter({ index, admin, couchUrl: plainCouch, eventsMaxQueue: opts.eventsMaxQueue, eventStats, services: { sites } });
+  api = createApiRouter({ index, admin, couchUrl: plainCouch, maxBody: limits.apiMaxBody, eventsMaxQueue: opts.eventsMaxQueue, eventStats, services: { sites } });
   log(`anybios server on ${url} (CouchDB API ${couchUrl}, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
   return {
     url,
@@ -188,6 +199,8 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     embedded,
     index,
     sites,
+    limits,
+    gate,
     close,
   };
 }

@@ -8,6 +8,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import PouchDB from 'pouchdb';
+import { newAgent, remoteDb, retireAgent } from './remote.ts';
+
+export { remoteDb };
 
 export type SyncState = 'starting' | 'active' | 'idle' | 'offline' | 'denied' | 'stopped';
 
@@ -60,7 +63,7 @@ export class NodeSync {
   private renewRemote(url: string): void {
     const old = this.remote;
     void old.close().catch(() => {});
-    this.agent.destroy();
+    retireAgent(this.agent);
     this.agent = newAgent(url);
     this.remote = remoteDb(url, this.opts.auth, this.agent);
   }
@@ -233,26 +236,8 @@ export class NodeSync {
     this.sync?.cancel();
     this.setState('stopped');
     await this.remote.close().catch(() => {});
-    this.agent.destroy();
+    retireAgent(this.agent);
   }
-}
-
-/**
- * A remote database whose HTTP connections come from `agent` alone. A replication that stalled on a
- * connection that hangs silently is restarted with a fresh agent: reusing pooled keep-alive sockets
- * would put it straight back on the same dead connections.
- */
-export function remoteDb(url: string, auth: { username: string; password: string }, agent?: http.Agent): PouchDB.Database {
-  const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o?: object) => Promise<unknown> }).fetch;
-  return new PouchDB(url, {
-    auth,
-    skip_setup: true,
-    ...(agent ? { fetch: (u: string, o: object = {}) => pouchFetch(u, { ...o, agent }) } : {}),
-  } as PouchDB.Configuration.RemoteDatabaseConfiguration);
-}
-
-function newAgent(url: string): http.Agent {
-  return url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
 }
 
 /** Pulls the named templates (attachments included) from the catalog into the local catalog copy. */
@@ -264,6 +249,6 @@ export async function pullTemplates(local: PouchDB.Database, catalogUrl: string,
     await local.replicate.from(remote, { doc_ids: names.map((n) => `template:${n}`) } as PouchDB.Replication.ReplicateOptions);
   } finally {
     await remote.close().catch(() => {});
-    agent.destroy();
+    retireAgent(agent);
   }
 }

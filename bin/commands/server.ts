@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
 import { createServer, type AnybiosServer } from '../../server/app.ts';
+import { limitsFrom, resolveLimits, type Limits } from '../../server/limits/config.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
 import { guardProcess } from '../lib/process-guard.ts';
 import { stopOnSignals } from '../lib/signals.ts';
@@ -13,6 +14,8 @@ export { stopOnSignals };
 export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default 8080; env PORT)
   --host ADDR    address to bind (default 127.0.0.1; env ANYBIOS_HOST)
   --data DIR     data directory (default ./.anybios; env ANYBIOS_DATA)
+  --limit NAME=VALUE  a resource limit, repeatable (env ANYBIOS_LIMIT_<NAME>, e.g. ANYBIOS_LIMIT_MAX_BODY=32MiB);
+                 names and defaults: docs/couchdb.md "Limits" (sizes take KiB/MiB/GiB, times ms/s/m)
 environment:
   COUCH_URL               use this Apache CouchDB (admin credentials in the URL) instead of the embedded one
   ANYBIOS_ADMIN_PASSWORD  the admin password (else generated on first start into <data>/admin-password)
@@ -22,17 +25,25 @@ export const serverOptions = {
   port: { type: 'string' },
   host: { type: 'string' },
   data: { type: 'string' },
+  limit: { type: 'string', multiple: true },
 } as const;
 
-export async function startServerFromFlags(values: { port?: string; host?: string; data?: string }): Promise<{ server: AnybiosServer; dataDir: string }> {
+export async function startServerFromFlags(values: { port?: string; host?: string; data?: string; limit?: string[] }): Promise<{ server: AnybiosServer; dataDir: string }> {
   const portText = values.port ?? process.env.PORT ?? '8080';
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new CliError('BAD_PORT', `--port must be 0-65535, not "${portText}"`);
   const dataDir = resolve(values.data ?? defaultDataDir());
+  let limits: Partial<Limits>;
+  try {
+    limits = resolveLimits(limitsFrom(process.env, values.limit ?? []));
+  } catch (err) {
+    throw new CliError('BAD_LIMIT', (err as Error).message);
+  }
   const server = await createServer({
     dataDir,
     port: Number(portText),
     host: values.host ?? process.env.ANYBIOS_HOST ?? '127.0.0.1',
     couchUrl: process.env.COUCH_URL || undefined,
+    limits,
     eventsMaxQueue: process.env.ANYBIOS_SSE_MAX_QUEUE ? Number(process.env.ANYBIOS_SSE_MAX_QUEUE) : undefined,
     log: (m) => console.log(m),
   }).catch((err: NodeJS.ErrnoException) => {

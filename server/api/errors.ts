@@ -23,6 +23,8 @@ export function fromCouch(err: unknown, what = 'document'): ApiError {
     case 404: return notFound(what);
     case 409: return new ApiError(409, 'conflict', `${what} was changed meanwhile (stale revision); get it again and retry`);
     case 412: return new ApiError(409, 'conflict', e.reason ?? 'exists already');
+    // Limits (server/limits): too large, timed out, over quota, busy — the caller can act on each.
+    case 408: case 413: case 503: case 507: return new ApiError(e.statusCode, e.error ?? 'error', e.reason ?? e.message ?? 'refused');
   }
   if (e.code === 'ECONNREFUSED' || e.code === 'UND_ERR_SOCKET') return new ApiError(503, 'couch_unreachable', 'the database is unreachable');
   return new ApiError(500, 'internal', e.message ?? 'unexpected error');

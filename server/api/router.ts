@@ -5,6 +5,7 @@ import { nodeDbName, CATALOG_DB } from '../../ddocs/build.ts';
 import type { FleetIndex, SystemRow } from '../fleet/fleet-index.ts';
 import { Access } from './access.ts';
 import { jsonBody } from './body.ts';
+import { noteCaller } from '../limits/gate.ts';
 import { Callers, type Caller } from './caller.ts';
 import { ApiError, invalid, notFound } from './errors.ts';
 import { EventLog, EventStats, serveEvents } from './events.ts';
@@ -20,6 +21,8 @@ export interface ApiOptions {
   /** How the server reaches the CouchDB API without credentials (its own /db or COUCH_URL stripped). */
   couchUrl: string;
   eventsMaxQueue?: number;
+  /** Largest JSON body (default 1 MiB). */
+  maxBody?: number;
   eventStats?: EventStats;
   /** Extra services for route modules (see ApiContext.services). */
   services?: Record<string, unknown>;
@@ -31,13 +34,18 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   const access = new Access(opts.admin);
   const eventLog = new EventLog(index);
   const router = express.Router();
-  router.use(jsonBody());
+  const readBody = jsonBody(opts.maxBody);
 
-  /** Wraps a handler: authenticates, runs, sends JSON (status from the handler's {status} when given). */
+  /**
+   * Wraps a handler: authenticates, then reads the JSON body (so an unknown caller's body is never
+   * read), runs, sends JSON (status from the handler's {status} when given).
+   */
   const h = (fn: Handler, status = 200) => async (req: Request, res: Response, next: NextFunction) => {
     res.locals.route = req.baseUrl + (req.route?.path ?? '');
     try {
       const caller = await callers.of(req);
+      noteCaller(req, caller.name, caller.roles);
+      await readBody(req);
       const out = await fn(req, res, caller);
       if (!res.headersSent) res.status(status).json(out);
     } catch (err) {
@@ -200,6 +208,7 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   router.get('/events', async (req, res, next) => {
     try {
       const caller = await callers.of(req);
+      noteCaller(req, caller.name, caller.roles);
       await serveEvents(req, res, caller, index, eventLog, access, { maxQueue: opts.eventsMaxQueue, stats: opts.eventStats });
     } catch (err) {
       next(err);

@@ -2,33 +2,77 @@
 // deep nesting before it can hurt, and typed query parameters that answer 400 on nonsense.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CouchError, badRequest, tooLarge, unsupportedMedia } from './errors.ts';
+import { bodyPolicy } from '../limits/gate.ts';
 
 export const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 64;
 
+/**
+ * Reads a whole body, refusing it as soon as it is known to be too big: by Content-Length before a
+ * byte is read, else when the bytes pass the limit. Behind the request gate (server/limits) the limit
+ * is the anonymous one until a route has authenticated the caller, each byte counts against the
+ * memory budget, and a body that goes silent for the idle timeout is refused with 408. A refused
+ * body is left unread: the gate closes the connection after the answer.
+ */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const policy = bodyPolicy(req);
+  if (policy) limit = Math.min(limit, policy.limit);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
+    // A pause first (callers without credentials or rate limits: none): a client that sends it again
+    // at once is slowed to this pace instead of keeping the server busy refusing.
+    if (policy?.refusalDelayMs) await new Promise((r) => setTimeout(r, policy.refusalDelayMs));
     throw tooLarge(limit);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        req.resume();
-        throw tooLarge(limit);
+  if (policy && Number.isFinite(declared) && declared > 0) policy.admit(declared);
+  if (req.complete && req.readableEnded) return Buffer.alloc(0);
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let paused: NodeJS.Timeout | undefined;
+    const finish = (err: CouchError | null) => {
+      clearTimeout(timer);
+      clearTimeout(paused);
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err) {
+        req.pause();
+        reject(err);
+      } else resolve(Buffer.concat(chunks, size));
+    };
+    const arm = () => {
+      if (!policy) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(new CouchError(408, 'request_timeout', `no body data arrived for ${policy.idleMs} ms`)), policy.idleMs);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(tooLarge(limit));
+      let wait = 0;
+      try {
+        wait = policy?.take(chunk.length) ?? 0;
+      } catch (err) {
+        return finish(err as CouchError);
       }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof CouchError) throw err;
+      chunks.push(chunk);
+      if (wait > 0) {
+        // Over the caller's byte rate: stop reading (TCP back-pressure) until it refills; not idle time.
+        clearTimeout(timer);
+        req.pause();
+        paused = setTimeout(() => {
+          arm();
+          req.resume();
+        }, wait);
+      } else arm();
+    };
+    const onEnd = () => finish(null);
     // The client went away mid-body ('aborted', ECONNRESET): its failure, not a 500 of ours.
-    throw new CouchError(400, 'bad_request', `the request body was cut off: ${(err as Error)?.message ?? String(err)}`);
-  }
-  return Buffer.concat(chunks);
+    const onError = (err: Error) => finish(new CouchError(400, 'bad_request', `the request body was cut off: ${err?.message ?? String(err)}`));
+    const onClose = () => { if (!req.complete) onError(new Error('the connection closed')); };
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    arm();
+    req.resume();
+  });
 }
 
 /** Nesting depth of a JSON text, counted without parsing (strings skipped), so deep input is refused cheaply. */

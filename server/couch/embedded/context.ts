@@ -4,6 +4,7 @@ import type { Query } from '../http.ts';
 import type { Auth, UserCtx } from './auth.ts';
 import type { DbStore, SecurityObject } from './store.ts';
 import type { Validator } from './validation.ts';
+import type { NodeDbQuota } from '../../limits/quota.ts';
 import { forbidden, unauthorized } from '../errors.ts';
 
 export interface Services {
@@ -12,6 +13,8 @@ export interface Services {
   validator: Validator;
   maxBody: number;
   uuid: string;
+  /** Document size limits and node database quotas (server/limits/quota.ts); none when not configured. */
+  quota?: NodeDbQuota;
 }
 
 export interface Ctx extends Services {

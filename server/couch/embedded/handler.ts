@@ -15,10 +15,13 @@ import * as nodeRoutes from './routes/node.ts';
 import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
+import { noteCaller } from '../../limits/gate.ts';
+import type { NodeDbQuota } from '../../limits/quota.ts';
 
 export interface EmbeddedCouchOptions extends AuthOptions {
   dataDir: string;
   maxBody?: number;
+  quota?: NodeDbQuota;
   /** Called with every 5xx, for the server's log. */
   onError?: (err: unknown, req: IncomingMessage) => void;
 }
@@ -44,7 +47,7 @@ function splitPath(rawPath: string): string[] {
 export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
   const store = new DbStore(opts.dataDir);
   const auth = new Auth(store, opts);
-  const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, uuid: randomBytes(16).toString('hex') };
+  const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex') };
   const dbUpdates = new DbUpdatesLog(store);
 
   async function route(ctx: Ctx): Promise<void> {
@@ -69,6 +72,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
     }
     const db = first;
     checkDbName(db);
+    if (ctx.quota) ctx.maxBody = ctx.quota.bodyLimit(db, rest, ctx.maxBody);
     if (rest.length === 0) {
       if (ctx.method === 'POST') {
         ctx.store.get(db);
@@ -126,6 +130,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       const q = url.indexOf('?');
       const rawPath = q < 0 ? url : url.slice(0, q);
       const { userCtx, via } = await auth.authenticate(req);
+      noteCaller(req, userCtx.name, userCtx.roles); // lifts the anonymous body allowance (server/limits/gate.ts)
       const ctx: Ctx = {
         ...services,
         req,

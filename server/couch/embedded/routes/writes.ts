@@ -98,6 +98,7 @@ export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: R
   const id = checkDocId(doc._id);
   if (doc._rev !== undefined) checkRev(doc._rev, '_rev');
   doc = checkSpecialMembers(doc, newEdits);
+  ctx.quota?.checkDoc(dbName, doc);
   if (!newEdits && doc._rev === undefined && !id.startsWith('_local/')) throw badRequest('new_edits=false needs _rev on every document');
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
@@ -111,6 +112,7 @@ export interface WriteResult { id: string; ok?: true; rev?: string; error?: stri
 /** Writes many documents; the results line up with `docs` (new_edits=false: only failures, as CouchDB). */
 export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEdits: boolean): Promise<WriteResult[]> {
   const db = ctx.store.get(dbName);
+  await ctx.quota?.checkWrite(dbName, docs, (name) => ctx.store.diskSize(name));
   const ids = docs.map((d) => (isObject(d) && typeof d._id === 'string' ? d._id : ''));
   const olds = await ctx.validator.oldDocs(dbName, ids);
   const admitted: { index: number; doc: Record<string, unknown> }[] = [];
@@ -148,11 +150,11 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
 export async function writeOne(ctx: Ctx, dbName: string, doc: unknown, newEdits = true): Promise<{ id: string; rev: string }> {
   const [r] = await writeDocs(ctx, dbName, [doc], newEdits);
   if (!newEdits) {
-    if (r) throw new CouchError(r.error === 'forbidden' ? 403 : 400, r.error!, r.reason ?? '');
+    if (r) throw new CouchError(r.error === 'forbidden' ? 403 : /_too_large$/.test(r.error ?? '') ? 413 : 400, r.error!, r.reason ?? '');
     return { id: String((doc as { _id: string })._id), rev: String((doc as { _rev: string })._rev) };
   }
   if (r.error) {
-    const status = r.error === 'conflict' ? 409 : r.error === 'forbidden' ? 403 : r.error === 'unauthorized' ? 401 : 400;
+    const status = r.error === 'conflict' ? 409 : r.error === 'forbidden' ? 403 : r.error === 'unauthorized' ? 401 : /_too_large$/.test(r.error) ? 413 : 400;
     throw new CouchError(status, r.error, r.reason ?? '');
   }
   return { id: r.id, rev: r.rev! };
