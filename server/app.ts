@@ -91,6 +91,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       secret: secrets.secret,
       maxBody: opts.maxBody,
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
+      log: (msg) => log(`couch: ${msg}`),
     });
     couchHandler = (req, res) => void embedded!.handle(req, res);
   }
