@@ -9,6 +9,7 @@ import { Subject } from 'rxjs';
 import PouchDB from 'pouchdb';
 import { CouchError, notFound } from '../errors.ts';
 import { LEGACY_SECURITY_DOC, SecurityStore, type SecurityObject } from './security.ts';
+import { RwLock } from './rwlock.ts';
 
 export { emptySecurity, normalizeSecurity, type SecurityObject } from './security.ts';
 
@@ -36,6 +37,7 @@ export class DbStore {
   private readonly names: Set<string>;
   private readonly open = new Map<string, { db: PouchDB.Database; feed: PouchDB.Core.Changes<object> }>();
   private readonly security: SecurityStore;
+  private readonly locks = new Map<string, RwLock>();
   /** Every write to any database, as CouchDB's _db_updates reports it. */
   readonly updates$ = new Subject<DbUpdate>();
   /** Databases whose design documents changed (by any writer): compiled validators must go. */
@@ -61,6 +63,28 @@ export class DbStore {
       },
       removeLegacy: async (name, rev) => void (await this.handle(name).remove(LEGACY_SECURITY_DOC, rev)),
     }, log);
+  }
+
+  private lock(name: string): RwLock {
+    let l = this.locks.get(name);
+    if (!l) this.locks.set(name, (l = new RwLock()));
+    return l;
+  }
+
+  /**
+   * Runs a document write of `name` exclusively against `reading`. PouchDB's LevelDB adapter reads
+   * _changes from an iterator snapshot but looks each document's metadata up live, and skips a row
+   * whose document has a newer sequence: a write that commits while a _changes read runs moves a
+   * document past the snapshot, and that change is missing from the answer (the read ends with an
+   * older last_seq and no row for it; a one-shot replication then believes it is done).
+   */
+  writing<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock(name).exclusive(fn);
+  }
+
+  /** Runs a _changes read of `name`; many at once, but never while a write of it commits. */
+  reading<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock(name).shared(fn);
   }
 
   private saveRegistry(): void {
@@ -130,6 +154,7 @@ export class DbStore {
     const entry = this.open.get(name);
     entry?.feed.cancel();
     this.open.delete(name);
+    this.locks.delete(name);
     await this.security.remove(name);
     this.names.delete(name);
     this.saveRegistry();

@@ -156,7 +156,8 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
   const source: FeedSource<{ seq?: unknown }> = {
     signal$: ctx.store.updates$.pipe(filter((u) => u.db_name === dbName)),
     async fetch(from, limit) {
-      const r = await db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) });
+      // Under the store's read lock: a write committing mid-read would drop a change (store.ts `writing`).
+      const r = await ctx.store.reading(dbName, () => db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) }));
       return { results: r.results as unknown as { seq?: unknown }[], last_seq: r.last_seq };
     },
   };

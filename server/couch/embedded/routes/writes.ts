@@ -127,7 +127,7 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
   if (admitted.length) {
     // A design document written here changes the rules for the very next write: drop the compiled ones now.
     if (admitted.some((a) => String(a.doc._id).startsWith('_design/'))) ctx.validator.forget(dbName);
-    const written = await db.bulkDocs(admitted.map((a) => a.doc) as PouchDB.Core.PutDocument<object>[], { new_edits: newEdits } as PouchDB.Core.BulkDocsOptions);
+    const written = await ctx.store.writing(dbName, () => db.bulkDocs(admitted.map((a) => a.doc) as PouchDB.Core.PutDocument<object>[], { new_edits: newEdits } as PouchDB.Core.BulkDocsOptions));
     if (newEdits) {
       written.forEach((w, k) => {
         const r = w as { id?: string; rev?: string; ok?: boolean; error?: unknown; name?: string; message?: string; reason?: string; status?: number };
