@@ -124,3 +124,53 @@ test.serial('upgrade: an old _local/_anybios_security is never trusted; node dat
   t.is((await call(s.couchUrl, `/${custom}`, { auth: a2 })).status, 403);
   t.is((await call(s.couchUrl, `/${custom}/_local/_anybios_security`, { auth: s.adminAuth })).status, 200);
 });
+
+test('a $regex in a _changes selector cannot freeze the server: /healthz answers meanwhile, the answer is right', async (t) => {
+  const s = await start();
+  const db = uniq('redos');
+  await s.admin.db.create(db);
+  const node = await addNode(s.admin, uniq('rn'));
+  await call(s.couchUrl, `/${db}/_security`, { method: 'PUT', auth: s.adminAuth, json: { members: { names: [node.user] } } });
+  const auth = basic(node.user, node.password);
+  const docs = [{ _id: 'evil', message: 'a'.repeat(31) + '!' }, { _id: 'match', message: 'aaaa' }, { _id: 'other', n: 1 }];
+  t.is((await call(s.couchUrl, `/${db}/_bulk_docs`, { method: 'POST', auth, json: { docs } })).status, 201);
+
+  // Exactly as found: 31 `a` and a `!` against ^(a+)+$ backtracks for many seconds in JavaScript's RegExp.
+  const started = Date.now();
+  let done = false;
+  const evil = call(s.couchUrl, `/${db}/_changes?filter=_selector`, { method: 'POST', auth, json: { selector: { message: { $regex: '^(a+)+$' } } } })
+    .finally(() => { done = true; });
+  const pings: number[] = [];
+  while (!done && Date.now() - started < 20_000) {
+    const t0 = Date.now();
+    const h = await fetch(`${s.url}/healthz`);
+    await h.arrayBuffer();
+    pings.push(Date.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const r = await evil;
+  t.is(r.status, 200, r.text);
+  t.deepEqual(r.body.results.map((x: { id: string }) => x.id), ['match']);
+  t.true(Date.now() - started < 2000, `the selector took ${Date.now() - started} ms`);
+  t.true(pings.length > 0);
+  t.true(Math.max(...pings) < 1000, `/healthz took ${Math.max(...pings)} ms while the selector ran`);
+});
+
+test('a $regex RE2 cannot run in linear time, or a malformed selector, is a 400 naming the field', async (t) => {
+  const s = await start();
+  const db = uniq('regex400');
+  await s.admin.db.create(db);
+  const cases: [unknown, RegExp][] = [
+    [{ message: { $regex: '^(a)\\1$' } }, /selector at message: \$regex "\^\(a\)\\\\1\$" is not a valid RE2 pattern/],
+    [{ message: { $regex: '(?=a)' } }, /selector at message: \$regex .* not a valid RE2 pattern/],
+    [{ a: { b: { $regex: 5 } } }, /selector at a\.b: \$regex needs a string/],
+    [{ $or: [{ x: 1 }, { y: { $bogus: 1 } }] }, /selector at \$or\[1\]\.y: unknown operator \$bogus/],
+    [{ n: { $mod: [0, 1] } }, /selector at n: \$mod needs/],
+  ];
+  for (const [selector, reason] of cases) {
+    const r = await call(s.couchUrl, `/${db}/_changes?filter=_selector`, { method: 'POST', auth: s.adminAuth, json: { selector } });
+    t.is(r.status, 400, r.text);
+    t.is(r.body.error, 'bad_request');
+    t.regex(r.body.reason, reason);
+  }
+});

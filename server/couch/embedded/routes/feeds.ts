@@ -7,6 +7,7 @@ import { badRequest, methodNotAllowed } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireReader, requireServerAdmin } from '../context.ts';
 import type { DbStore, DbUpdate } from '../store.ts';
+import { compileSelector } from '../mango.ts';
 
 type Mode = 'normal' | 'longpoll' | 'continuous';
 interface Batch<Row> { results: Row[]; last_seq: unknown }
@@ -147,7 +148,9 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
     base.doc_ids = ids as string[];
   } else if (filterName === '_selector') {
     if (!isObject(body.selector)) throw badRequest('filter=_selector needs a POST body {"selector": {...}}');
-    base.selector = body.selector as PouchDB.Find.Selector;
+    // Our evaluator, not PouchDB's: its $regex is linear-time (mango.ts), PouchDB's could freeze the server.
+    const matches = compileSelector(body.selector);
+    base.filter = (doc: unknown) => matches(doc);
   } else if (filterName === '_design') {
     base.filter = (doc: { _id: string }) => doc._id.startsWith('_design/');
   } else if (filterName !== undefined) {
