@@ -4,6 +4,7 @@ import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
+import { ATTACHMENT_HEADERS, cleanDoc, servedContentType } from '../attachments.ts';
 
 function getOptions(ctx: Ctx): Record<string, unknown> {
   const q = ctx.query;
@@ -50,6 +51,9 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
   if (method === 'GET' || method === 'HEAD') {
     await requireDocReader(ctx, dbName, id);
     const doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
+    // open_revs answers [{ok: doc} | {missing}]; stored content_types are served sanitised (attachments.ts).
+    if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
+    else cleanDoc(doc);
     if (method === 'HEAD') {
       res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
       res.end();
@@ -102,7 +106,12 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
     const meta = doc._attachments?.[name];
     if (!meta) throw notFound('Document is missing attachment');
     const data = (await db.getAttachment(id, name, rev ? { rev } : {})) as Buffer;
-    res.writeHead(200, { 'Content-Type': meta.content_type ?? 'application/octet-stream', 'Content-Length': data.length, ETag: `"${meta.digest ?? ''}"` });
+    res.writeHead(200, {
+      ...ATTACHMENT_HEADERS,
+      'Content-Type': servedContentType(meta.content_type ?? 'application/octet-stream'),
+      'Content-Length': data.length,
+      ETag: `"${String(meta.digest ?? '').replace(/[^\x20-\x7e]/g, '')}"`,
+    });
     res.end(method === 'HEAD' ? undefined : data);
     return;
   }
@@ -126,6 +135,7 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   }
   const atts = { ...((current._attachments as Record<string, unknown>) ?? {}) };
   for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
+  cleanDoc({ _attachments: atts }); // an old, unservable content_type must not block adding another attachment
   if (method === 'PUT') {
     const data = await readBody(ctx.req, ctx.maxBody);
     atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };

@@ -8,6 +8,7 @@ import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireReader, requireServerAdmin } from '../context.ts';
 import type { DbStore, DbUpdate } from '../store.ts';
 import { compileSelector } from '../mango.ts';
+import { cleanDoc } from '../attachments.ts';
 
 type Mode = 'normal' | 'longpoll' | 'continuous';
 interface Batch<Row> { results: Row[]; last_seq: unknown }
@@ -161,6 +162,7 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
     async fetch(from, limit) {
       // Under the store's read lock: a write committing mid-read would drop a change (store.ts `writing`).
       const r = await ctx.store.reading(dbName, () => db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) }));
+      for (const row of r.results as { doc?: unknown }[]) cleanDoc(row.doc);
       return { results: r.results as unknown as { seq?: unknown }[], last_seq: r.last_seq };
     },
   };

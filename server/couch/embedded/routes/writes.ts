@@ -5,6 +5,7 @@ import { CouchError, badRequest, forbidden } from '../../errors.ts';
 import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB } from '../auth.ts';
+import { contentTypeProblem } from '../attachments.ts';
 
 const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
 
@@ -38,8 +39,12 @@ function checkAttachments(v: unknown): void {
   for (const [name, att] of Object.entries(v)) {
     const what = `_attachments.${name.slice(0, 80)}`;
     if (!isObject(att)) throw docValidation(`${what} must be an object`);
-    if (att.content_type !== undefined && typeof att.content_type !== 'string') throw docValidation(`${what}.content_type must be a string`);
-    if (att.digest !== undefined && typeof att.digest !== 'string') throw docValidation(`${what}.digest must be a string`);
+    if (att.content_type !== undefined) {
+      const problem = contentTypeProblem(att.content_type);
+      if (problem) throw docValidation(`${what}.content_type ${problem}`);
+    }
+    // Served as the attachment's ETag: printable ASCII only, like content_type.
+    if (att.digest !== undefined && (typeof att.digest !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(att.digest))) throw docValidation(`${what}.digest must be a digest like md5-<base64> (printable ASCII)`);
     for (const k of ['length', 'revpos'] as const) {
       if (att[k] !== undefined && (typeof att[k] !== 'number' || !Number.isSafeInteger(att[k]) || (att[k] as number) < 0)) throw docValidation(`${what}.${k} must be a non-negative integer`);
     }
