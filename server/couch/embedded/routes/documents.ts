@@ -138,7 +138,8 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   cleanDoc({ _attachments: atts }); // an old, unservable content_type must not block adding another attachment
   if (method === 'PUT') {
     const data = await readBody(ctx.req, ctx.maxBody);
-    atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };
+    // No type (or an empty one, as browsers send for unknown files) is a byte stream; a bad one is a 400 in writes.ts.
+    atts[name] = { content_type: ctx.req.headers['content-type'] || 'application/octet-stream', data: data.toString('base64') };
   } else {
     if (!atts[name]) throw notFound('Document is missing attachment');
     delete atts[name];
