@@ -3,6 +3,10 @@
 // results and last_seq 4, while the pull's `_bulk_docs` with new_edits:false moved the deleted document
 // to a newer sequence). Here many such writes race many reads; every read must list every document.
 import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import PouchDB from 'pouchdb';
 import { call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 
 let server: TestServer;
@@ -44,4 +48,50 @@ test('a _changes read concurrent with _bulk_docs new_edits:false lists every doc
   }
   t.deepEqual(lost, []);
   t.true(server.alive());
+});
+
+// PouchDB's own test "5782 sync rev-1 conflicts", with our server as the source of the final push
+// (where it failed 3 of 20 runs): the push's _changes ran while the pull's new_edits:false write moved
+// the deleted document on. Both sides must end with identical documents, every time.
+test('PouchDB "5782 sync rev-1 conflicts" with the server as the pushing side, 20 times', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'anybios-5782-'));
+  const Local = (PouchDB as unknown as { defaults(o: object): PouchDB.Static }).defaults({ prefix: dir + '/' });
+  try {
+    for (let round = 0; round < 20; round++) {
+      const name = uniq(`sync5782-${round}`);
+      await server.admin.db.create(name);
+      const ours = new PouchDB(`${server.couchUrl}/${name}`, { auth: { username: 'admin', password: server.adminPassword } });
+      const other = new Local(`other-${round}`);
+      const update = async (db: PouchDB.Database, id: string) => {
+        const doc = (await db.get(id)) as Record<string, unknown> & { _id: string; _rev: string };
+        return db.put({ ...doc, updated: Date.now() });
+      };
+      const remove = async (db: PouchDB.Database, id: string) => db.remove((await db.get(id)) as PouchDB.Core.RemoveDocument);
+      const conflict = async (doc: Record<string, unknown> & { _id: string }) => {
+        await ours.put({ ...doc });
+        await other.put({ ...doc, baz: 'fubar' });
+      };
+      const doc1 = { _id: `random-${round}`, foo: 'bar' };
+      const doc2 = { _id: `random2-${round}`, foo: 'bar' };
+      try {
+        await conflict(doc2);
+        await ours.replicate.to(other);
+        await update(ours, doc2._id);
+        await remove(ours, doc2._id);
+        await ours.replicate.to(other);
+        await conflict(doc1);
+        await update(other, doc2._id);
+        await ours.replicate.to(other);
+        await remove(ours, doc1._id);
+        await ours.sync(other);
+        const [a, b] = await Promise.all([ours.allDocs({ include_docs: true }), other.allDocs({ include_docs: true })]);
+        t.deepEqual(a.rows, b.rows, `round ${round}`);
+      } finally {
+        await ours.close();
+        await other.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
