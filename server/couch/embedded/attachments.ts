@@ -19,6 +19,16 @@ export const ATTACHMENT_HEADERS: Readonly<Record<string, string>> = {
   'X-Content-Type-Options': 'nosniff',
 };
 
+/** CouchDB refuses names starting with `_`; control characters would make the attachment's URL unusable. */
+const NAME_RE = /^[^\u0000-\u001f\u007f]{1,1024}$/;
+
+/** Why `name` cannot be a new attachment's name, or null when it can. */
+export function attachmentNameProblem(name: string): string | null {
+  if (!NAME_RE.test(name)) return 'must be 1-1024 characters without control characters';
+  if (name.startsWith('_')) return 'must not start with _';
+  return null;
+}
+
 /** Why `v` is not an acceptable `content_type`, or null when it is. */
 export function contentTypeProblem(v: unknown): string | null {
   if (typeof v !== 'string') return 'must be a string';

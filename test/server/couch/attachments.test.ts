@@ -125,6 +125,20 @@ test('a content_type that is not a media type (CR/LF, control characters) is ref
   for (const id of ['d1', 'd2', 'd3', 'd4', 'd5', 'd6']) t.is((await call(server.couchUrl, `/${db}/${id}`, { auth: A })).status, 404, id);
 });
 
+test('an attachment name with control characters or a leading _ is refused on write, naming it', async (t) => {
+  const db = await freshDb('att-name');
+  for (const [name, why] of [['a\nb', /^_attachments\.a\\nb: the attachment name must be 1-1024 characters without control characters$/], ['_x', /^_attachments\._x: the attachment name must not start with _$/]] as const) {
+    const r = await call(server.couchUrl, `/${db}/doc`, { method: 'PUT', auth: server.adminAuth, json: { _attachments: { [name]: { content_type: 'text/plain', data: b64('x') } } } });
+    t.is(r.status, 400, r.text);
+    t.is(r.body.error, 'doc_validation');
+    t.regex(r.body.reason, why);
+    const repl = await call(server.couchUrl, `/${db}/_bulk_docs`, { method: 'POST', auth: server.adminAuth, json: { new_edits: false, docs: [{ _id: 'doc', _rev: '1-abc', _attachments: { [name]: { content_type: 'text/plain', data: b64('x') } } }] } });
+    t.regex(repl.body[0]?.reason ?? '', why);
+  }
+  const put = await call(server.couchUrl, `/${db}/doc2/${encodeURIComponent('a\u0001b')}`, { method: 'PUT', auth: server.adminAuth, body: 'x', headers: { 'Content-Type': 'text/plain' } });
+  t.is(put.status, 400, put.text);
+});
+
 test('a bad content_type already on disk is served sanitised, and a PouchDB replication of it completes', async (t) => {
   const s = await startServer({ embedded: true });
   servers.push(s);
@@ -134,7 +148,7 @@ test('a bad content_type already on disk is served sanitised, and a PouchDB repl
   // As an earlier version let it be written: straight into the database's LevelDB.
   const Pouch = (PouchDB as unknown as { defaults(o: object): PouchDB.Static }).defaults({ prefix: join(s.dataDir, 'couch') + '/' });
   const raw = new Pouch(db);
-  await raw.put({ _id: 'old', v: 2, _attachments: { 'a.html': { content_type: BAD_TYPE, data: b64(HTML) } } } as never);
+  await raw.put({ _id: 'old', v: 2, _attachments: { 'a.html': { content_type: BAD_TYPE, data: b64(HTML) }, 'bad\u0001name': { content_type: 'text/plain', data: b64('one') } } } as never);
   await raw.put({ _id: 'zafter', v: 3 } as never);
   await raw.close();
   const s2 = await s.restart();
@@ -148,6 +162,11 @@ test('a bad content_type already on disk is served sanitised, and a PouchDB repl
   t.is(r.text, HTML);
   const doc = await call(s2.couchUrl, `/${db}/old`, { auth: s2.adminAuth });
   t.is(doc.body._attachments['a.html'].content_type, 'application/octet-stream');
+  for (const [name, text] of [['bad\u0001name', 'one']]) {
+    const a = await call(s2.couchUrl, `/${db}/old/${encodeURIComponent(name)}`, { auth: s2.adminAuth });
+    t.is(a.status, 200, `${JSON.stringify(name)}: ${a.text}`);
+    t.is(a.text, text);
+  }
   t.true(s2.alive());
 
   // A pull like an agent's: every document, the attachment included, and the replication ends well.
@@ -162,6 +181,7 @@ test('a bad content_type already on disk is served sanitised, and a PouchDB repl
     t.deepEqual(result.errors, []);
     const att = (await local.getAttachment('old', 'a.html')) as Buffer;
     t.is(att.toString(), HTML);
+    t.is(((await local.getAttachment('old', 'bad\u0001name')) as Buffer).toString(), 'one');
   } finally {
     await local.close();
     await remote.close();

@@ -5,7 +5,7 @@ import { CouchError, badRequest, forbidden } from '../../errors.ts';
 import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB } from '../auth.ts';
-import { contentTypeProblem } from '../attachments.ts';
+import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
 
 const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
 
@@ -37,7 +37,10 @@ function checkRevisions(v: unknown): void {
 function checkAttachments(v: unknown): void {
   if (!isObject(v)) throw docValidation('_attachments must be an object');
   for (const [name, att] of Object.entries(v)) {
-    const what = `_attachments.${name.slice(0, 80)}`;
+    const what = `_attachments.${JSON.stringify(name.slice(0, 80)).slice(1, -1)}`;
+    // Stubs keep the names already stored (served robustly, documents.ts); new data gets today's rule.
+    const nameProblem = isObject(att) && att.stub === true ? null : attachmentNameProblem(name);
+    if (nameProblem) throw docValidation(`${what}: the attachment name ${nameProblem}`);
     if (!isObject(att)) throw docValidation(`${what} must be an object`);
     if (att.content_type !== undefined) {
       const problem = contentTypeProblem(att.content_type);
