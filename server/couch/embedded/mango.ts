@@ -2,13 +2,20 @@
 // into a plain predicate. Our own evaluator rather than PouchDB's, for one reason: PouchDB runs `$regex`
 // with JavaScript's backtracking RegExp, so a request could freeze the event loop (`^(a+)+$` against 31
 // `a` and a `!` stalled the whole server for 12 s). Here `$regex` runs on RE2 (the `re2js` package, a
-// pure-JS port of RE2: linear time in the input, no native build), whose syntax is close to the PCRE
-// CouchDB uses; what RE2 refuses (backreferences, lookaround) is a 400 naming the field.
+// pure-JS port of RE2: no backtracking, no native build), whose syntax is close to the PCRE CouchDB
+// uses; what RE2 refuses (backreferences, lookaround) is a 400 naming the field.
+//
+// Linear is not yet cheap: when RE2's lazy DFA gives up (`a[ab]{500}c`), matching costs about the
+// input length times the program size, seconds on a 1 MB string. So a match that could cost more than
+// a few milliseconds (length × program size above COST_DIRECT) runs under a time budget (a `vm`
+// timeout, which interrupts any JavaScript, re2js included), and one that exceeds it fails the request
+// with a 400 naming the field, instead of holding the event loop.
 //
 // Semantics follow CouchDB's: a field condition on a missing field is false (`$exists: false` aside);
 // `$eq`, `$gt`, ... compare by CouchDB's collation (null < false < true < numbers < strings < arrays <
 // objects; strings by code point, as PouchDB does, not ICU); `$in`/`$nin` against an array field look
 // at its elements; `$regex` matches anywhere in a string field.
+import vm from 'node:vm';
 import { RE2JS } from 're2js';
 import { badRequest } from '../errors.ts';
 import { isObject } from '../http.ts';
@@ -17,6 +24,12 @@ export type Predicate = (value: unknown) => boolean;
 
 /** Patterns are small by nature; a huge one is a request meant to cost, not to match. */
 const MAX_PATTERN = 8192;
+/** RE2's own rough cost measure (instructions); `a{1000}` alone is 1000. */
+const MAX_PROGRAM = 20_000;
+/** Input length × program size below which a match runs directly (well under 10 ms even on the NFA). */
+const COST_DIRECT = 200_000;
+/** The most one `$regex` match on one document may take; then the request fails. */
+export const REGEX_BUDGET_MS = 250;
 const TYPES = new Set(['null', 'boolean', 'number', 'string', 'array', 'object']);
 
 const join = (where: string, part: string) => (where ? `${where}.${part}` : part);
@@ -106,7 +119,30 @@ function regex(arg: unknown, where: string): Predicate {
   } catch (err) {
     throw fail(where, `$regex ${JSON.stringify(arg.slice(0, 100))} is not a valid RE2 pattern (no backreferences or lookaround): ${(err as Error).message}`);
   }
-  return (v) => typeof v === 'string' && re.matcher(v).find();
+  const size = re.programSize();
+  if (size > MAX_PROGRAM) throw fail(where, `$regex ${JSON.stringify(arg.slice(0, 100))} is too complex (RE2 program size ${size}, at most ${MAX_PROGRAM})`);
+  return (v) => {
+    if (typeof v !== 'string') return false;
+    if (v.length * size <= COST_DIRECT) return re.test(v);
+    return budgeted(() => re.test(v), () => fail(where, `$regex ${JSON.stringify(arg.slice(0, 100))} took longer than ${REGEX_BUDGET_MS} ms on a string of ${v.length} characters; the server stops a selector there rather than hold every other request`));
+  };
+}
+
+// One vm context for budgeted calls: its timeout (a watchdog thread) terminates whatever JavaScript runs
+// inside, host functions included. Starting that watchdog costs ~0.1 ms, hence only for costly matches.
+const guard = vm.createContext({ __run: (): unknown => undefined });
+const call = new vm.Script('__run()');
+
+function budgeted(fn: () => boolean, tooSlow: () => Error): boolean {
+  guard.__run = fn;
+  try {
+    return call.runInContext(guard, { timeout: REGEX_BUDGET_MS }) as boolean;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw tooSlow();
+    throw err;
+  } finally {
+    guard.__run = () => undefined;
+  }
 }
 
 /** One `$operator: argument` applied to the current value. */

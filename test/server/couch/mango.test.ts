@@ -86,3 +86,32 @@ test('malformed selectors are errors that say where and why', (t) => {
   t.regex(reason({ s: { $regex: '(' } }), /^selector at s: \$regex "\(" is not a valid RE2 pattern/);
   t.regex(reason({ s: { $regex: 'a'.repeat(9000) } }), /longer than 8192/);
 });
+
+/** A string on which RE2's lazy DFA gives up for `a[ab]{500}c`: matching falls back to its NFA. */
+function abString(n: number): string {
+  let s = '';
+  let x = 12345;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    s += (x >> 16) & 1 ? 'a' : 'b';
+  }
+  return s + ' c';
+}
+
+test('a $regex match that would hold the event loop stops at its time budget with an error naming the field', (t) => {
+  const costly = compileSelector({ message: { $regex: 'a[ab]{500}c' } });
+  const started = Date.now();
+  const err = t.throws(() => costly({ message: abString(1_000_000) })) as unknown as { status: number; reason: string };
+  const took = Date.now() - started;
+  t.is(err.status, 400);
+  t.regex(err.reason, /^selector at message: \$regex "a\[ab\]\{500\}c" took longer than 250 ms on a string of 1000002 characters/);
+  t.true(took < 1000, `${took} ms`);
+  // The same pattern on short strings answers directly, and correctly.
+  t.true(costly({ message: 'a' + 'b'.repeat(500) + 'c' }));
+  t.false(costly({ message: 'a' + 'b'.repeat(499) + 'c' }));
+});
+
+test('a $regex program too large is refused when the selector is read', (t) => {
+  const err = t.throws(() => compileSelector({ m: { $regex: 'a{1000}'.repeat(30) } })) as unknown as { reason: string };
+  t.regex(err.reason, /^selector at m: \$regex .* is too complex \(RE2 program size \d+, at most 20000\)$/);
+});

@@ -174,3 +174,35 @@ test('a $regex RE2 cannot run in linear time, or a malformed selector, is a 400 
     t.regex(r.body.reason, reason);
   }
 });
+
+test('a $regex match that would take seconds fails with a clear error instead of holding the server', async (t) => {
+  const s = await start();
+  const db = uniq('regex-budget');
+  await s.admin.db.create(db);
+  // Random a/b: RE2's lazy DFA gives up on a[ab]{500}c here, and its NFA needs seconds for 1 MB.
+  let message = '';
+  let x = 12345;
+  for (let i = 0; i < 1_000_000; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    message += (x >> 16) & 1 ? 'a' : 'b';
+  }
+  t.is((await call(s.couchUrl, `/${db}/big`, { method: 'PUT', auth: s.adminAuth, json: { message: message + ' c' } })).status, 201);
+  const started = Date.now();
+  let done = false;
+  const costly = call(s.couchUrl, `/${db}/_changes?filter=_selector`, { method: 'POST', auth: s.adminAuth, json: { selector: { message: { $regex: 'a[ab]{500}c' } } } })
+    .finally(() => { done = true; });
+  const pings: number[] = [];
+  while (!done && Date.now() - started < 20_000) {
+    const t0 = Date.now();
+    await (await fetch(`${s.url}/healthz`)).arrayBuffer();
+    pings.push(Date.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const r = await costly;
+  t.is(r.status, 400, r.text);
+  t.is(r.body.error, 'bad_request');
+  t.regex(r.body.reason, /^selector at message: \$regex "a\[ab\]\{500\}c" took longer than 250 ms on a string of 1000002 characters/);
+  t.true(Date.now() - started < 3000, `${Date.now() - started} ms`);
+  t.true(Math.max(0, ...pings) < 1000, `/healthz took ${Math.max(0, ...pings)} ms`);
+  t.true(s.alive());
+});
