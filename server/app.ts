@@ -105,6 +105,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       maxBody: limits.maxBody,
       quota: new NodeDbQuota(limits),
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
+      log: (msg) => log(`couch: ${msg}`),
     });
     couchHandler = (req, res) => void embedded!.handle(req, res);
   }

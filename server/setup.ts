@@ -1,8 +1,11 @@
 // Brings a CouchDB (embedded or external) to the shape anybios needs, idempotently: `_users`, the
 // catalog with its `_security`, and the design documents of the catalog and every node database,
-// pushed only when their content hash differs (an unchanged start makes no new revision).
+// pushed only when their content hash differs (an unchanged start makes no new revision). A node
+// database whose `_security` is empty (admin-only: e.g. after the embedded store's one-time `_security`
+// migration, see server/couch/embedded/security.ts) gets its standard one again.
 import type { ServerScope } from 'nano';
 import { buildDesignDoc, CATALOG_DB, DDOC_ID, NODE_DB_PREFIX, type DbKind } from '../ddocs/build.ts';
+import { nodeSecurity } from './nodes.ts';
 
 export const CATALOG_SECURITY = { admins: { names: [], roles: [] }, members: { names: [], roles: ['operator', 'node'] } };
 
@@ -32,6 +35,9 @@ export async function pushDesignDoc(couch: ServerScope, db: string, kind: DbKind
   return true;
 }
 
+type Part = { names?: unknown[]; roles?: unknown[] };
+const isEmpty = (p: Part | undefined) => !p || (!p.names?.length && !p.roles?.length);
+
 export interface SetupReport { created: string[]; ddocsPushed: string[] }
 
 export async function setupCouch(couch: ServerScope, opts: { external?: boolean } = {}): Promise<SetupReport> {
@@ -43,7 +49,10 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
   await couch.request({ db: CATALOG_DB, path: '_security', method: 'PUT', body: CATALOG_SECURITY });
   if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
   for (const db of await couch.db.list()) {
-    if (db.startsWith(NODE_DB_PREFIX) && (await pushDesignDoc(couch, db, 'node'))) report.ddocsPushed.push(db);
+    if (!db.startsWith(NODE_DB_PREFIX)) continue;
+    if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
+    const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
+    if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
   }
   return report;
 }

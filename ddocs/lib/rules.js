@@ -27,7 +27,11 @@ var PATTERN_MEANING = {
 function describeError(e) {
   var path = e.instancePath || '';
   var p = e.params || {};
-  if (e.keyword === 'additionalProperties') return { path: path + '/' + p.additionalProperty, message: 'unknown field' };
+  if (e.keyword === 'additionalProperties') {
+    // Attachments would be content served from the server's origin: only templates carry them.
+    if (p.additionalProperty === '_attachments') return { path: path + '/_attachments', message: 'not allowed: only template documents carry attachments' };
+    return { path: path + '/' + p.additionalProperty, message: 'unknown field' };
+  }
   if (e.keyword === 'required') return { path: path + '/' + p.missingProperty, message: 'is required' };
   if (e.keyword === 'enum') return { path: path || '/', message: 'must be one of: ' + (p.allowedValues || []).join(', ') };
   if (e.keyword === 'const') return { path: path || '/', message: 'must be ' + JSON.stringify(p.allowedValue) };

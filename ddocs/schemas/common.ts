@@ -12,16 +12,25 @@ export function idOf(type: string) {
   return { type: 'string', pattern: `^${type}:[a-z0-9][a-z0-9-]{0,62}$` } as const;
 }
 
-/** CouchDB's own fields, allowed on every document (they arrive from replication and from PUT). */
+/**
+ * CouchDB's own fields, allowed on every document (they arrive from replication and from PUT).
+ * Not `_attachments`: see `attachments`.
+ */
 export const couchFields = {
   _rev: { type: 'string' },
   _deleted: { type: 'boolean' },
   _revisions: { type: 'object' },
-  _attachments: { type: 'object' },
   _conflicts: { type: 'array' },
   _revs_info: { type: 'array' },
   _local_seq: {},
 } as const;
+
+/**
+ * `_attachments`, allowed only where a schema names it: template documents (a `tar` template's
+ * `rootfs.tar`). Anything served from a node's database would otherwise be a way to put content
+ * under the server's origin; a system, volume, node or status document with `_attachments` is refused.
+ */
+export const attachments = { type: 'object' } as const;
 
 /** An absolute path with no `.`/`..` components and no NUL; resolved later inside a root. */
 export const absolutePath = {

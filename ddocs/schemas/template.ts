@@ -1,5 +1,5 @@
 // template: where a system's read-only lower layer comes from. Lives in the catalog `anybios`.
-import { couchFields, idOf, name, absolutePath, labels } from './common.ts';
+import { attachments, couchFields, idOf, name, absolutePath, labels } from './common.ts';
 
 export const templateSchema = {
   $id: 'template',
@@ -8,6 +8,7 @@ export const templateSchema = {
   required: ['_id', 'type', 'name', 'source'],
   properties: {
     ...couchFields,
+    _attachments: attachments,
     _id: idOf('template'),
     type: { const: 'template' },
     name,

@@ -4,11 +4,12 @@ export interface CouchMeta {
   _id: string;
   _rev?: string;
   _deleted?: boolean;
-  _attachments?: Record<string, unknown>;
   _conflicts?: string[];
 }
 
 export interface TemplateDoc extends CouchMeta {
+  /** Only templates carry attachments (a `tar` template's `rootfs.tar`). */
+  _attachments?: Record<string, unknown>;
   type: 'template';
   name: string;
   description?: string;

@@ -184,6 +184,22 @@ test('node db: errors name the field and the rule, with the same text as in Node
   ]);
 });
 
+test('attachments: only template documents carry them; elsewhere refused naming the field, in both engines', (t) => {
+  const att = { _attachments: { 'x.html': { content_type: 'text/html', data: 'PGgxPng8L2gxPg==' } } };
+  const refused = /\/_attachments not allowed: only template documents carry attachments/;
+  checkWrites(t, 'node', [
+    [{ ...system, ...att }, operator, refused],
+    [{ ...system, ...att }, admin, refused],
+    [{ ...status, ...att }, nodeA, refused],
+    [{ _id: 'volume:data', type: 'volume', name: 'data', ...att }, nodeA, refused],
+    [{ _id: 'node:a', type: 'node', name: 'a', ...att }, nodeA, refused],
+  ]);
+  checkWrites(t, 'catalog', [
+    [{ _id: 'template:tarred', type: 'template', name: 'tarred', source: 'tar', sha256: 'a'.repeat(64), _attachments: { 'rootfs.tar': { content_type: 'application/x-tar', stub: true, digest: 'md5-x', length: 10240, revpos: 1 } } }, operator, null],
+    [{ ...template, ...att }, admin, null],
+  ]);
+});
+
 test('catalog: admins and operators write templates; nodes and anonymous do not', (t) => {
   checkWrites(t, 'catalog', [
     [template, admin, null],

@@ -24,6 +24,8 @@ export interface EmbeddedCouchOptions extends AuthOptions {
   quota?: NodeDbQuota;
   /** Called with every 5xx, for the server's log. */
   onError?: (err: unknown, req: IncomingMessage) => void;
+  /** Notices for the server's log (the one-time `_security` migration). */
+  log?: (msg: string) => void;
 }
 
 export interface EmbeddedCouch {
@@ -45,7 +47,7 @@ function splitPath(rawPath: string): string[] {
 }
 
 export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
-  const store = new DbStore(opts.dataDir);
+  const store = new DbStore(opts.dataDir, opts.log);
   const auth = new Auth(store, opts);
   const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex') };
   const dbUpdates = new DbUpdatesLog(store);

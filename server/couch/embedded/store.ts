@@ -1,19 +1,19 @@
 // The embedded databases: one on-disk PouchDB (LevelDB) per CouchDB database under <data>/couch/,
 // a registry of which databases exist (PouchDB's view indexes live beside them and are not databases),
-// `_security` objects, and one change signal per database that feeds _changes and _db_updates.
+// `_security` objects (kept outside the databases, see security.ts), one change signal per database
+// that feeds _changes and _db_updates, and a per-database lock between writes and _changes reads.
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import PouchDB from 'pouchdb';
-import { CouchError, badRequest, notFound } from '../errors.ts';
+import { CouchError, notFound } from '../errors.ts';
+import { LEGACY_SECURITY_DOC, SecurityStore, type SecurityObject } from './security.ts';
+import { RwLock } from './rwlock.ts';
+
+export { emptySecurity, normalizeSecurity, type SecurityObject } from './security.ts';
 
 export type Doc = PouchDB.Core.Document<Record<string, unknown>> & PouchDB.Core.GetMeta & Record<string, unknown>;
-
-export interface SecurityObject {
-  admins: { names: string[]; roles: string[] };
-  members: { names: string[]; roles: string[] };
-}
 
 export interface DbUpdate {
   db_name: string;
@@ -23,7 +23,6 @@ export interface DbUpdate {
 // CouchDB's rule minus `/` (each database is a directory here).
 const DB_NAME_RE = /^[a-z][a-z0-9_$()+-]{0,237}$/;
 const SYSTEM_DBS = new Set(['_users', '_replicator', '_global_changes']);
-const SECURITY_DOC = '_local/_anybios_security';
 
 export function checkDbName(name: string): void {
   if (!DB_NAME_RE.test(name) && !SYSTEM_DBS.has(name)) {
@@ -32,26 +31,60 @@ export function checkDbName(name: string): void {
   }
 }
 
-export const emptySecurity = (): SecurityObject => ({ admins: { names: [], roles: [] }, members: { names: [], roles: [] } });
-
 export class DbStore {
   private readonly dir: string;
   private readonly registryPath: string;
   private readonly names: Set<string>;
   private readonly open = new Map<string, { db: PouchDB.Database; feed: PouchDB.Core.Changes<object> }>();
-  private readonly security = new Map<string, SecurityObject>();
+  private readonly security: SecurityStore;
+  private readonly locks = new Map<string, RwLock>();
   /** Every write to any database, as CouchDB's _db_updates reports it. */
   readonly updates$ = new Subject<DbUpdate>();
   /** Databases whose design documents changed (by any writer): compiled validators must go. */
   readonly designChanged$ = new Subject<string>();
   private readonly Pouch: PouchDB.Static;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, log?: (msg: string) => void) {
     this.dir = join(dataDir, 'couch');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.registryPath = join(this.dir, 'databases.json');
     this.names = new Set(existsSync(this.registryPath) ? (JSON.parse(readFileSync(this.registryPath, 'utf8')) as string[]) : []);
     this.Pouch = (PouchDB as unknown as { defaults(o: object): PouchDB.Static }).defaults({ prefix: this.dir + "/" });
+    this.security = new SecurityStore(this.dir, {
+      list: () => this.list(),
+      readLegacy: async (name) => {
+        try {
+          const doc = (await this.handle(name).get(LEGACY_SECURITY_DOC)) as unknown as { _rev: string; security?: unknown };
+          return { value: doc.security, rev: doc._rev };
+        } catch (err) {
+          if ((err as { status?: number }).status === 404) return undefined;
+          throw err;
+        }
+      },
+      removeLegacy: async (name, rev) => void (await this.handle(name).remove(LEGACY_SECURITY_DOC, rev)),
+    }, log);
+  }
+
+  private lock(name: string): RwLock {
+    let l = this.locks.get(name);
+    if (!l) this.locks.set(name, (l = new RwLock()));
+    return l;
+  }
+
+  /**
+   * Runs a document write of `name` exclusively against `reading`. PouchDB's LevelDB adapter reads
+   * _changes from an iterator snapshot but looks each document's metadata up live, and skips a row
+   * whose document has a newer sequence: a write that commits while a _changes read runs moves a
+   * document past the snapshot, and that change is missing from the answer (the read ends with an
+   * older last_seq and no row for it; a one-shot replication then believes it is done).
+   */
+  writing<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock(name).exclusive(fn);
+  }
+
+  /** Runs a _changes read of `name`; many at once, but never while a write of it commits. */
+  reading<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock(name).shared(fn);
   }
 
   private saveRegistry(): void {
@@ -121,7 +154,8 @@ export class DbStore {
     const entry = this.open.get(name);
     entry?.feed.cancel();
     this.open.delete(name);
-    this.security.delete(name);
+    this.locks.delete(name);
+    await this.security.remove(name);
     this.names.delete(name);
     this.saveRegistry();
     await db.destroy();
@@ -130,31 +164,13 @@ export class DbStore {
   }
 
   async getSecurity(name: string): Promise<SecurityObject> {
-    const cached = this.security.get(name);
-    if (cached) return cached;
-    const db = this.get(name);
-    let sec = emptySecurity();
-    try {
-      const doc = (await db.get(SECURITY_DOC)) as unknown as { security: SecurityObject };
-      sec = normalizeSecurity(doc.security);
-    } catch (err) {
-      if ((err as { status?: number }).status !== 404) throw err;
-    }
-    this.security.set(name, sec);
-    return sec;
+    this.get(name);
+    return this.security.get(name);
   }
 
   async putSecurity(name: string, value: unknown): Promise<void> {
-    const sec = normalizeSecurity(value);
-    const db = this.get(name);
-    let rev: string | undefined;
-    try {
-      rev = (await db.get(SECURITY_DOC))._rev;
-    } catch (err) {
-      if ((err as { status?: number }).status !== 404) throw err;
-    }
-    await db.put({ _id: SECURITY_DOC, _rev: rev, security: sec } as PouchDB.Core.PutDocument<object>);
-    this.security.set(name, sec);
+    this.get(name);
+    await this.security.put(name, value);
   }
 
   async close(): Promise<void> {
@@ -166,22 +182,4 @@ export class DbStore {
     this.updates$.complete();
     this.designChanged$.complete();
   }
-}
-
-function names(v: unknown, field: string): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw badRequest(`_security: ${field} must be an array of strings`);
-  return v as string[];
-}
-
-/** Checks and fills a `_security` object: {admins:{names,roles}, members:{names,roles}}. */
-export function normalizeSecurity(value: unknown): SecurityObject {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('_security must be a JSON object');
-  const v = value as Record<string, Record<string, unknown> | undefined>;
-  const part = (k: 'admins' | 'members') => {
-    const p = v[k];
-    if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p))) throw badRequest(`_security: ${k} must be an object`);
-    return { names: names(p?.names, `${k}.names`), roles: names(p?.roles, `${k}.roles`) };
-  };
-  return { admins: part('admins'), members: part('members') };
 }

@@ -6,6 +6,7 @@ import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';
 import { checkRev, writeDocs } from './writes.ts';
+import { cleanDoc } from '../attachments.ts';
 
 export async function database(ctx: Ctx, name: string): Promise<void> {
   const { method, res, store } = ctx;
@@ -75,6 +76,7 @@ export async function allDocs(ctx: Ctx, name: string, designOnly = false): Promi
   const o = rangeOptions(ctx.query, body);
   if (designOnly) Object.assign(o, { startkey: '_design/', endkey: '_design0' });
   const r = await ctx.store.get(name).allDocs(o);
+  for (const row of r.rows as { doc?: unknown }[]) cleanDoc(row.doc);
   sendJson(ctx.res, 200, r);
 }
 
@@ -82,6 +84,7 @@ export async function view(ctx: Ctx, name: string, ddoc: string, viewName: strin
   await requireReader(ctx, name);
   const body = await optionalBody(ctx);
   const r = await ctx.store.get(name).query(`${ddoc}/${viewName}`, rangeOptions(ctx.query, body));
+  for (const row of (r.rows ?? []) as { doc?: unknown }[]) cleanDoc(row.doc);
   sendJson(ctx.res, 200, r);
 }
 
@@ -117,14 +120,14 @@ export async function bulkGet(ctx: Ctx, name: string): Promise<void> {
     const o: Record<string, unknown> = { ...opts, ...(d.atts_since && opts.attachments ? { atts_since: d.atts_since } : {}) };
     if (d.rev === undefined) {
       try {
-        return { id: d.id, docs: [{ ok: await db.get(d.id, o) }] };
+        return { id: d.id, docs: [{ ok: cleanDoc(await db.get(d.id, o)) }] };
       } catch (err) {
         if ((err as { status?: number }).status === 404) return { id: d.id, docs: [missing((err as { reason?: string }).reason)] };
         throw err;
       }
     }
     const found = (await db.get(d.id, { ...o, open_revs: [d.rev] })) as unknown as ({ ok: unknown } | { missing: string })[];
-    return { id: d.id, docs: found.map((f) => ('ok' in f ? { ok: f.ok } : missing())) };
+    return { id: d.id, docs: found.map((f) => ('ok' in f ? { ok: cleanDoc(f.ok) } : missing())) };
   };
   const results: unknown[] = [];
   const list = docs as { id: string; rev?: string; atts_since?: string[] }[];

@@ -4,6 +4,7 @@ import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
+import { ATTACHMENT_HEADERS, attachmentNameProblem, cleanDoc, servedContentType } from '../attachments.ts';
 
 function getOptions(ctx: Ctx): Record<string, unknown> {
   const q = ctx.query;
@@ -50,6 +51,9 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
   if (method === 'GET' || method === 'HEAD') {
     await requireDocReader(ctx, dbName, id);
     const doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
+    // open_revs answers [{ok: doc} | {missing}]; stored content_types are served sanitised (attachments.ts).
+    if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
+    else cleanDoc(doc);
     if (method === 'HEAD') {
       res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
       res.end();
@@ -87,11 +91,12 @@ export async function postDocument(ctx: Ctx, dbName: string): Promise<void> {
   sendJson(ctx.res, 201, { ok: true, id: r.id, rev: r.rev });
 }
 
-const ATT_NAME_RE = /^[^\u0000-\u001f]{1,1024}$/;
 
 export async function attachment(ctx: Ctx, dbName: string, id: string, name: string): Promise<void> {
   checkDocId(id);
-  if (!ATT_NAME_RE.test(name) || name.startsWith('_')) throw badRequest('attachment name must be 1-1024 printable characters, not starting with _');
+  // A new attachment's name must follow the rule; an existing one is read or deleted whatever its name
+  // (stored before the rule, or by another server), so that no stored name can stop a replication.
+  if (name.length > 4096 || (ctx.method === 'PUT' && attachmentNameProblem(name))) throw badRequest(`attachment name ${attachmentNameProblem(name) ?? 'is longer than 4096 characters'}`);
   await requireDocReader(ctx, dbName, id);
   const db = ctx.store.get(dbName);
   const { method, res } = ctx;
@@ -102,7 +107,12 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
     const meta = doc._attachments?.[name];
     if (!meta) throw notFound('Document is missing attachment');
     const data = (await db.getAttachment(id, name, rev ? { rev } : {})) as Buffer;
-    res.writeHead(200, { 'Content-Type': meta.content_type ?? 'application/octet-stream', 'Content-Length': data.length, ETag: `"${meta.digest ?? ''}"` });
+    res.writeHead(200, {
+      ...ATTACHMENT_HEADERS,
+      'Content-Type': servedContentType(meta.content_type ?? 'application/octet-stream'),
+      'Content-Length': data.length,
+      ETag: `"${String(meta.digest ?? '').replace(/[^\x20-\x7e]/g, '')}"`,
+    });
     res.end(method === 'HEAD' ? undefined : data);
     return;
   }
@@ -126,9 +136,11 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   }
   const atts = { ...((current._attachments as Record<string, unknown>) ?? {}) };
   for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
+  cleanDoc({ _attachments: atts }); // an old, unservable content_type must not block adding another attachment
   if (method === 'PUT') {
     const data = await readBody(ctx.req, ctx.maxBody);
-    atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };
+    // No type (or an empty one, as browsers send for unknown files) is a byte stream; a bad one is a 400 in writes.ts.
+    atts[name] = { content_type: ctx.req.headers['content-type'] || 'application/octet-stream', data: data.toString('base64') };
   } else {
     if (!atts[name]) throw notFound('Document is missing attachment');
     delete atts[name];

@@ -7,6 +7,8 @@ import { badRequest, methodNotAllowed } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireReader, requireServerAdmin } from '../context.ts';
 import type { DbStore, DbUpdate } from '../store.ts';
+import { compileSelector } from '../mango.ts';
+import { cleanDoc } from '../attachments.ts';
 
 type Mode = 'normal' | 'longpoll' | 'continuous';
 interface Batch<Row> { results: Row[]; last_seq: unknown }
@@ -141,13 +143,26 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
     return_docs: true,
   };
   const filterName = q.str('filter');
+  let selectorFailure: unknown;
   if (filterName === '_doc_ids') {
     const ids = body.doc_ids ?? q.json('doc_ids');
     if (!Array.isArray(ids) || ids.length > 10_000 || !ids.every((i) => typeof i === 'string')) throw badRequest('filter=_doc_ids needs doc_ids: an array of document ids');
     base.doc_ids = ids as string[];
   } else if (filterName === '_selector') {
     if (!isObject(body.selector)) throw badRequest('filter=_selector needs a POST body {"selector": {...}}');
-    base.selector = body.selector as PouchDB.Find.Selector;
+    // Our evaluator, not PouchDB's: its $regex is linear-time (mango.ts), PouchDB's could freeze the server.
+    // A selector that fails on a document (a $regex over its time budget) fails the request with our
+    // error; PouchDB would report it as "Filter function threw", so it is kept and rethrown below.
+    const matches = compileSelector(body.selector);
+    base.filter = (doc: unknown) => {
+      if (selectorFailure) return false;
+      try {
+        return matches(doc);
+      } catch (err) {
+        selectorFailure = err;
+        throw err;
+      }
+    };
   } else if (filterName === '_design') {
     base.filter = (doc: { _id: string }) => doc._id.startsWith('_design/');
   } else if (filterName !== undefined) {
@@ -156,7 +171,11 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
   const source: FeedSource<{ seq?: unknown }> = {
     signal$: ctx.store.updates$.pipe(filter((u) => u.db_name === dbName)),
     async fetch(from, limit) {
-      const r = await db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) });
+      // Under the store's read lock: a write committing mid-read would drop a change (store.ts `writing`).
+      const r = await ctx.store.reading(dbName, () => db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) })).catch((err) => {
+        throw selectorFailure ?? err;
+      });
+      for (const row of r.results as { doc?: unknown }[]) cleanDoc(row.doc);
       return { results: r.results as unknown as { seq?: unknown }[], last_seq: r.last_seq };
     },
   };

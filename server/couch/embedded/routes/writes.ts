@@ -5,6 +5,7 @@ import { CouchError, badRequest, forbidden } from '../../errors.ts';
 import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB } from '../auth.ts';
+import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
 
 const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
 
@@ -36,10 +37,17 @@ function checkRevisions(v: unknown): void {
 function checkAttachments(v: unknown): void {
   if (!isObject(v)) throw docValidation('_attachments must be an object');
   for (const [name, att] of Object.entries(v)) {
-    const what = `_attachments.${name.slice(0, 80)}`;
+    const what = `_attachments.${JSON.stringify(name.slice(0, 80)).slice(1, -1)}`;
+    // Stubs keep the names already stored (served robustly, documents.ts); new data gets today's rule.
+    const nameProblem = isObject(att) && att.stub === true ? null : attachmentNameProblem(name);
+    if (nameProblem) throw docValidation(`${what}: the attachment name ${nameProblem}`);
     if (!isObject(att)) throw docValidation(`${what} must be an object`);
-    if (att.content_type !== undefined && typeof att.content_type !== 'string') throw docValidation(`${what}.content_type must be a string`);
-    if (att.digest !== undefined && typeof att.digest !== 'string') throw docValidation(`${what}.digest must be a string`);
+    if (att.content_type !== undefined) {
+      const problem = contentTypeProblem(att.content_type);
+      if (problem) throw docValidation(`${what}.content_type ${problem}`);
+    }
+    // Served as the attachment's ETag: printable ASCII only, like content_type.
+    if (att.digest !== undefined && (typeof att.digest !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(att.digest))) throw docValidation(`${what}.digest must be a digest like md5-<base64> (printable ASCII)`);
     for (const k of ['length', 'revpos'] as const) {
       if (att[k] !== undefined && (typeof att[k] !== 'number' || !Number.isSafeInteger(att[k]) || (att[k] as number) < 0)) throw docValidation(`${what}.${k} must be a non-negative integer`);
     }
@@ -129,7 +137,7 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
   if (admitted.length) {
     // A design document written here changes the rules for the very next write: drop the compiled ones now.
     if (admitted.some((a) => String(a.doc._id).startsWith('_design/'))) ctx.validator.forget(dbName);
-    const written = await db.bulkDocs(admitted.map((a) => a.doc) as PouchDB.Core.PutDocument<object>[], { new_edits: newEdits } as PouchDB.Core.BulkDocsOptions);
+    const written = await ctx.store.writing(dbName, () => db.bulkDocs(admitted.map((a) => a.doc) as PouchDB.Core.PutDocument<object>[], { new_edits: newEdits } as PouchDB.Core.BulkDocsOptions));
     if (newEdits) {
       written.forEach((w, k) => {
         const r = w as { id?: string; rev?: string; ok?: boolean; error?: unknown; name?: string; message?: string; reason?: string; status?: number };
