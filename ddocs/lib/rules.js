@@ -96,7 +96,11 @@ function validate(dbKind, newDoc, oldDoc, userCtx, secObj) {
     if (AGENT_ONLY[type] && !admin && !isNode) forbid(type + ': documents are written only by the node\'s agent (' + nodeUser + ')');
     if (type === 'node' && id !== 'node:' + nodeId) forbid('_id: this database holds only node:' + nodeId);
   }
-  if (newDoc._deleted) return;
+  if (newDoc._deleted) {
+    // A deletion is not schema-checked, but it must not smuggle attachments past the schema either.
+    if (newDoc._attachments && type !== 'template') forbid('invalid ' + type + ' ' + id + ': /_attachments not allowed: only template documents carry attachments');
+    return;
+  }
   // A node's credential may sit on a stolen device: it must not be able to ask for root on the host.
   if (type === 'system' && newDoc.privileged === true && !admin && !hasRole(userCtx, 'operator')) {
     forbid('invalid system ' + id + ': /privileged: only admins and operators may make a system privileged (root of the host, no user namespace); ' + who + ' may not');

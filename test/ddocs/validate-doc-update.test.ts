@@ -143,3 +143,9 @@ test('node db: only admins and operators may make a system privileged (also over
   t.is(refusal(validateNode, { _id: 'system:web', _rev: '2-a', _deleted: true }, nodeA), null);
   t.regex(refusal(validateNode, { ...system, privileged: 'yes' }, admin)!, /\/privileged must be boolean/);
 });
+
+test('a deletion cannot carry attachments past the schema (only templates have them)', (t) => {
+  const att = { 'x.html': { content_type: 'text/html', data: 'PGgxPng8L2gxPg==' } };
+  t.regex(refusal(validateNode, { _id: 'system:web', _rev: '1-a', _deleted: true, _attachments: att }, nodeA)!, /\/_attachments not allowed/);
+  t.is(refusal(validateNode, { _id: 'system:web', _rev: '1-a', _deleted: true }, nodeA), null);
+});
