@@ -44,6 +44,10 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
     if (terminal?.rev === rev && terminal.code === 'TEMPLATE_MISSING') return [];
     return [{ action: 'fail', name, rev, code: 'TEMPLATE_MISSING', message: `template ${d.spec.template} is not in this node's catalog copy` }];
   }
+  if (d.blocked) {
+    // Level-triggered: the gate is asked again on every pass, so nothing is recorded as terminal.
+    return d.blocked.stop && (isUp(o) || o?.phase === 'materializing') ? [{ action: 'stop', name, reason: 'template-blocked' }] : [];
+  }
   const hash = runtimeHash(d.spec, d.template);
   const applied = input.applied.get(name);
   const b = input.backoff.get(name);

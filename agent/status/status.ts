@@ -38,6 +38,10 @@ export function statusFor(f: StatusFacts): StatusDoc {
     phase = 'materializing';
   } else if (d.spec.state === 'stopped') {
     phase = 'stopped';
+  } else if (d.blocked) {
+    phase = d.blocked.code ? 'failed' : 'pending';
+    code = d.blocked.code;
+    message = d.blocked.message;
   } else if (f.lastError && f.lastError.hash === f.hash) {
     phase = 'failed';
     code = f.lastError.code;

@@ -254,16 +254,3 @@ export function remoteDb(url: string, auth: { username: string; password: string
 function newAgent(url: string): http.Agent {
   return url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
 }
-
-/** Pulls the named templates (attachments included) from the catalog into the local catalog copy. */
-export async function pullTemplates(local: PouchDB.Database, catalogUrl: string, auth: { username: string; password: string }, names: string[]): Promise<void> {
-  if (!names.length) return;
-  const agent = newAgent(catalogUrl);
-  const remote = remoteDb(catalogUrl, auth, agent);
-  try {
-    await local.replicate.from(remote, { doc_ids: names.map((n) => `template:${n}`) } as PouchDB.Replication.ReplicateOptions);
-  } finally {
-    await remote.close().catch(() => {});
-    agent.destroy();
-  }
-}

@@ -4,6 +4,9 @@ import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
+import { ATTACHMENT_MAX_BODY, rangeResponse } from './range.ts';
+
+const headerOf = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
 function getOptions(ctx: Ctx): Record<string, unknown> {
   const q = ctx.query;
@@ -102,8 +105,9 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
     const meta = doc._attachments?.[name];
     if (!meta) throw notFound('Document is missing attachment');
     const data = (await db.getAttachment(id, name, rev ? { rev } : {})) as Buffer;
-    res.writeHead(200, { 'Content-Type': meta.content_type ?? 'application/octet-stream', 'Content-Length': data.length, ETag: `"${meta.digest ?? ''}"` });
-    res.end(method === 'HEAD' ? undefined : data);
+    const out = rangeResponse(headerOf(ctx.req.headers.range), data, { 'Content-Type': meta.content_type ?? 'application/octet-stream', ETag: `"${meta.digest ?? ''}"` });
+    res.writeHead(out.status, out.headers);
+    res.end(method === 'HEAD' ? undefined : out.body);
     return;
   }
   if (method !== 'PUT' && method !== 'DELETE') throw methodNotAllowed('GET,HEAD,PUT,DELETE');
@@ -127,7 +131,7 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   const atts = { ...((current._attachments as Record<string, unknown>) ?? {}) };
   for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
   if (method === 'PUT') {
-    const data = await readBody(ctx.req, ctx.maxBody);
+    const data = await readBody(ctx.req, Math.max(ctx.maxBody, ATTACHMENT_MAX_BODY));
     atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };
   } else {
     if (!atts[name]) throw notFound('Document is missing attachment');
