@@ -9,12 +9,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildRootfs } from '../../fixtures/rootfs/build.ts';
-import { addNode, removeNode } from '../../server/nodes.ts';
-import { destroySystems, spawnAgent, type TestAgent } from '../helpers/agent.ts';
-import { eventually } from '../helpers/wait.ts';
-import { CLI, call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { buildRootfs } from '../../../fixtures/rootfs/build.ts';
+import { addNode, removeNode } from '../../../server/nodes.ts';
+import { destroySystems, spawnAgent, type TestAgent } from '../../helpers/agent.ts';
+import { eventually } from '../../helpers/wait.ts';
+import { CLI, call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
 
 const run = promisify(execFile);
 if (process.getuid?.() !== 0) throw new Error('the agent tests need root (real mounts and namespaces); run them as root');
