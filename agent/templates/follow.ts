@@ -20,6 +20,8 @@ export interface TemplateFollowerOptions {
   /** The rootfs.tar attachments of the followed tar templates, whenever they may have changed. */
   onAttachments: (metas: AttachmentMeta[]) => void;
   log: (msg: string) => void;
+  /** Called when the catalog answered for names not asked about before (a missing one is now known missing). */
+  onAnswered?: () => void;
   /** Longpoll timeout (the server answers an empty batch after it). */
   pollMs?: number;
 }
@@ -41,6 +43,8 @@ export class TemplateFollower {
   private stopped = false;
   private generation = 0;
   private readonly metas = new Map<string, AttachmentMeta>();
+  /** Names the catalog has answered for since they were followed: absent from the copy = absent there. */
+  private readonly answered = new Set<string>();
 
   constructor(private readonly o: TemplateFollowerOptions) {}
 
@@ -52,10 +56,16 @@ export class TemplateFollower {
     this.since = 0;
     this.generation++;
     for (const n of this.metas.keys()) if (!next.includes(n)) this.metas.delete(n);
+    for (const n of this.answered) if (!next.includes(n)) this.answered.delete(n);
     this.publish();
     this.abort?.abort();
     this.wake?.();
     if (!this.loop && !this.stopped) this.loop = this.run();
+  }
+
+  /** Whether the catalog has answered for `name` yet (until then a missing document may just be on its way). */
+  hasAnswered(name: string): boolean {
+    return this.answered.has(name);
   }
 
   /** Retry now (the server answers again). */
@@ -123,6 +133,9 @@ export class TemplateFollower {
       for (const row of body.results ?? []) attachmentsChanged = (await this.apply(row)) || attachmentsChanged;
       if (body.last_seq !== undefined) this.since = body.last_seq;
       if (attachmentsChanged) this.publish();
+      const fresh = this.names.filter((n) => !this.answered.has(n));
+      for (const n of fresh) this.answered.add(n);
+      if (fresh.length) this.o.onAnswered?.();
     } finally {
       clearTimeout(guard);
       if (this.abort === abort) this.abort = null;

@@ -14,6 +14,8 @@ export interface GateOptions {
   hostAllowed: boolean;
   /** Why a tar template's files are not here yet (undefined: they are). */
   pullBlocked: (t: TemplateDoc) => Blocked | undefined;
+  /** Whether the catalog has answered for this name (default yes): until then a missing one is only pending. */
+  answered?: (name: string) => boolean;
 }
 
 export function gateTemplate(name: string, doc: TemplateDoc | null, o: GateOptions): Gate {
@@ -23,7 +25,11 @@ export function gateTemplate(name: string, doc: TemplateDoc | null, o: GateOptio
     if (!o.hostAllowed) return { template, blocked: { code: 'TEMPLATE_HOST_DENIED', message: 'this node does not allow the host template (its agent runs with --host-template deny, or not as root)', stop: true } };
     return { template };
   }
-  if (!doc) return { template: null };
+  if (!doc) {
+    // Just named by a new system: its document is on its way (or the catalog is unreachable), not missing yet.
+    if (o.answered && !o.answered(name)) return { template: null, blocked: { code: null, message: `template ${name}: asking the catalog for it` } };
+    return { template: null };
+  }
   if (doc.enabled === false) return { template: doc, blocked: { code: 'TEMPLATE_DISABLED', message: `the catalog document template:${name} says enabled: false`, stop: true } };
   const blocked = doc.source === 'tar' ? o.pullBlocked(doc) : undefined;
   return blocked ? { template: doc, blocked } : { template: doc };

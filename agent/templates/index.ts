@@ -46,12 +46,12 @@ export class NodeTemplates {
 
   constructor(private readonly o: NodeTemplatesOptions) {
     this.puller = new TemplatePuller({ dataDir: o.dataDir, catalogUrl: o.catalogUrl, auth: o.auth, reserveBytes: o.reserveBytes, onChange: o.requestPass, log: o.log });
-    this.follower = new TemplateFollower({ catalog: o.catalog, catalogUrl: o.catalogUrl, auth: o.auth, log: o.log, onAttachments: (m) => this.puller.want(m) });
+    this.follower = new TemplateFollower({ catalog: o.catalog, catalogUrl: o.catalogUrl, auth: o.auth, log: o.log, onAttachments: (m) => this.puller.want(m), onAnswered: o.requestPass });
     this.gcFile = join(o.dataDir, 'agent', 'template-gc.json');
     this.unusedSince = loadUnused(this.gcFile);
   }
 
-  gate = (name: string, doc: TemplateDoc | null): Gate => gateTemplate(name, doc, { hostAllowed: this.o.hostAllowed, pullBlocked: (t) => this.puller.blocked(t) });
+  gate = (name: string, doc: TemplateDoc | null): Gate => gateTemplate(name, doc, { hostAllowed: this.o.hostAllowed, pullBlocked: (t) => this.puller.blocked(t), answered: (n) => this.follower.hasAnswered(n) });
 
   tarballOf = (t: TemplateDoc): string | undefined => this.puller.tarballOf(t);
 

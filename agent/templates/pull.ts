@@ -2,9 +2,11 @@
 // bytes in <data>/agent/pulls/<sha256>.part and continues with an HTTP Range request; the whole file
 // is checked against the template's sha256 before it becomes <sha256>.tar (the runtime checks it
 // again when it unpacks). A pull that would fill the disk is refused before its first byte.
-// Failures are retried with back-off (1 s … 60 s), and at once on `kick()` (the server came back, the
-// document changed): the state of each pull is what the status of the systems waiting for it says.
-import { existsSync, promises as fsp, statSync } from 'node:fs';
+// Failures are retried with back-off (1 s … 60 s; at once after a break that had delivered bytes), and
+// at once on `kick()` (the server came back, the document changed). The state of each pull is what the
+// status of the systems waiting for it says.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, promises as fsp, statSync } from 'node:fs';
 import type { TemplateDoc } from '../../ddocs/schemas/types.ts';
 import type { Blocked } from '../model/types.ts';
 import { sha256File } from '../runtime/templates.ts';
@@ -111,6 +113,12 @@ export class TemplatePuller {
   kick(): void {
     if (this.stopped) return;
     for (const e of this.errors.values()) if (!e.final) e.retryAt = 0;
+    this.retryDue();
+  }
+
+  /** Runs the pulls that are due (none in back-off), then waits for the next due one. */
+  private retryDue(): void {
+    if (this.stopped) return;
     clearTimeout(this.timer);
     if (this.running) return;
     this.running = this.drain().finally(() => {
@@ -123,7 +131,7 @@ export class TemplatePuller {
     if (this.stopped) return;
     const next = Math.min(Infinity, ...[...this.errors.entries()].filter(([sha]) => this.wanted.has(sha)).map(([, e]) => e.retryAt));
     if (next === Infinity) return;
-    this.timer = setTimeout(() => this.kick(), Math.max(50, next - Date.now()));
+    this.timer = setTimeout(() => this.retryDue(), Math.max(50, next - Date.now()));
     this.timer.unref();
   }
 
@@ -138,11 +146,13 @@ export class TemplatePuller {
         this.done++;
       } catch (err) {
         if (this.stopped) return;
-        const e = err as { code?: string; message?: string };
+        const e = err as { code?: string; message?: string; final?: boolean; progressed?: boolean };
         const code = e.code === 'TEMPLATE_NO_SPACE' ? 'TEMPLATE_NO_SPACE' : 'TEMPLATE_PULL_FAILED';
-        const failures = (this.errors.get(next.sha256)?.failures ?? 0) + 1;
-        const final = (e as { final?: boolean }).final === true;
-        this.errors.set(next.sha256, { code, message: String(e.message ?? err).slice(0, 1000), failures, retryAt: final ? Infinity : Date.now() + backoff(failures), digest: next.digest, final });
+        const final = e.final === true;
+        // A link that broke after delivering bytes is tried again at once; one that delivers nothing backs off.
+        const failures = e.progressed ? 0 : (this.errors.get(next.sha256)?.failures ?? 0) + 1;
+        const retryAt = final ? Infinity : Date.now() + (e.progressed ? 100 : backoff(failures));
+        this.errors.set(next.sha256, { code, message: String(e.message ?? err).slice(0, 1000), failures, retryAt, digest: next.digest, final });
         this.o.log(`template ${next.name}: ${code}: ${e.message}`);
       } finally {
         this.current = null;
@@ -170,18 +180,20 @@ export class TemplatePuller {
       this.resumed++;
       this.o.log(`template ${meta.name}: resuming the pull at ${mb(have)} of ${mb(meta.length)}`);
     }
-    if (have < meta.length) await this.download(meta, part, have, progress, abort);
-    const got = await sha256File(part);
+    const t0 = Date.now();
+    // Hashed as the bytes arrive (one read of the kept part when resuming), not in another pass.
+    const got = have < meta.length ? await this.download(meta, part, have, progress, abort) : await sha256File(part);
     if (got !== meta.sha256) {
       await fsp.rm(part, { force: true });
       throw Object.assign(new Error(`template ${meta.name}: the pulled rootfs.tar has sha256 ${got}, the template says ${meta.sha256} (discarded)`), { code: 'TEMPLATE_PULL_FAILED', final: true });
     }
     await fsp.rename(part, p.tar(meta.sha256));
     await fsp.rm(p.partMeta(meta.sha256), { force: true });
-    this.o.log(`template ${meta.name}: pulled ${mb(meta.length)}${progress.resumedFrom ? ` (resumed at ${mb(progress.resumedFrom)})` : ''}, sha256 verified`);
+    this.o.log(`template ${meta.name}: pulled ${mb(meta.length)}${progress.resumedFrom ? ` (resumed at ${mb(progress.resumedFrom)})` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s, sha256 verified`);
   }
 
-  private async download(meta: AttachmentMeta, part: string, have: number, progress: PullProgress, abort: AbortController): Promise<void> {
+  /** Fetches the rest of the attachment into `part`; returns the sha256 of the whole file. */
+  private async download(meta: AttachmentMeta, part: string, have: number, progress: PullProgress, abort: AbortController): Promise<string> {
     const url = `${this.o.catalogUrl()}/${encodeURIComponent(`template:${meta.name}`)}/rootfs.tar`;
     const headers: Record<string, string> = { Authorization: 'Basic ' + Buffer.from(`${this.o.auth.username}:${this.o.auth.password}`).toString('base64') };
     if (have > 0) headers.Range = `bytes=${have}-`;
@@ -190,6 +202,9 @@ export class TemplatePuller {
     const stall = setInterval(() => { if (Date.now() - lastByteAt > stallMs) abort.abort(new Error(`no data for ${stallMs / 1000} s`)); }, Math.min(1000, stallMs));
     stall.unref();
     let fh: fsp.FileHandle | null = null;
+    let batch: Uint8Array[] = [];
+    let batched = 0;
+    let flush = async (): Promise<void> => {};
     try {
       const res = await fetch(url, { headers, signal: abort.signal }).catch((err) => { throw pullError(meta, `cannot reach the catalog: ${causeOf(err)}`); });
       if (res.status === 416 && have > 0) {
@@ -211,14 +226,37 @@ export class TemplatePuller {
         }
       } else offset = 0; // the server ignored our Range: take the whole body from the start
       progress.bytes = offset;
-      fh = await fsp.open(part, offset === 0 ? 'w' : 'a', 0o600);
+      const hash = createHash('sha256');
+      if (offset > 0) {
+        let kept = 0;
+        for await (const chunk of createReadStream(part, { end: offset - 1 })) {
+          hash.update(chunk as Buffer);
+          kept += (chunk as Buffer).length;
+        }
+        if (kept !== offset) throw pullError(meta, `the kept part has ${kept} bytes, not ${offset}`);
+      }
+      fh = await fsp.open(part, offset === 0 ? 'w' : 'r+', 0o600);
       const started = Date.now();
       let lastTenth = Math.floor((offset / Math.max(1, meta.length)) * 10);
+      // Network chunks are small (16-64 KiB): written in batches (4 MiB, or each second on a slow link).
+      let flushedAt = Date.now();
+      flush = async () => {
+        flushedAt = Date.now();
+        if (!batched) return;
+        const buf = Buffer.concat(batch, batched);
+        batch = [];
+        batched = 0;
+        await fh!.write(buf, 0, buf.length, progress.bytes);
+        progress.bytes += buf.length;
+      };
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         lastByteAt = Date.now();
-        if (progress.bytes + chunk.length > meta.length) throw pullError(meta, `the server sent more than the ${meta.length} bytes the document announces`);
-        await fh.write(chunk);
-        progress.bytes += chunk.length;
+        if (progress.bytes + batched + chunk.length > meta.length) throw pullError(meta, `the server sent more than the ${meta.length} bytes the document announces`);
+        hash.update(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched < 4 * 1024 * 1024 && Date.now() - flushedAt < 1000) continue;
+        await flush();
         const secs = (Date.now() - started) / 1000;
         progress.rate = secs > 0 ? Math.round((progress.bytes - offset) / secs) : 0;
         progress.etaSeconds = progress.rate > 0 ? Math.ceil((meta.length - progress.bytes) / progress.rate) : null;
@@ -228,10 +266,14 @@ export class TemplatePuller {
           this.o.onChange();
         }
       }
+      await flush();
       if (progress.bytes !== meta.length) throw pullError(meta, `the download ended at ${progress.bytes} of ${meta.length} bytes`);
+      return hash.digest('hex');
     } catch (err) {
+      // What arrived before the break is kept: the next try resumes after it.
+      await flush().catch(() => {});
       if ((err as { code?: string }).code === 'TEMPLATE_PULL_FAILED') throw err;
-      throw pullError(meta, `the download broke at ${mb(progress.bytes)} of ${mb(meta.length)} (kept; it resumes there): ${causeOf(abort.signal.reason ?? err)}`);
+      throw Object.assign(pullError(meta, `the download broke at ${mb(progress.bytes)} of ${mb(meta.length)} (kept; it resumes there): ${causeOf(abort.signal.reason ?? err)}`), { progressed: progress.bytes > have });
     } finally {
       clearInterval(stall);
       await fh?.close();

@@ -11,7 +11,7 @@ export interface TcpProxy {
   /** Stop forwarding on every open connection, silently; new connections work normally. */
   freeze(): void;
   /**
-   * Cut any connection once it has carried `bytes` from the server (exactly that many reach the client):
+   * Cut any connection once it has carried `bytes` from the server since this call (exactly that many reach the client):
    * a download broken at a known point. null lifts it.
    */
   cutAfter(bytes: number | null): void;
@@ -21,22 +21,21 @@ export interface TcpProxy {
 }
 
 export async function startTcpProxy(targetPort: number, port = 0): Promise<TcpProxy> {
-  const open = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
+  const open = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean; carried: number }>();
   let server: net.Server | null = null;
   let boundPort = port;
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       server = net.createServer((client) => {
         const upstream = net.connect(targetPort, '127.0.0.1');
-        const pair = { client, upstream, frozen: false };
+        const pair = { client, upstream, frozen: false, carried: 0 };
         open.add(pair);
         client.pipe(upstream);
-        let carried = 0;
         upstream.on('data', (chunk: Buffer) => {
           if (pair.frozen) return;
-          if (cutAt !== null && carried + chunk.length >= cutAt) {
-            const keep = chunk.subarray(0, Math.max(0, cutAt - carried));
-            carried += keep.length;
+          if (cutAt !== null && pair.carried + chunk.length >= cutAt) {
+            const keep = chunk.subarray(0, Math.max(0, cutAt - pair.carried));
+            pair.carried += keep.length;
             cuts++;
             // Stop reading the server and let the kept bytes reach the client before both are closed.
             pair.frozen = true;
@@ -44,7 +43,7 @@ export async function startTcpProxy(targetPort: number, port = 0): Promise<TcpPr
             client.end(keep, () => end());
             return;
           }
-          carried += chunk.length;
+          pair.carried += chunk.length;
           if (!client.write(chunk)) {
             upstream.pause();
             client.once('drain', () => upstream.resume());
@@ -101,6 +100,8 @@ export async function startTcpProxy(targetPort: number, port = 0): Promise<TcpPr
     },
     cutAfter(bytes) {
       cutAt = bytes;
+      // Counted from now on, also on open keep-alive connections (which may have carried a lot before).
+      for (const pair of open) pair.carried = 0;
     },
     get cuts() { return cuts; },
     async close() {

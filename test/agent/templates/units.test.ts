@@ -121,3 +121,9 @@ test('disk: a need above what is free (after the reserve) is refused with TEMPLA
   t.is((err as { code?: string }).code, 'TEMPLATE_NO_SPACE');
   t.regex(err!.message, /template x needs \d+ MB .* has \d+ MB free: refused before pulling/);
 });
+
+test('a template just named by a new system is pending until the catalog has answered for it, then missing', (t) => {
+  const asking = gateTemplate('deb', null, { hostAllowed: true, pullBlocked: noPull, answered: () => false });
+  t.deepEqual(asking, { template: null, blocked: { code: null, message: 'template deb: asking the catalog for it' } });
+  t.deepEqual(gateTemplate('deb', null, { hostAllowed: true, pullBlocked: noPull, answered: () => true }), { template: null });
+});
