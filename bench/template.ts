@@ -61,16 +61,20 @@ async function runningSeconds(db: string, name: string): Promise<number> {
   const spec = { type: 'system', name, kind: 'app', template: name, state: 'running', network: 'none', command: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 5 & wait; done"] };
   const r = await call(s!.couchUrl, `/${db}/system:${name}`, { method: 'PUT', auth: s!.adminAuth, json: { ...spec, ...(cur.status === 200 ? { _rev: cur.body._rev } : {}) } });
   if (r.status !== 201) throw new Error(r.text);
-  await until(`${name} running`, async () => (await call(s!.couchUrl, `/${db}/status:${name}`, { auth: s!.adminAuth })).body?.phase === 'running');
+  await until(`${name} running`, async () => (await call(s!.couchUrl, `/${db}/status:${name}`, { auth: s!.adminAuth })).body?.phase === 'running', 300_000);
   return (performance.now() - t0) / 1000;
 }
 
-async function phase(name: string, fn: () => Promise<void>): Promise<void> {
+/** One measured phase; false (and a note) when it failed, so the phases that need it are skipped. */
+async function phase(name: string, fn: () => Promise<void>): Promise<boolean> {
   try {
     await fn();
+    return true;
   } catch (err) {
-    notes.push(`${name}: ${(err as Error).message}`);
-    console.error(`bench/template: ${name} failed: ${(err as Error).message}`);
+    const e = err as Error & { stderr?: string };
+    notes.push(`${name}: ${e.stderr?.trim() || e.message}`);
+    console.error(`bench/template: ${name} failed: ${e.stderr?.trim() || e.message}`);
+    return false;
   }
 }
 
@@ -94,13 +98,14 @@ try {
   const size = statSync(tarFull).size;
 
   let curl = NaN;
-  await phase('upload', async () => {
+  const uploaded = await phase('upload', async () => {
     for (const [name, file] of [['full', tarFull], ['cut', tarCut]] as const) {
       const t0 = performance.now();
       await run(process.execPath, [CLI, 'template', 'add', name, '--from', file, '--no-progress', '--url', s!.url, '--password', s!.adminPassword], { maxBuffer: 1 << 20 });
       if (name === 'full') rows.push({ metric: `upload (template add, ${MB} MB)`, value: (performance.now() - t0) / 1000, unit: 's' });
     }
   });
+  if (!uploaded) throw new Error('no template uploaded: nothing to pull');
   await phase('curl', async () => {
     // The floor: the same attachment through the same link, with the node's credential, to /dev/null.
     const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{time_total} %{size_download}', '-u', `node-bench:${password}`, `${proxy!.url}/db/anybios/template:full/rootfs.tar`]);
