@@ -89,7 +89,11 @@ export class TemplatePuller {
     const err = this.errors.get(sha);
     if (err) return { code: err.code, message: err.final ? `${err.message}; not pulled again until the template changes` : `${err.message}; next try in ${Math.max(0, Math.ceil((err.retryAt - Date.now()) / 1000))} s` };
     const p = this.current?.meta.sha256 === sha ? this.current.progress : null;
-    if (p) return { code: null, message: `pulling template ${t.name}: ${Math.floor((p.bytes / Math.max(1, p.total)) * 10) * 10}% of ${mb(p.total)}` };
+    if (p) {
+      // In tenths, so the status is rewritten about ten times per pull, not at every chunk.
+      const rate = p.rate ? `, ${mb(p.rate)}/s, about ${p.etaSeconds ?? '?'} s left` : '';
+      return { code: null, message: `pulling template ${t.name}: ${Math.floor((p.bytes / Math.max(1, p.total)) * 10) * 10}% of ${mb(p.total)}${rate}${p.resumedFrom ? ` (resumed at ${mb(p.resumedFrom)})` : ''}` };
+    }
     if (!this.wanted.has(sha)) return { code: null, message: `template ${t.name}: waiting for its rootfs.tar from the catalog (not on this node yet)` };
     return { code: null, message: `template ${t.name}: pull queued` };
   }
