@@ -3,7 +3,8 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { parseRange } from '../../../server/couch/embedded/routes/range.ts';
-import { call, removeDataDir, startServer, type TestServer } from '../../helpers/server.ts';
+import { addNode, removeNode } from '../../../server/nodes.ts';
+import { basic, call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 
 let s: TestServer;
 const data = randomBytes(100_000);
@@ -75,3 +76,17 @@ test('parseRange (pure)', (t) => {
   t.deepEqual(parseRange('bytes=-', 10), { kind: 'full' });
 });
 
+
+test('attachments above the JSON body limit: templates writers may send them, a node credential may not', async (t) => {
+  const node = uniq('att');
+  const cred = await addNode(s.admin, node);
+  t.teardown(() => removeNode(s.admin, node).catch(() => {}));
+  const big = Buffer.alloc(65 * 1024 * 1024, 1); // over the 64 MiB JSON body limit
+  const byNode = await fetch(`${s.couchUrl}/anybios-node-${node}/system:x/blob`, { method: 'PUT', headers: { Authorization: basic(cred.user, cred.password), 'Content-Type': 'application/octet-stream' }, body: big });
+  t.is(byNode.status, 413, await byNode.text());
+  const cur = await call(s.couchUrl, `/anybios/${encodeURIComponent(doc)}`, { auth: s.adminAuth });
+  const byAdmin = await fetch(`${s.couchUrl}/anybios/${encodeURIComponent(doc)}/big.bin?rev=${cur.body._rev}`, { method: 'PUT', headers: { Authorization: s.adminAuth, 'Content-Type': 'application/octet-stream' }, body: big });
+  t.is(byAdmin.status, 201, await byAdmin.text());
+  const head = await fetch(`${s.couchUrl}/anybios/${encodeURIComponent(doc)}/big.bin`, { method: 'HEAD', headers: { Authorization: s.adminAuth, Range: 'bytes=-10' } });
+  t.is(head.headers.get('content-range'), `bytes ${big.length - 10}-${big.length - 1}/${big.length}`);
+});

@@ -1,10 +1,10 @@
 // Documents, local documents and attachments: GET/HEAD/PUT/POST/DELETE.
 import { badRequest, conflict, methodNotAllowed, forbidden, notFound } from '../../errors.ts';
 import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
-import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
+import { type Ctx, isDbAdmin, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
-import { ATTACHMENT_MAX_BODY, rangeResponse } from './range.ts';
+import { attachmentLimit, rangeResponse } from './range.ts';
 
 const headerOf = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
@@ -131,7 +131,7 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   const atts = { ...((current._attachments as Record<string, unknown>) ?? {}) };
   for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
   if (method === 'PUT') {
-    const data = await readBody(ctx.req, Math.max(ctx.maxBody, ATTACHMENT_MAX_BODY));
+    const data = await readBody(ctx.req, attachmentLimit(ctx.userCtx.roles, isDbAdmin(ctx.userCtx, await ctx.store.getSecurity(dbName)), ctx.maxBody));
     atts[name] = { content_type: String(ctx.req.headers['content-type'] ?? 'application/octet-stream'), data: data.toString('base64') };
   } else {
     if (!atts[name]) throw notFound('Document is missing attachment');

@@ -6,8 +6,21 @@
 /**
  * The largest attachment a PUT may send (a template's rootfs.tar): above the JSON body limit, and below
  * what PouchDB can take, since it stores attachments from a base64 string (V8 strings end near 512 Mi).
+ * Holding one costs the server about four times its size in memory while it is written, so only those
+ * who may write templates get it (see `attachmentLimit`); everyone else keeps the JSON body limit.
  */
 export const ATTACHMENT_MAX_BODY = 384 * 1024 * 1024;
+
+/** Roles, besides server and database admins, that may PUT attachments up to ATTACHMENT_MAX_BODY. */
+export const BIG_ATTACHMENT_ROLES = ['operator'];
+
+/**
+ * The body limit of an attachment PUT by `roles`: decided before the body is read, so a stolen node
+ * credential (role `node`) cannot make the server hold hundreds of MiB.
+ */
+export function attachmentLimit(roles: string[], dbAdmin: boolean, maxBody: number): number {
+  return dbAdmin || roles.some((r) => BIG_ATTACHMENT_ROLES.includes(r)) ? Math.max(maxBody, ATTACHMENT_MAX_BODY) : maxBody;
+}
 
 export type RangeAnswer = { kind: 'full' } | { kind: 'part'; start: number; end: number } | { kind: 'unsatisfiable' };
 
