@@ -85,9 +85,10 @@ async function packDir(dir: string, tmp: string): Promise<string> {
 }
 
 /** A progress bar on stderr (terminal only): bytes, rate, ETA. */
-function progressBar(total: number, enabled: boolean): { update(n: number): void; done(): void } {
+function progressBar(total: number, enabled: boolean): { update(n: number): void; sent(): void; done(): void } {
   const started = Date.now();
   let last = 0;
+  let sentSecs = 0;
   const draw = (n: number) => {
     const secs = (Date.now() - started) / 1000;
     const rate = secs > 0 ? n / secs : 0;
@@ -102,10 +103,16 @@ function progressBar(total: number, enabled: boolean): { update(n: number): void
       last = Date.now();
       draw(n);
     },
-    done() {
+    /** Every byte is on its way: what remains is the server storing it (PouchDB writes it whole). */
+    sent() {
       if (!enabled) return;
       draw(total);
-      process.stderr.write('\n');
+      sentSecs = (Date.now() - started) / 1000;
+      process.stderr.write('storing… ');
+    },
+    done() {
+      if (!enabled) return;
+      process.stderr.write(`done (${sentSecs.toFixed(1)} s sending, ${((Date.now() - started) / 1000 - sentSecs).toFixed(1)} s storing)\n`);
     },
   };
 }
@@ -132,6 +139,7 @@ function upload(c: Connection, name: string, rev: string, file: string, size: nu
     let sent = 0;
     const stream = createReadStream(file);
     stream.on('data', (chunk) => { sent += chunk.length; bar.update(sent); });
+    stream.on('end', () => bar.sent());
     stream.on('error', (err) => { req.destroy(); reject(new CliError('FILE_UNREADABLE', `${file}: ${err.message}`)); });
     stream.pipe(req);
   });
