@@ -90,3 +90,15 @@ test('attachments above the JSON body limit: templates writers may send them, a 
   const head = await fetch(`${s.couchUrl}/anybios/${encodeURIComponent(doc)}/big.bin`, { method: 'HEAD', headers: { Authorization: s.adminAuth, Range: 'bytes=-10' } });
   t.is(head.headers.get('content-range'), `bytes ${big.length - 10}-${big.length - 1}/${big.length}`);
 });
+
+test('validate_doc_update sees attachments as stubs, never their bytes (as in CouchDB)', async (t) => {
+  const dbName = `scratch-${randomBytes(3).toString('hex')}`;
+  t.is((await call(s.couchUrl, `/${dbName}`, { method: 'PUT', auth: s.adminAuth })).status, 201);
+  t.teardown(() => call(s.couchUrl, `/${dbName}`, { method: 'DELETE', auth: s.adminAuth }).then(() => {}));
+  const vdu = 'function (newDoc) { if (newDoc._attachments) throw({ forbidden: JSON.stringify(newDoc._attachments) }); }';
+  t.is((await call(s.couchUrl, `/${dbName}/_design/v`, { method: 'PUT', auth: s.adminAuth, json: { validate_doc_update: vdu } })).status, 201);
+  const r = await fetch(`${s.couchUrl}/${dbName}/d/a.bin`, { method: 'PUT', headers: { Authorization: s.adminAuth, 'Content-Type': 'application/octet-stream' }, body: Buffer.from('hello attachment') });
+  t.is(r.status, 403);
+  const seen = JSON.parse((await r.json()).reason);
+  t.deepEqual(seen, { 'a.bin': { content_type: 'application/octet-stream', stub: true } });
+});
