@@ -10,7 +10,8 @@ import type { NodeDoc } from '../ddocs/schemas/types.ts';
 import { createRuntime, type Runtime } from './runtime/index.ts';
 import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
-import { NodeSync, pullTemplates } from './sync/node-sync.ts';
+import { NodeSync } from './sync/node-sync.ts';
+import { NodeTemplates } from './templates/index.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
@@ -32,6 +33,12 @@ export interface AgentOptions {
   watchdogMs?: number;
   /** Port of the loopback API for edits on the device (default: any free port). */
   localPort?: number;
+  /** Whether systems may use the built-in `host` template (default: when running as root). */
+  hostTemplate?: boolean;
+  /** How long a template no system uses stays on disk (default 1 hour). */
+  templateGraceMs?: number;
+  /** Bytes a template pull must leave free on the data dir's file system (default 256 MiB). */
+  diskReserveBytes?: number;
   log?: (msg: string) => void;
 }
 
@@ -41,6 +48,7 @@ export interface Agent {
   runtime: Runtime;
   reconciler: Reconciler;
   sync: NodeSync;
+  templates: NodeTemplates;
   local: LocalApi;
   stop(): Promise<void>;
 }
@@ -57,35 +65,35 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];
+  const hostAllowed = o.hostTemplate ?? process.getuid?.() === 0;
+  // Templates: the catalog documents in use followed live, their rootfs pulled resumably (see templates/).
+  let reconciler: Reconciler | undefined;
+  const templates = new NodeTemplates({
+    dataDir: o.dataDir, catalog, catalogUrl: () => `${base}/db/${CATALOG_DB}`, auth, hostAllowed,
+    graceMs: o.templateGraceMs, reserveBytes: o.diskReserveBytes, log,
+    requestPass: () => reconciler?.request(),
+  });
+  let syncState = 'starting';
   const sync = new NodeSync({
     local: db, remoteUrls: bases.map((b) => `${b}/db/${dbName}`), auth, watchdogMs: o.watchdogMs, log,
-    onState: (s) => log(`sync ${s}`),
-    onSwitch: (i) => { base = bases[i]; },
+    onState: (s) => {
+      log(`sync ${s}`);
+      // Back from offline: whatever waited for the server goes now, not after its back-off.
+      if ((s === 'active' || s === 'idle') && syncState !== 'active' && syncState !== 'idle') templates.online();
+      syncState = s;
+    },
+    onSwitch: (i) => { base = bases[i]; templates.online(); },
   });
 
-  // Templates: pulled by document id when the set in use changes, and again every minute.
-  let wanted: string[] = [];
-  let pulling: Promise<void> | null = null;
-  const pull = () => {
-    if (pulling || !wanted.length) return;
-    pulling = pullTemplates(catalog, `${base}/db/${CATALOG_DB}`, auth, wanted)
-      .catch((err) => log(`templates not pulled (offline?): ${(err as Error).message}`))
-      .finally(() => { pulling = null; });
-  };
-  const templateTimer = setInterval(pull, 60_000);
-  templateTimer.unref();
-
-  const reconciler = new Reconciler({
+  reconciler = new Reconciler({
     db, catalog, runtime, log,
     memory: loadMemory(join(own, 'agent-state.json')),
     memoryPath: join(own, 'agent-state.json'),
     fullPassMs: o.fullPassMs,
-    onTemplatesUsed: (names) => {
-      if (names.join() !== wanted.join()) {
-        wanted = names;
-        pull();
-      }
-    },
+    onTemplatesUsed: (names) => templates.follower.follow(names),
+    gate: templates.gate,
+    tarballOf: templates.tarballOf,
+    afterPass: templates.afterPass,
   });
 
   // Heartbeat: node:<id>, written by this agent only, at a modest interval.
@@ -95,7 +103,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     const doc: NodeDoc = {
       _id: `node:${o.node}`, type: 'node', name: o.node, hostname: hostname(), heartbeat: new Date().toISOString(), startedAt,
       agentVersion: AGENT_VERSION,
-      capabilities: { ...caps, sync: sync.state, server: base } as unknown as Record<string, unknown>,
+      capabilities: { ...caps, sync: sync.state, server: base, hostTemplate: hostAllowed } as unknown as Record<string, unknown>,
       versions: { node: process.version, anybios: AGENT_VERSION },
     };
     try {
@@ -111,18 +119,17 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
 
   sync.start();
   reconciler.start();
-  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort });
+  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort, status: async () => ({ templates: await templates.status() }) });
   log(`running: database ${dbName} synced with ${bases.join(', ')}, data in ${o.dataDir}`);
 
   return {
-    db, catalog, runtime, reconciler, sync, local,
+    db, catalog, runtime, reconciler, sync, templates, local,
     async stop() {
       await local.close();
       clearInterval(heartbeat);
-      clearInterval(templateTimer);
-      await reconciler.stop();
+      await reconciler!.stop();
+      await templates.stop();
       await sync.stop();
-      await pulling;
       await db.close().catch(() => {});
       await catalog.close().catch(() => {});
     },

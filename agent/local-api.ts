@@ -16,6 +16,8 @@ export interface LocalApiOptions {
   /** Where to write {url, token}. */
   infoPath: string;
   port?: number;
+  /** More of the agent's state for GET /status (templates: pulls with bytes, rate, ETA; disk use). */
+  status?: () => Promise<Record<string, unknown>>;
 }
 
 export interface LocalApi { url: string; token: string; close(): Promise<void> }
@@ -37,7 +39,7 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, 'unauthorized', `send the token from ${o.infoPath}`);
     const url = new URL(req.url ?? '/', 'http://local');
     const [coll, rawName, action, ...extra] = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (coll === 'status' && !rawName) return [200, { node: o.node, sync: o.sync.state, server: o.sync.remoteUrl.replace(/\/db\/[^/]+$/, ''), switches: o.sync.switches, syncRestarts: o.sync.restarts, lastError: o.sync.lastError, memory: process.memoryUsage() }];
+    if (coll === 'status' && !rawName) return [200, { node: o.node, sync: o.sync.state, server: o.sync.remoteUrl.replace(/\/db\/[^/]+$/, ''), switches: o.sync.switches, syncRestarts: o.sync.restarts, lastError: o.sync.lastError, memory: process.memoryUsage(), ...(await o.status?.()) }];
     const kind = COLLECTIONS[coll ?? ''];
     if (!kind || extra.length) throw new HttpError(404, 'not_found', 'routes: /status, /systems[/NAME[/start|/stop]], /volumes[/NAME]');
     if (!rawName) {

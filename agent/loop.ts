@@ -8,6 +8,7 @@ import type { StatusDoc, SystemDoc, TemplateDoc } from '../ddocs/schemas/types.t
 import { docErrors } from '../ddocs/validate.ts';
 import type { Runtime, Observed } from './runtime/index.ts';
 import type { DesiredSystem, PlanInput, Step } from './model/types.ts';
+import type { Gate } from './templates/gate.ts';
 import { plan } from './plan/plan.ts';
 import { runtimeHash } from './plan/runtime-hash.ts';
 import { executors, type AgentMemory, type ExecContext } from './execute/executors.ts';
@@ -26,6 +27,12 @@ export interface LoopOptions {
   log: (msg: string) => void;
   /** Called with the template names this node's systems use (so sync can pull them). */
   onTemplatesUsed?: (names: string[]) => void;
+  /** The template a system gets here and whether it may start (default: the catalog copy's document). */
+  gate?: (name: string, doc: TemplateDoc | null) => Gate;
+  /** A tar template's verified tarball on disk (default: the catalog copy's `rootfs.tar` attachment). */
+  tarballOf?: (t: TemplateDoc) => string | undefined;
+  /** After each pass, with the desired systems (the template collector runs here, between passes). */
+  afterPass?: (desired: Map<string, DesiredSystem>) => Promise<void>;
 }
 
 export interface PassReport { steps: Step[]; statusWrites: number; skipped?: string }
@@ -98,20 +105,18 @@ export class Reconciler {
       this.o.log(`desired state unreadable, not acting: ${(err as Error).message}`);
       return { steps: [], statusWrites: 0, skipped: 'unreadable' };
     }
-    const templates = new Map<string, TemplateDoc | null>();
+    const templates = new Map<string, Gate>();
     const desired = new Map<string, DesiredSystem>();
     for (const row of systemRows) {
       const spec = row.doc as unknown as SystemDoc & { _rev: string; _conflicts?: string[] };
       if (!spec || typeof spec.name !== 'string') continue;
       if (!templates.has(spec.template)) {
-        try {
-          templates.set(spec.template, (await catalog.get(`template:${spec.template}`)) as unknown as TemplateDoc);
-        } catch {
-          templates.set(spec.template, null);
-        }
+        const doc = (await catalog.get(`template:${spec.template}`).catch(() => null)) as unknown as TemplateDoc | null;
+        templates.set(spec.template, this.o.gate ? this.o.gate(spec.template, doc) : { template: doc });
       }
       const { _conflicts, ...clean } = spec;
-      desired.set(spec.name, { spec: clean as SystemDoc & { _rev: string }, template: templates.get(spec.template) ?? null, specErrors: docErrors(clean), conflict: !!_conflicts?.length });
+      const gate = templates.get(spec.template)!;
+      desired.set(spec.name, { spec: clean as SystemDoc & { _rev: string }, template: gate.template, specErrors: docErrors(clean), conflict: !!_conflicts?.length, ...(gate.blocked ? { blocked: gate.blocked } : {}) });
     }
     this.o.onTemplatesUsed?.([...templates.keys()].sort());
     // 2. Observe the machine.
@@ -140,6 +145,7 @@ export class Reconciler {
       log: this.o.log,
       now: () => Date.now(),
       tarballOf: async (t) => {
+        if (this.o.tarballOf) return this.o.tarballOf(t);
         try {
           return (await catalog.getAttachment(t._id, 'rootfs.tar')) as Buffer;
         } catch {
@@ -186,6 +192,7 @@ export class Reconciler {
         }
       }
     }
+    await this.o.afterPass?.(desired).catch((err) => this.o.log(`after the pass: ${(err as Error).message}`));
     // 6. Remember, and wake up for the earliest back-off deadline.
     const serialized = serializeMemory(memory);
     if (serialized !== this.savedMemory) {

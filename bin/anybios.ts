@@ -24,6 +24,7 @@ const COMMANDS: Record<string, Loader> = {
   site: () => load('site'),
   conflicts: () => load('conflicts'),
   history: () => load('history'),
+  template: () => load('template'),
 };
 
 /**

@@ -18,8 +18,8 @@ export interface AgentMemory {
 export interface ExecContext {
   runtime: Runtime;
   memory: AgentMemory;
-  /** Bytes of a `tar` template's `rootfs.tar` attachment from the local catalog copy. */
-  tarballOf(template: TemplateDoc): Promise<Buffer | undefined>;
+  /** A `tar` template's `rootfs.tar`: a verified pulled file, or bytes from the local catalog copy. */
+  tarballOf(template: TemplateDoc): Promise<Buffer | string | undefined>;
   deleteStatus(name: string): Promise<void>;
   log(msg: string): void;
   now(): number;

@@ -14,7 +14,15 @@ export interface DesiredSystem {
   specErrors: FieldError[];
   /** CouchDB keeps conflicting revisions: we apply the deterministic winner and say so in the status. */
   conflict: boolean;
+  /**
+   * The template cannot be used yet or here (rootfs still being pulled, pull refused, host template not
+   * allowed, disabled): no start; `stop` also stops a running one. Re-evaluated every pass.
+   */
+  blocked?: Blocked;
 }
+
+/** Why a system cannot start now: `code` null = only waiting (a pull in progress), else a failure. */
+export interface Blocked { code: string | null; message: string; stop?: boolean }
 
 /** What the agent last applied to a system: the spec revision and the hash of what matters at run time. */
 export interface Applied {
@@ -47,7 +55,7 @@ export interface PlanInput {
   now: number;
 }
 
-export type Reason = 'new' | 'spec-changed' | 'template-changed' | 'restart-requested' | 'restart-policy' | 'desired-stopped' | 'deleted' | 'not-started';
+export type Reason = 'new' | 'spec-changed' | 'template-changed' | 'restart-requested' | 'restart-policy' | 'desired-stopped' | 'deleted' | 'not-started' | 'template-blocked';
 
 export interface StepArgs {
   /** Materialize (if needed) and start. */

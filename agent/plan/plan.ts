@@ -38,6 +38,10 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
     // current and a later `running` starts it afresh whatever the restart policy.
     return applied && (applied.rev !== rev || !applied.stopped) ? [{ action: 'adopt', name, rev, hash: applied.hash, stopped: true }] : [];
   }
+  if (d.blocked) {
+    // Level-triggered: the gate is asked again on every pass, so nothing is recorded as terminal.
+    return d.blocked.stop && (isUp(o) || o?.phase === 'materializing') ? [{ action: 'stop', name, reason: 'template-blocked' }] : [];
+  }
   if (!d.template) {
     // A running system keeps running while its template document is away (replication lag, catalog edit).
     if (isUp(o)) return [];

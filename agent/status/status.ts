@@ -28,7 +28,8 @@ export function statusFor(f: StatusFacts): StatusDoc {
   let phase: Phase;
   let code: string | null = null;
   let message = '';
-  if (f.terminal && f.terminal.rev === rev && !running) {
+  // A template found missing once is no verdict once it has arrived (the gate speaks for it now).
+  if (f.terminal && f.terminal.rev === rev && !running && !(f.terminal.code === 'TEMPLATE_MISSING' && d.template)) {
     phase = 'failed';
     code = f.terminal.code;
     message = f.terminal.message ?? '';
@@ -38,6 +39,10 @@ export function statusFor(f: StatusFacts): StatusDoc {
     phase = 'materializing';
   } else if (d.spec.state === 'stopped') {
     phase = 'stopped';
+  } else if (d.blocked) {
+    phase = d.blocked.code ? 'failed' : 'pending';
+    code = d.blocked.code;
+    message = d.blocked.message;
   } else if (f.lastError && f.lastError.hash === f.hash) {
     phase = 'failed';
     code = f.lastError.code;

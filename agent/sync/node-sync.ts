@@ -239,16 +239,3 @@ export class NodeSync {
     retireAgent(this.agent);
   }
 }
-
-/** Pulls the named templates (attachments included) from the catalog into the local catalog copy. */
-export async function pullTemplates(local: PouchDB.Database, catalogUrl: string, auth: { username: string; password: string }, names: string[]): Promise<void> {
-  if (!names.length) return;
-  const agent = newAgent(catalogUrl);
-  const remote = remoteDb(catalogUrl, auth, agent);
-  try {
-    await local.replicate.from(remote, { doc_ids: names.map((n) => `template:${n}`) } as PouchDB.Replication.ReplicateOptions);
-  } finally {
-    await remote.close().catch(() => {});
-    retireAgent(agent);
-  }
-}

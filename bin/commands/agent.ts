@@ -20,7 +20,11 @@ options:
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
   --full-pass SECONDS  periodic full reconcile pass (default 30)
   --heartbeat SECONDS  node heartbeat interval (default 30)
-  --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
+  --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)
+  --host-template allow|deny   whether systems may use this machine's own root as their template
+                       (default: allow when running as root); node:<id> reports it as capabilities.hostTemplate
+  --template-grace SECONDS     how long a template no system uses stays on disk (default 3600)
+  --disk-reserve MB    a template pull that would leave less free on the data dir is refused (default 256)`;
 
 export interface Credentials { server: string | string[]; node: string; user: string; password: string }
 
@@ -59,6 +63,7 @@ export const command: Command = {
       options: {
         config: { type: 'string' }, server: { type: 'string', multiple: true }, node: { type: 'string' }, data: { type: 'string' },
         'template-root': { type: 'string', multiple: true }, strategy: { type: 'string' }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
+        'host-template': { type: 'string' }, 'template-grace': { type: 'string' }, 'disk-reserve': { type: 'string' },
       },
       strict: true,
     });
@@ -81,10 +86,17 @@ export const command: Command = {
     }
     const strategy = values.strategy ?? 'auto';
     if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy or proot (got ${strategy})`, 2);
+    const hostTemplate = values['host-template'];
+    if (hostTemplate !== undefined && hostTemplate !== 'allow' && hostTemplate !== 'deny') throw new CliError('USAGE', `--host-template must be allow or deny, not ${JSON.stringify(hostTemplate)}`, 2);
+    const reserve = values['disk-reserve'];
+    if (reserve !== undefined && !/^\d+$/.test(reserve)) throw new CliError('USAGE', '--disk-reserve must be a whole number of megabytes (0 or more)', 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
       ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
+      ...(hostTemplate ? { hostTemplate: hostTemplate === 'allow' } : {}),
+      templateGraceMs: seconds(values['template-grace'], 'template-grace', 3600),
+      ...(reserve !== undefined ? { diskReserveBytes: Number(reserve) * 1024 * 1024 } : {}),
     });
     console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);
     stopOnSignals(() => agent.stop());

@@ -18,11 +18,16 @@ export const templateSchema = {
     source: { enum: ['host', 'dir', 'tar'] },
     path: absolutePath,
     sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    // false: no node starts a system on it (systems already running keep running). The only way to
+    // forbid `host`, which every node has built in whether or not the catalog describes it.
+    enabled: { type: 'boolean' },
     labels,
   },
   allOf: [
     { if: { properties: { source: { const: 'dir' } } }, then: { required: ['path'] } },
     { if: { properties: { source: { const: 'tar' } } }, then: { required: ['sha256'] } },
     { if: { properties: { source: { const: 'host' } } }, then: { not: { anyOf: [{ required: ['path'] }, { required: ['sha256'] }] } } },
+    // `host` names every node's own root: its catalog document may describe or disable it, never redefine it.
+    { if: { properties: { name: { const: 'host' } } }, then: { properties: { source: { const: 'host' } } } },
   ],
 } as const;

@@ -16,6 +16,8 @@ export interface TemplateDoc extends CouchMeta {
   source: 'host' | 'dir' | 'tar';
   path?: string;
   sha256?: string;
+  /** false: no node starts a system on it. */
+  enabled?: boolean;
   labels?: Record<string, string>;
 }
 

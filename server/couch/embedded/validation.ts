@@ -53,9 +53,11 @@ export class Validator {
     const id = String(newDoc._id ?? '');
     if (id.startsWith('_local/')) return;
     const ctx = { db: dbName, name: userCtx.name, roles: userCtx.roles };
-    for (const { fn } of await this.functions(dbName)) {
+    const fns = await this.functions(dbName);
+    const seen = fns.length ? withStubs(newDoc) : newDoc;
+    for (const { fn } of fns) {
       try {
-        fn.run(newDoc, oldDoc, ctx, sec);
+        fn.run(seen, oldDoc, ctx, sec);
       } catch (err) {
         if (!(err instanceof DdocFunctionError)) throw err;
         const thrown = err.thrown as { unauthorized?: unknown };
@@ -77,4 +79,23 @@ export class Validator {
     }
     return out;
   }
+}
+
+/**
+ * The document as validate_doc_update sees it in CouchDB: attachments as stubs, never their bytes (a
+ * 200 MB rootfs would be copied into the sandbox as a base64 string and run out its time limit).
+ */
+function withStubs(doc: Record<string, unknown>): Record<string, unknown> {
+  const atts = doc._attachments;
+  if (!atts || typeof atts !== 'object' || Array.isArray(atts)) return doc;
+  const stubs: Record<string, unknown> = {};
+  for (const [name, att] of Object.entries(atts as Record<string, Record<string, unknown>>)) {
+    if (!att || typeof att !== 'object' || !('data' in att)) {
+      stubs[name] = att;
+      continue;
+    }
+    const { data: _data, ...rest } = att;
+    stubs[name] = { ...rest, stub: true };
+  }
+  return { ...doc, _attachments: stubs };
 }

@@ -1,10 +1,13 @@
 // Documents, local documents and attachments: GET/HEAD/PUT/POST/DELETE.
 import { badRequest, conflict, methodNotAllowed, forbidden, notFound } from '../../errors.ts';
 import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
-import { type Ctx, isServerAdmin, requireReader } from '../context.ts';
+import { type Ctx, isDbAdmin, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
 import { ATTACHMENT_HEADERS, attachmentNameProblem, cleanDoc, servedContentType } from '../attachments.ts';
+import { attachmentLimit, rangeResponse } from './range.ts';
+
+const headerOf = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
 function getOptions(ctx: Ctx): Record<string, unknown> {
   const q = ctx.query;
@@ -107,13 +110,13 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
     const meta = doc._attachments?.[name];
     if (!meta) throw notFound('Document is missing attachment');
     const data = (await db.getAttachment(id, name, rev ? { rev } : {})) as Buffer;
-    res.writeHead(200, {
+    const out = rangeResponse(headerOf(ctx.req.headers.range), data, {
       ...ATTACHMENT_HEADERS,
       'Content-Type': servedContentType(meta.content_type ?? 'application/octet-stream'),
-      'Content-Length': data.length,
       ETag: `"${String(meta.digest ?? '').replace(/[^\x20-\x7e]/g, '')}"`,
     });
-    res.end(method === 'HEAD' ? undefined : data);
+    res.writeHead(out.status, out.headers);
+    res.end(method === 'HEAD' ? undefined : out.body);
     return;
   }
   if (method !== 'PUT' && method !== 'DELETE') throw methodNotAllowed('GET,HEAD,PUT,DELETE');
@@ -138,7 +141,7 @@ export async function attachment(ctx: Ctx, dbName: string, id: string, name: str
   for (const k of Object.keys(atts)) atts[k] = { ...(atts[k] as object), stub: true };
   cleanDoc({ _attachments: atts }); // an old, unservable content_type must not block adding another attachment
   if (method === 'PUT') {
-    const data = await readBody(ctx.req, ctx.maxBody);
+    const data = await readBody(ctx.req, attachmentLimit(ctx.userCtx.roles, isDbAdmin(ctx.userCtx, await ctx.store.getSecurity(dbName)), ctx.maxBody));
     // No type (or an empty one, as browsers send for unknown files) is a byte stream; a bad one is a 400 in writes.ts.
     atts[name] = { content_type: ctx.req.headers['content-type'] || 'application/octet-stream', data: data.toString('base64') };
   } else {
