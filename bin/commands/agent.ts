@@ -18,6 +18,8 @@ options:
   --node ID            this node's id
   --data DIR           node data dir: systems, volumes and the agent's local database (default ./.anybios-node; env ANYBIOS_NODE_DATA)
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
+  --strategy S         how systems run: auto (default: crun containers as root or in a user namespace,
+                       proot where neither works), overlay, copy, or proot (no isolation; a phone without root)
   --full-pass SECONDS  periodic full reconcile pass (default 30)
   --heartbeat SECONDS  node heartbeat interval (default 30)
   --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)
