@@ -30,6 +30,8 @@ export interface AgentOptions {
   fullPassMs?: number;
   heartbeatMs?: number;
   watchdogMs?: number;
+  /** Phase transitions kept in each status document's history (default 20, at most 100). */
+  statusHistory?: number;
   /** Port of the loopback API for edits on the device (default: any free port). */
   localPort?: number;
   log?: (msg: string) => void;
@@ -80,6 +82,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     memory: loadMemory(join(own, 'agent-state.json')),
     memoryPath: join(own, 'agent-state.json'),
     fullPassMs: o.fullPassMs,
+    statusHistory: o.statusHistory,
     onTemplatesUsed: (names) => {
       if (names.join() !== wanted.join()) {
         wanted = names;

@@ -20,7 +20,8 @@ options:
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
   --full-pass SECONDS  periodic full reconcile pass (default 30)
   --heartbeat SECONDS  node heartbeat interval (default 30)
-  --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
+  --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)
+  --status-history N   phase transitions kept in each status document (default 20, 0-100)`;
 
 export interface Credentials { server: string | string[]; node: string; user: string; password: string }
 
@@ -59,6 +60,7 @@ export const command: Command = {
       options: {
         config: { type: 'string' }, server: { type: 'string', multiple: true }, node: { type: 'string' }, data: { type: 'string' },
         'template-root': { type: 'string', multiple: true }, strategy: { type: 'string' }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
+        'status-history': { type: 'string' },
       },
       strict: true,
     });
@@ -81,10 +83,13 @@ export const command: Command = {
     }
     const strategy = values.strategy ?? 'auto';
     if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy or proot (got ${strategy})`, 2);
+    const history = values['status-history'];
+    if (history !== undefined && !(/^\d+$/.test(history) && Number(history) <= 100)) throw new CliError('USAGE', `--status-history must be a whole number from 0 to 100 (got ${history})`, 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
       ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
+      ...(history !== undefined ? { statusHistory: Number(history) } : {}),
     });
     console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);
     stopOnSignals(() => agent.stop());
