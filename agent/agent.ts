@@ -114,7 +114,10 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
 
   sync.start();
   reconciler.start();
-  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort });
+  const local = await startLocalApi({
+    db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort,
+    bundle: { ctx: { node: o.node, password: o.password, db, catalog, statePath: join(own, 'bundle.json') }, spoolDir: own },
+  });
   log(`running: database ${dbName} synced with ${bases.join(', ')}, data in ${o.dataDir}`);
 
   return {

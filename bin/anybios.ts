@@ -24,6 +24,9 @@ const COMMANDS: Record<string, Loader> = {
   site: () => load('site'),
   conflicts: () => load('conflicts'),
   history: () => load('history'),
+  // Bundles: a node's database by file, for nodes no network reaches (issue 16).
+  export: () => load('export'),
+  import: () => load('import'),
 };
 
 /**
