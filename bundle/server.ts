@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { CATALOG_DB, DDOC_ID, nodeDbName, nodeUserName } from '../ddocs/build.ts';
+import { AGENT_ONLY_TYPES } from '../ddocs/schemas/index.ts';
 import { CouchHttp, CouchHttpError, basicHeader } from '../server/sites/couch-http.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { BundleError } from './errors.ts';
@@ -20,6 +21,7 @@ export interface ExportReport { node: string; docs: number; blobs: number; bytes
 export interface ImportReport { node: string; origin: string; docs: number; written: number; present: number; blobs: number; checkpoint: string; imported: string | null }
 
 const enc = encodeURIComponent;
+const AGENT_ONLY = AGENT_ONLY_TYPES.map((t) => `${t}:`);
 const BATCH = 200;
 
 /** Turns network and CouchDB failures into one bundle error that says where. */
@@ -105,6 +107,9 @@ export async function exportNodeBundle(http: CouchHttp, node: string, out: Writa
     const catalogSeq = (await http.get<{ update_seq: unknown }>(`/${CATALOG_DB}`)).update_seq;
     const used = new Set<string>();
     const nodeSeq = await changedLeaves(http, db, cp?.n, async (d) => {
+      // Statuses and the heartbeat are the node's own (it is their only writer): they travel the
+      // other way only, so the server's copies of them are never sent back to it.
+      if (AGENT_ONLY.some((p) => d._id.startsWith(p))) return;
       if (d._id.startsWith('system:') && !d._deleted && typeof d.template === 'string') used.add(d.template);
       await writeWithAttachments(w, http, db, 'node', d, new Set());
     });
