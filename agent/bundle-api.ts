@@ -52,7 +52,11 @@ export async function handleBundleRequest(req: http.IncomingMessage, res: http.S
             if (n > max) throw new BundleError('BUNDLE_TOO_LARGE', `the upload is larger than ${max} bytes`);
             yield chunk as Buffer;
           }
-        }, out);
+        }, out).catch((err: NodeJS.ErrnoException) => {
+          if (err instanceof BundleError) throw err;
+          if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET' || err.code === 'ECONNABORTED') throw new BundleError('BUNDLE_TRUNCATED', `the upload was cut off after ${n} bytes; nothing was written`);
+          throw err;
+        });
         const report = await importOnDevice(o.ctx, file);
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ ok: true, ...report }) + '\n');

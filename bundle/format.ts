@@ -219,6 +219,12 @@ class ByteReader {
     }
   }
 
+  /** Up to `n` bytes ahead, not consumed. */
+  async peek(n: number): Promise<Buffer> {
+    while (this.buf.length < n && (await this.more()));
+    return this.buf.subarray(0, n);
+  }
+
   async atEnd(): Promise<boolean> {
     return !this.buf.length && !(await this.more());
   }
@@ -313,9 +319,11 @@ export async function readBundle(file: string, o: ReadOptions): Promise<ReadBund
     const r = new ByteReader(stream as AsyncIterable<Buffer>);
     const head: Buffer[] = [];
     r.onConsume = (b) => head.push(b);
-    const magic = await r.line(64, 'the first line');
-    if (magic === null) throw new BundleError('BUNDLE_TRUNCATED', 'the file is empty');
-    if (magic.toString('latin1') + '\n' !== MAGIC) throw new BundleError('BUNDLE_NOT_A_BUNDLE', `not an anybios bundle (it does not begin with ${JSON.stringify(MAGIC.trim())})`);
+    const start = (await r.peek(MAGIC.length)).toString('latin1');
+    if (!start.length) throw new BundleError('BUNDLE_TRUNCATED', 'the file is empty');
+    if (start.length < MAGIC.length && MAGIC.startsWith(start)) throw new BundleError('BUNDLE_TRUNCATED', `the file ends at byte ${start.length}, inside the first line: the bundle is incomplete; copy it again`);
+    const magic = start === MAGIC ? await r.line(64, 'the first line') : null;
+    if (magic === null || magic.toString('latin1') + '\n' !== MAGIC) throw new BundleError('BUNDLE_NOT_A_BUNDLE', `not an anybios bundle (it does not begin with ${JSON.stringify(MAGIC.trim())})`);
     const headerAt = r.offset;
     const headerLine = await r.line(70_000, 'the header');
     if (headerLine === null) throw new BundleError('BUNDLE_TRUNCATED', `the file ends at byte ${r.offset}, before the header: the bundle is incomplete; copy it again`);
