@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { BundleError } from './errors.ts';
-import { BundleWriter, readBlob, readBundle, type DocRecord, type KeyParams, type ReadBundle } from './format.ts';
+import { BundleWriter, readBundle, withAttachmentData, type DocRecord, type KeyParams, type ReadBundle } from './format.ts';
 import { keyFromPassword } from './key.ts';
 import { deviceRefusals, refusalMessage } from './rules.ts';
 
@@ -66,7 +66,7 @@ export async function importOnDevice(c: DeviceBundleContext, file: string): Prom
   for (const [db, docs] of [[c.catalog, catalogNew], [c.db, nodeNew]] as const) {
     for (let i = 0; i < docs.length; i += 200) {
       const batch: Doc[] = [];
-      for (const r of docs.slice(i, i + 200)) batch.push(await forPouch(r.doc, b, file));
+      for (const r of docs.slice(i, i + 200)) batch.push(await withAttachmentData(r.doc, b, file, (bytes) => bytes));
       const res = (await db.bulkDocs(batch, { new_edits: false })) as ({ error?: unknown; id?: string; message?: string })[];
       const failed = res.filter((x) => x && 'error' in x && x.error);
       if (failed.length) throw new BundleError('BUNDLE_REFUSED', `${failed.length} document(s) not written: ${failed.slice(0, 5).map((f) => `${f.id}: ${f.message ?? String(f.error)}`).join('; ')}`);
@@ -106,18 +106,6 @@ async function heldDigests(db: PouchDB.Database, id: string): Promise<Set<string
     // not here at all
   }
   return out;
-}
-
-/** The revision as PouchDB takes it: attachments as data (from the bundle) or stubs (held here). */
-async function forPouch(doc: Doc, b: ReadBundle, file: string): Promise<Doc> {
-  const atts = doc._attachments as Record<string, { sha256: string; content_type: string; digest?: string }> | undefined;
-  if (!atts) return doc;
-  const out: Record<string, unknown> = {};
-  for (const [name, a] of Object.entries(atts)) {
-    const place = b.blobs.get(a.sha256);
-    out[name] = place ? { content_type: a.content_type, data: await readBlob(file, place) } : { stub: true, content_type: a.content_type, digest: a.digest };
-  }
-  return { ...doc, _attachments: out };
 }
 
 /**

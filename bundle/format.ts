@@ -397,3 +397,21 @@ export async function readBlob(file: string, place: BlobPlace): Promise<Buffer> 
   }
   return out;
 }
+
+/**
+ * The revision as a database takes it with `new_edits:false`: each attachment as data (its blob from
+ * the bundle, in the form `asData` gives: a Buffer for PouchDB, base64 for `_bulk_docs`) or, when the
+ * bundle does not carry it, as a stub naming the digest the target must already hold.
+ */
+export async function withAttachmentData(doc: DocRecord['doc'], b: ReadBundle, file: string, asData: (bytes: Buffer) => unknown): Promise<DocRecord['doc']> {
+  const atts = doc._attachments as Record<string, AttachmentRef> | undefined;
+  if (!atts) return doc;
+  const out: Record<string, unknown> = {};
+  for (const [name, a] of Object.entries(atts)) {
+    const place = b.blobs.get(a.sha256);
+    if (place) out[name] = { content_type: a.content_type, data: asData(await readBlob(file, place)) };
+    else if (a.digest) out[name] = { stub: true, content_type: a.content_type, digest: a.digest };
+    else throw new BundleError('BUNDLE_MISSING_ATTACHMENT', `${doc._id}: attachment ${name} (sha256 ${a.sha256}) is neither in the bundle nor named by a digest`);
+  }
+  return { ...doc, _attachments: out };
+}

@@ -10,7 +10,7 @@ import { AGENT_ONLY_TYPES } from '../ddocs/schemas/index.ts';
 import { CouchHttp, CouchHttpError, basicHeader } from '../server/sites/couch-http.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { BundleError } from './errors.ts';
-import { BundleWriter, readBlob, readBundle, type DocRecord, type ReadBundle } from './format.ts';
+import { BundleWriter, readBundle, withAttachmentData, type DocRecord, type ReadBundle } from './format.ts';
 import { keyOfUserDoc } from './key.ts';
 import { ddocRefusals, refusalMessage } from './rules.ts';
 
@@ -182,7 +182,7 @@ async function writeNodeBundle(http: CouchHttp, b: ReadBundle, file: string): Pr
   if (refused.length) throw new BundleError('BUNDLE_REFUSED', refusalMessage(refused), refused);
   for (let i = 0; i < todo.length; i += BATCH) {
     const docs = [];
-    for (const r of todo.slice(i, i + BATCH)) docs.push(await withInlineAttachments(r.doc, b, file));
+    for (const r of todo.slice(i, i + BATCH)) docs.push(await withAttachmentData(r.doc, b, file, (bytes) => bytes.toString('base64')));
     const res = await http.request<{ id: string; error?: string; reason?: string }[]>('POST', `/${enc(db)}/_bulk_docs`, { docs, new_edits: false }, { timeoutMs: 120_000 });
     const failed = res.filter((x) => x.error);
     if (failed.length) throw new BundleError('BUNDLE_REFUSED', `${failed.length} document(s) not written: ${failed.slice(0, 5).map((f) => `${f.id}: ${f.reason ?? f.error}`).join('; ')}`, failed);
@@ -200,18 +200,4 @@ export async function missingRevs(http: CouchHttp, db: string, docs: DocRecord[]
     for (const [id, v] of Object.entries(res)) for (const rev of v.missing ?? []) out.add(`${id}\n${rev}`);
   }
   return out;
-}
-
-/** A node document's attachments inline (base64) for `_bulk_docs`; node documents rarely have any. */
-async function withInlineAttachments(doc: Doc, b: ReadBundle, file: string): Promise<Doc> {
-  const atts = doc._attachments as Record<string, { sha256: string; content_type: string; digest?: string }> | undefined;
-  if (!atts) return doc;
-  const out: Record<string, unknown> = {};
-  for (const [name, a] of Object.entries(atts)) {
-    const place = b.blobs.get(a.sha256);
-    if (place) out[name] = { content_type: a.content_type, data: (await readBlob(file, place)).toString('base64') };
-    else if (a.digest) out[name] = { stub: true, content_type: a.content_type, digest: a.digest };
-    else throw new BundleError('BUNDLE_MISSING_ATTACHMENT', `${doc._id}: attachment ${name} (sha256 ${a.sha256}) is neither in the bundle nor named by a digest`);
-  }
-  return { ...doc, _attachments: out };
 }
