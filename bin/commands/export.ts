@@ -17,7 +17,7 @@ A bundle carries a node database's revisions with their history (conflicts and d
 from the server, the templates the node's systems use (each attachment once, by sha256), with a MAC
 keyed by the node's credential. Import it with \`anybios import FILE\` at the other end.
 
-  --node N             export node N's database from the server (admin or operator credentials)
+  --node N             export node N's database from the server (admin credentials: the key comes from _users)
   --data DIR           on the node: its data dir (default ./.anybios-node; env ANYBIOS_NODE_DATA);
                        through the running agent, or its database directly when none runs
   --since CHECKPOINT   only what changed since the export that printed CHECKPOINT

@@ -18,7 +18,9 @@ let hang: Server;
 const sockets: Socket[] = [];
 
 test.before(async () => {
-  [A, B] = await Promise.all([startServer(), startServer({ env: { ANYBIOS_ADMIN_PASSWORD: B_PASSWORD } })]);
+  // One after the other, so that one failing to start leaves the other assigned and stopped in after.always.
+  A = await startServer();
+  B = await startServer({ env: { ANYBIOS_ADMIN_PASSWORD: B_PASSWORD } });
   // A "server" that accepts and never answers: the CLI waits on it, so its command line can be read.
   hang = createServer((s) => { sockets.push(s); s.on('error', () => {}); });
   await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));
