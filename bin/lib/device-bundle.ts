@@ -1,7 +1,7 @@
 // Bundles on a device from the command line: through the running agent's loopback API when there is
 // one (it holds the local database open), else on the local database directly.
 import http from 'node:http';
-import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
@@ -61,10 +61,15 @@ async function direct<T>(dataDir: string, fn: (c: DeviceBundleContext) => Promis
   const credFile = join(dataDir, 'agent', 'credentials.json');
   if (!existsSync(credFile)) throw new CliError('NO_CREDENTIALS', `${credFile} is missing: is ${dataDir} a node's data dir (\`anybios agent --config FILE --data ${dataDir}\` makes it)?`);
   const cred = readCredentials(credFile);
+  // A node prepared before its agent ever ran has no database yet: made here as the agent makes it.
+  mkdirSync(join(dataDir, 'agent', 'db'), { recursive: true, mode: 0o700 });
   const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: join(dataDir, 'agent', 'db') + '/' });
   const db = new Local(nodeDbName(cred.node));
   const catalog = new Local(CATALOG_DB);
   try {
+    await Promise.all([db.info(), catalog.info()]).catch((err: Error) => {
+      throw new CliError('AGENT_DB_LOCKED', `the node's database in ${dataDir} cannot be opened (${err.message}): if its agent runs, it did not answer on its loopback API (${join(dataDir, 'agent', 'local.json')}); retry, or stop the agent`);
+    });
     return await fn({ node: cred.node, password: cred.password, db, catalog, statePath: join(dataDir, 'agent', 'bundle.json') });
   } finally {
     await db.close().catch(() => {});

@@ -156,6 +156,8 @@ test.serial('a week offline: the next bundle carries only the change; the histor
   t.is(st.phase, 'stopped');
   const phases = st.history.map((h: { phase: string }) => h.phase);
   t.deepEqual(phases.slice(-2), ['running', 'stopped'], JSON.stringify(st.history));
+  const get = await cli(['get', 'app1', '--node', node, ...conn]);
+  t.regex(get.out, /# history:\n(#   \S+ \w+.*\n)*#   \S+ running.*\n#   \S+ stopped/);
 });
 
 test.serial('refused by the device with a precise error, nothing changed: altered, cut short, for another node', async (t) => {

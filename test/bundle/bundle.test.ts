@@ -295,3 +295,32 @@ test.serial('node → server: status and heartbeat come back; the server applies
   await t.throwsAsync(importNodeBundle(http, fake), { message: /another password|MAC/ });
   t.true(statSync(back.file).size > 0);
 });
+
+test.serial('the CLI with no agent running: import and export on the node database directly, then on the server', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdirSync } = await import('node:fs');
+  const { CLI } = await import('../helpers/server.ts');
+  const run = promisify(execFile);
+  const dataDir = join(work, 'cli-node');
+  mkdirSync(join(dataDir, 'agent'), { recursive: true });
+  writeFileSync(join(dataDir, 'agent', 'credentials.json'), JSON.stringify({ server: 'http://127.0.0.1:1', node: A, user: `node-${A}`, password: PASSWORD }), { mode: 0o600 });
+  const conn = ['--url', s.url, '--user', 'admin', '--password', s.adminPassword];
+  const file = join(work, 'cli.bundle');
+  const ex = await run(process.execPath, [CLI, 'export', '--node', A, '-o', file, ...conn]);
+  t.regex(ex.stdout, /^wrote .*cli\.bundle: node .*, \d+ documents, 1 blobs, \d+ bytes\ncheckpoint: cp1\./);
+  const im = JSON.parse((await run(process.execPath, [CLI, 'import', file, '--data', dataDir, '--json'])).stdout);
+  t.like(im, { via: 'database', node: A });
+  t.true(im.written > 0);
+  const back = join(work, 'cli-back.bundle');
+  const ex2 = await run(process.execPath, [CLI, 'export', '--data', dataDir, '-o', back]);
+  t.regex(ex2.stdout, /checkpoint: cp1\./);
+  const im2 = await run(process.execPath, [CLI, 'import', back, ...conn]);
+  t.regex(im2.stdout, new RegExp(`imported .* into node ${A}: \\d+ new revisions written`));
+  // A failed export leaves no file behind (the .part is removed), and says why.
+  const bad = await run(process.execPath, [CLI, 'export', '--node', 'no-such-node', '-o', join(work, 'none.bundle'), ...conn]).catch((e) => e);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /anybios: BUNDLE_KEY_UNKNOWN: there is no node no-such-node/);
+  t.throws(() => statSync(join(work, 'none.bundle.part')));
+  t.throws(() => statSync(join(work, 'none.bundle')));
+});
