@@ -70,11 +70,16 @@ export async function handleBundleRequest(req: http.IncomingMessage, res: http.S
       // Headers go out with the first byte, so an error before it is still a proper JSON answer.
       const out = new Writable({
         write(chunk, _enc, cb) {
+          // A reader that went away never drains: the export stops instead of waiting for ever.
+          if (res.destroyed) return cb(new BundleError('BUNDLE_SOURCE_UNREACHABLE', 'the reader closed the connection'));
           if (!res.headersSent) res.writeHead(200, { 'Content-Type': 'application/vnd.anybios.bundle', 'Content-Disposition': `attachment; filename="${o.ctx.node}-status.bundle"` });
-          if (res.write(chunk)) cb();
-          else res.once('drain', () => cb());
+          if (res.write(chunk)) return cb();
+          const done = () => { res.off('drain', done); res.off('close', done); cb(); };
+          res.on('drain', done);
+          res.on('close', done);
         },
       });
+      out.on('error', () => {}); // surfaced by the writer's next write
       await exportFromDevice(o.ctx, out, since);
       await new Promise<void>((resolve) => out.end(resolve)); // every queued chunk is in `res` now
       res.end();

@@ -101,6 +101,12 @@ export class BundleWriter {
 
   private async write(b: Buffer): Promise<void> {
     this.mac.update(b);
+    await this.push(b);
+  }
+
+  private async push(b: Buffer): Promise<void> {
+    // A stream that failed (disk full, reader gone) never drains again: say so instead of waiting.
+    if (this.out.errored || this.out.destroyed) throw new BundleError('BUNDLE_SOURCE_UNREACHABLE', `the bundle cannot be written: ${this.out.errored?.message ?? 'the output was closed'}`);
     this.bytes += b.length;
     if (!this.out.write(b)) await once(this.out, 'drain');
   }
@@ -145,9 +151,7 @@ export class BundleWriter {
     await this.started;
     await this.line({ t: 'end', docs: this.docs, blobs: this.blobs.size, checkpoint });
     const mac = this.mac.digest('hex');
-    const trailer = Buffer.from(`MAC ${mac}\n`);
-    this.bytes += trailer.length;
-    if (!this.out.write(trailer)) await once(this.out, 'drain');
+    await this.push(Buffer.from(`MAC ${mac}\n`));
     return { docs: this.docs, blobs: this.blobs.size, bytes: this.bytes };
   }
 }

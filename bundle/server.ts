@@ -38,6 +38,7 @@ async function couch<T>(what: string, fn: () => Promise<T>): Promise<T> {
 async function nodeKey(http: CouchHttp, node: string) {
   const user = await http.get<Record<string, unknown>>(`/_users/${enc(`org.couchdb.user:${nodeUserName(node)}`)}`).catch((err) => {
     if (err instanceof CouchHttpError && err.status === 404) throw new BundleError('BUNDLE_KEY_UNKNOWN', `there is no node ${node} (no user ${nodeUserName(node)}); enrol it with \`anybios node add ${node}\``);
+    if (err instanceof CouchHttpError && err.authFailed) throw new BundleError('BUNDLE_KEY_UNKNOWN', `the key of node ${node} comes from its _users document, which only a server admin may read (${err.message})`);
     throw err;
   });
   return keyOfUserDoc(user, node);
@@ -180,13 +181,25 @@ async function writeNodeBundle(http: CouchHttp, b: ReadBundle, file: string): Pr
   ]);
   const refused = ddocRefusals(b.docs.filter((r) => r.db !== 'node' || missing.has(`${r.doc._id}\n${r.doc._rev}`)), node, db, ddoc, security);
   if (refused.length) throw new BundleError('BUNDLE_REFUSED', refusalMessage(refused), refused);
-  for (let i = 0; i < todo.length; i += BATCH) {
-    const docs = [];
-    for (const r of todo.slice(i, i + BATCH)) docs.push(await withAttachmentData(r.doc, b, file, (bytes) => bytes.toString('base64')));
+  // Batches of at most BATCH documents and about 16 MiB of JSON: well under CouchDB's request limits.
+  let docs: Doc[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (!docs.length) return;
     const res = await http.request<{ id: string; error?: string; reason?: string }[]>('POST', `/${enc(db)}/_bulk_docs`, { docs, new_edits: false }, { timeoutMs: 120_000 });
     const failed = res.filter((x) => x.error);
     if (failed.length) throw new BundleError('BUNDLE_REFUSED', `${failed.length} document(s) not written: ${failed.slice(0, 5).map((f) => `${f.id}: ${f.reason ?? f.error}`).join('; ')}`, failed);
+    docs = [];
+    size = 0;
+  };
+  for (const r of todo) {
+    const doc = await withAttachmentData(r.doc, b, file, (bytes) => bytes.toString('base64'));
+    const bytes = JSON.stringify(doc).length;
+    if (docs.length >= BATCH || (docs.length && size + bytes > 16 * 1024 * 1024)) await flush();
+    docs.push(doc);
+    size += bytes;
   }
+  await flush();
   return { node, origin: b.header.origin, docs: b.docs.length, written: todo.length, present: b.docs.length - todo.length, blobs: b.blobs.size, checkpoint: b.checkpoint, imported: b.header.imported ?? null };
 }
 
