@@ -13,6 +13,7 @@ import { loadMemory } from './memory.ts';
 import { NodeSync, pullTemplates } from './sync/node-sync.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
+import { learnKeyParams } from '../bundle/device.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -114,10 +115,13 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
 
   sync.start();
   reconciler.start();
-  const local = await startLocalApi({
-    db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort,
-    bundle: { ctx: { node: o.node, password: o.password, db, catalog, statePath: join(own, 'bundle.json') }, spoolDir: own },
-  });
+  const bundleCtx = { node: o.node, password: o.password, db, catalog, statePath: join(own, 'bundle.json') };
+  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort, bundle: { ctx: bundleCtx, spoolDir: own } });
+  // While a server answers, keep the key parameters of bundles (so a node taken offline can still export).
+  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
+  learnKey();
+  const keyTimer = setInterval(learnKey, 3_600_000);
+  keyTimer.unref();
   log(`running: database ${dbName} synced with ${bases.join(', ')}, data in ${o.dataDir}`);
 
   return {
@@ -126,6 +130,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
       await local.close();
       clearInterval(heartbeat);
       clearInterval(templateTimer);
+      clearInterval(keyTimer);
       await reconciler.stop();
       await sync.stop();
       await pulling;

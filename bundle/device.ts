@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { BundleError } from './errors.ts';
 import { BundleWriter, readBundle, withAttachmentData, type DocRecord, type KeyParams, type ReadBundle } from './format.ts';
-import { keyFromPassword } from './key.ts';
+import { keyFromPassword, keyOfUserDoc } from './key.ts';
 import { deviceRefusals, refusalMessage } from './rules.ts';
 
 export interface DeviceBundleContext {
@@ -148,4 +148,25 @@ async function writeDoc(w: BundleWriter, db: PouchDB.Database, doc: Doc): Promis
     doc = { ...doc, _attachments: out };
   }
   await w.doc('node', doc);
+}
+
+/**
+ * Online, the node reads its own `_users` document (CouchDB lets a user read its own) and keeps its key
+ * parameters, so it can export bundles later with no server in reach, even if it never imported one.
+ * Kept only when they derive, from this node's password, the very key the server holds. Returns
+ * whether they were stored.
+ */
+export async function learnKeyParams(c: DeviceBundleContext, serverBase: string, user: string): Promise<boolean> {
+  const res = await fetch(`${serverBase}/db/_users/${encodeURIComponent(`org.couchdb.user:${user}`)}`, {
+    headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${c.password}`).toString('base64'), Accept: 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) return false;
+  const doc = (await res.json()) as Record<string, unknown>;
+  const { params, key } = keyOfUserDoc(doc, c.node);
+  if (!(await keyFromPassword(c.password, params, c.node)).equals(key)) return false;
+  const state = loadDeviceState(c.statePath);
+  if (JSON.stringify(state.key) === JSON.stringify(params)) return false;
+  saveDeviceState(c.statePath, { ...state, key: params });
+  return true;
 }

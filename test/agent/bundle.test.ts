@@ -204,6 +204,7 @@ test.serial('a bundle imported while a live sync delivers the same revisions: st
   const live = spawnAgent(cfg, liveDir, ['--full-pass', '2', '--heartbeat', '5', '--watchdog', '2']);
   agents.push(live);
   await until('live agent ready', async () => live.output(), (o) => o.includes('anybios agent ready'));
+  await until('the online agent learnt its bundle key parameters', async () => live.output(), (o) => o.includes('bundle key parameters learnt from the server'));
   const rev = await putSpec(liveNode, spec('both', 'host', sleeper('b')));
   const file = join(base, 'live.bundle');
   t.is((await cli(['export', '--node', liveNode, '-o', file, ...conn])).code, 0);

@@ -10,7 +10,7 @@ import PouchDB from 'pouchdb';
 import { addNode, removeNode } from '../../server/nodes.ts';
 import { CouchHttp } from '../../server/sites/couch-http.ts';
 import { exportNodeBundle, importNodeBundle } from '../../bundle/server.ts';
-import { exportFromDevice, importOnDevice, type DeviceBundleContext } from '../../bundle/device.ts';
+import { exportFromDevice, importOnDevice, learnKeyParams, type DeviceBundleContext } from '../../bundle/device.ts';
 import { BundleWriter } from '../../bundle/format.ts';
 import { keyFromPassword } from '../../bundle/key.ts';
 import { call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
@@ -257,6 +257,11 @@ test.serial('hostile content with a valid MAC is refused by the rules, all or no
 test.serial('node → server: status and heartbeat come back; the server applies the node\'s own rules (validate_doc_update as node-<id>)', async (t) => {
   const d = device(A, PASSWORD);
   await t.throwsAsync(deviceExport(d), { message: /import a bundle from the server first/ });
+  // Online once, the node learns its key parameters from its own _users document (only if they fit its password).
+  t.false(await learnKeyParams({ ...d, password: 'wrong' }, s.url, `node-${A}`));
+  t.true(await learnKeyParams(d, s.url, `node-${A}`));
+  t.false(await learnKeyParams(d, s.url, `node-${A}`), 'nothing new the second time');
+  t.is((await deviceExport(d)).docs, 0, 'it can export now (nothing to say yet)');
   const full = await exportTo(A);
   await importOnDevice(d, full.file);
   await d.db.put({ _id: 'status:web', type: 'status', name: 'web', phase: 'running', updated: new Date().toISOString(), history: [{ at: new Date().toISOString(), phase: 'running', exitCode: null, code: null, message: '' }] });
