@@ -1,7 +1,7 @@
 // Checkpoints: where the next export of the same direction goes on from. The token is opaque to
 // people and carries CouchDB's sequence values as they came (never parsed or compared here: they are
-// only handed back to `_changes?since=`), plus, for server bundles, which templates and blobs the node
-// was sent already, so a template is not carried again until it changes.
+// only handed back to `_changes?since=`), plus, for server bundles, which templates (and which of their
+// blobs) the node was sent already, so a template is not carried again until it changes.
 import { BundleError } from './errors.ts';
 import type { Origin } from './format.ts';
 
@@ -13,9 +13,8 @@ export interface Checkpoint {
   n: unknown;
   /** update sequence of the catalog (opaque; server bundles). */
   c?: unknown;
-  /** templates the node was sent (names) and blobs it holds (sha256), server bundles. */
-  t?: string[];
-  s?: string[];
+  /** server bundles: each template the node was sent, with the sha256 of its leaves' attachments then. */
+  t?: Record<string, string[]>;
 }
 
 const PREFIX = 'cp1.';
@@ -37,6 +36,11 @@ export function decodeCheckpoint(token: string, node: string, origin: Origin): C
   if (!c || typeof c !== 'object' || c.v !== 1 || c.n === undefined) throw bad('the checkpoint is damaged (fields missing)');
   if (c.node !== node) throw bad(`this checkpoint belongs to node ${String(c.node)}, not ${node}`);
   if (c.origin !== origin) throw bad(`this checkpoint is of ${c.origin === 'server' ? 'server' : 'node'} bundles, not of ${origin} bundles`);
-  const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(0, 4096) : []);
-  return { v: 1, node, origin, n: c.n, c: c.c, t: strings(c.t), s: strings(c.s) };
+  const t: Record<string, string[]> = {};
+  if (c.t && typeof c.t === 'object' && !Array.isArray(c.t)) {
+    for (const [name, shas] of Object.entries(c.t).slice(0, 4096)) {
+      if (Array.isArray(shas)) t[name] = shas.filter((x): x is string => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x)).slice(0, 64);
+    }
+  }
+  return { v: 1, node, origin, n: c.n, c: c.c, t };
 }

@@ -121,11 +121,6 @@ export class BundleWriter {
     await this.line({ t: 'doc', db, doc });
   }
 
-  /** The sha256 of every blob written so far. */
-  sent(): string[] {
-    return [...this.blobs];
-  }
-
   /** Writes `length` bytes from `source`, checking they are exactly that many and hash to `sha256`. */
   async blob(sha256: string, length: number, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, what: string): Promise<void> {
     await this.started;

@@ -71,8 +71,9 @@ async function* attachmentStream(http: CouchHttp, db: string, id: string, name: 
  * Writes the document with its attachments as blobs (once per sha256, and not at all when the node
  * has the blob from an earlier bundle), its stubs then naming them by sha256.
  */
-async function writeWithAttachments(w: BundleWriter, http: CouchHttp, db: string, dbKind: DocRecord['db'], doc: Doc, sent: Set<string>): Promise<void> {
+async function writeWithAttachments(w: BundleWriter, http: CouchHttp, db: string, dbKind: DocRecord['db'], doc: Doc, sent: Set<string>): Promise<string[]> {
   const atts = doc._attachments as Record<string, Stub> | undefined;
+  const shas: string[] = [];
   if (atts) {
     const out: Record<string, unknown> = {};
     for (const [name, a] of Object.entries(atts)) {
@@ -88,10 +89,12 @@ async function writeWithAttachments(w: BundleWriter, http: CouchHttp, db: string
       const length = buffered?.length ?? a.length ?? 0;
       if (!sent.has(sha)) await w.blob(sha, length, buffered ? [buffered] : attachmentStream(http, db, doc._id, name, doc._rev), `${db}/${doc._id}/${name}`);
       out[name] = { stub: true, sha256: sha, length, content_type: a.content_type ?? 'application/octet-stream', ...(a.digest ? { digest: a.digest } : {}) };
+      shas.push(sha);
     }
     doc = { ...doc, _attachments: out };
   }
   await w.doc(dbKind, doc);
+  return shas;
 }
 
 /**
@@ -118,8 +121,11 @@ export async function exportNodeBundle(http: CouchHttp, node: string, out: Writa
     const systems = await http.get<{ rows: { doc?: Doc }[] }>(`/${enc(db)}/_all_docs?include_docs=true&startkey=${enc('"system:"')}&endkey=${enc('"system:\ufff0"')}`, { timeoutMs: 120_000 });
     for (const r of systems.rows) if (typeof r.doc?.template === 'string') used.add(r.doc.template);
     let templates = [...used].sort();
+    // Which blobs each template's leaves had when it was last sent: the node holds those (older ones
+    // may be compacted away there), so they are not carried again.
+    const sentTemplates: Record<string, string[]> = { ...(cp?.t ?? {}) };
     if (cp) {
-      const sentBefore = new Set(cp.t);
+      const sentBefore = new Set(Object.keys(sentTemplates));
       const changed = new Set<string>();
       if (templates.length) {
         const ch = await http.request<{ results: { id: string }[] }>('POST', `/${CATALOG_DB}/_changes?filter=_doc_ids&since=${enc(typeof cp.c === 'string' ? cp.c : JSON.stringify(cp.c ?? 0))}`, { doc_ids: templates.map((t) => `template:${t}`) });
@@ -127,7 +133,7 @@ export async function exportNodeBundle(http: CouchHttp, node: string, out: Writa
       }
       templates = templates.filter((t) => !sentBefore.has(t) || changed.has(t));
     }
-    const blobs = new Set(cp?.s ?? []);
+    const held = new Set(Object.values(sentTemplates).flat());
     for (const t of templates) {
       let leaves: ({ ok: Doc } | { missing: string })[];
       try {
@@ -136,14 +142,13 @@ export async function exportNodeBundle(http: CouchHttp, node: string, out: Writa
         if (err instanceof CouchHttpError && err.status === 404) continue; // a system naming a template that is not there: the agent says TEMPLATE_MISSING
         throw err;
       }
-      for (const l of leaves) {
-        if (!('ok' in l)) continue;
-        await writeWithAttachments(w, http, CATALOG_DB, 'catalog', l.ok, blobs);
-      }
+      const shas: string[] = [];
+      for (const l of leaves) if ('ok' in l) shas.push(...(await writeWithAttachments(w, http, CATALOG_DB, 'catalog', l.ok, held)));
+      sentTemplates[t] = [...new Set(shas)];
     }
-    // What the node holds once it imported this bundle: the blobs sent before and now (newest kept).
-    const held = [...new Set([...blobs, ...w.sent()])].slice(-256);
-    const checkpoint = encodeCheckpoint({ v: 1, node, origin: 'server', n: nodeSeq, c: catalogSeq, t: [...new Set([...(cp?.t ?? []), ...used])].sort(), s: held });
+    // Templates no system uses any more are forgotten: the checkpoint stays as small as the node's set.
+    for (const t of Object.keys(sentTemplates)) if (!used.has(t)) delete sentTemplates[t];
+    const checkpoint = encodeCheckpoint({ v: 1, node, origin: 'server', n: nodeSeq, c: catalogSeq, t: sentTemplates });
     const r = await w.end(checkpoint);
     return { node, ...r, checkpoint, templates };
   });
