@@ -63,15 +63,32 @@ export async function importOnDevice(c: DeviceBundleContext, file: string): Prom
     for (const r of docs) await checkAttachments(db, r.doc, b);
   }
   let written = 0;
+  const write = async (db: PouchDB.Database, batch: Doc[]) => {
+    const pending = db.bulkDocs(batch, { new_edits: false });
+    // PouchDB has copied the documents by now (it clones its input at once): dropping our reference to
+    // a blob's bytes lets them go while PouchDB writes its copy (bench/bundle: one template size less).
+    for (const d of batch) for (const a of Object.values((d._attachments ?? {}) as Record<string, { data?: unknown }>)) delete a.data;
+    const res = (await pending) as ({ error?: unknown; id?: string; message?: string })[];
+    const failed = res.filter((x) => x && 'error' in x && x.error);
+    if (failed.length) throw new BundleError('BUNDLE_REFUSED', `${failed.length} document(s) not written: ${failed.slice(0, 5).map((f) => `${f.id}: ${f.message ?? String(f.error)}`).join('; ')}`);
+    written += batch.length;
+  };
   for (const [db, docs] of [[c.catalog, catalogNew], [c.db, nodeNew]] as const) {
-    for (let i = 0; i < docs.length; i += 200) {
-      const batch: Doc[] = [];
-      for (const r of docs.slice(i, i + 200)) batch.push(await withAttachmentData(r.doc, b, file, (bytes) => bytes));
-      const res = (await db.bulkDocs(batch, { new_edits: false })) as ({ error?: unknown; id?: string; message?: string })[];
-      const failed = res.filter((x) => x && 'error' in x && x.error);
-      if (failed.length) throw new BundleError('BUNDLE_REFUSED', `${failed.length} document(s) not written: ${failed.slice(0, 5).map((f) => `${f.id}: ${f.message ?? String(f.error)}`).join('; ')}`);
-      written += batch.length;
+    let batch: Doc[] = [];
+    for (const r of docs) {
+      const carriesBlob = Object.values((r.doc._attachments ?? {}) as Record<string, { sha256: string }>).some((a) => b.blobs.has(a.sha256));
+      // A document with blob bytes goes alone: never two templates' bytes in memory at once.
+      if (carriesBlob || batch.length >= 200) {
+        if (batch.length) await write(db, batch);
+        batch = [];
+      }
+      batch.push(await withAttachmentData(r.doc, b, file, (bytes) => bytes));
+      if (carriesBlob) {
+        await write(db, batch);
+        batch = [];
+      }
     }
+    if (batch.length) await write(db, batch);
   }
   const state = loadDeviceState(c.statePath);
   saveDeviceState(c.statePath, { ...state, key: b.header.key, imported: b.checkpoint, importedAt: new Date().toISOString() });
