@@ -208,6 +208,7 @@ async function forged(node: string, password: string, origin: 'server' | 'node',
   const out = createWriteStream(file);
   const w = new BundleWriter(out, await keyFromPassword(password, params, node), { node, origin, created: new Date().toISOString(), key: params, since: null });
   for (const r of records) await w.doc(r.db, r.doc);
+  await (w as unknown as { started: Promise<void> }).started; // the header is out
   if (raw) out.write(raw);
   await w.end('cp1.x');
   await new Promise<void>((res) => out.end(() => res()));
@@ -248,6 +249,18 @@ test.serial('hostile content with a valid MAC is refused by the rules, all or no
     t.is((err as { code?: string }).code, 'BUNDLE_MALFORMED', `${what}: ${err?.message}`);
     t.regex(err!.message, re, what);
   }
+  // sizes: a blob claiming a terabyte, a record longer than 8 MiB — refused at that record, nothing read beyond
+  for (const [what, raw, re] of [
+    ['huge blob', `{"t":"blob","sha256":"${'a'.repeat(64)}","length":1099511627776}\n`, /blob\.length must be an integer from 0 to/],
+    ['huge record', `{"t":"doc","db":"node","doc":{"_id":"system:x","pad":"${'x'.repeat(9 * 1024 * 1024)}"}}\n`, /longer than 8388608 bytes/],
+  ] as const) {
+    const file = await forged(A, PASSWORD, 'server', [], raw);
+    const err = await t.throwsAsync(importOnDevice(d, file), undefined, what);
+    t.is((err as { code?: string }).code, 'BUNDLE_TOO_LARGE', `${what}: ${err?.message}`);
+    t.regex(err!.message, re, what);
+  }
+  const local = await forged(A, PASSWORD, 'server', [{ db: 'node', doc: revd({ _id: '_local/x' }) }]);
+  t.regex((await t.throwsAsync(importOnDevice(d, local)))!.message, /local documents never travel/);
   // a node's own bundle is not for the device, and a server's not for the server
   const mine = await forged(A, PASSWORD, 'node', [{ db: 'node', doc: good }]);
   t.is((await t.throwsAsync(importOnDevice(d, mine)))!.message.includes('import it on the server'), true);
