@@ -37,8 +37,8 @@ function sendError(res: http.ServerResponse, err: unknown): void {
 }
 
 export async function handleBundleRequest(req: http.IncomingMessage, res: http.ServerResponse, o: BundleApiOptions): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://local');
   try {
+    const url = new URL(req.url ?? '/', 'http://local');
     if (req.method === 'POST') {
       const max = o.maxBytes ?? 8 * 1024 ** 3;
       if (Number(req.headers['content-length'] ?? 0) > max) throw new BundleError('BUNDLE_TOO_LARGE', `the upload is larger than ${max} bytes`);

@@ -107,7 +107,7 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
         res.end(JSON.stringify({ error: 'unauthorized', reason: (err as Error).message }) + '\n');
         return;
       }
-      void handleBundleRequest(req, res, o.bundle);
+      handleBundleRequest(req, res, o.bundle).catch(() => res.destroy());
       return;
     }
     route(req).then(
