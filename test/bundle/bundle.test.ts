@@ -280,6 +280,15 @@ test.serial('node → server: status and heartbeat come back; the server applies
   await d.db.put({ _id: 'status:web', type: 'status', name: 'web', phase: 'running', updated: new Date().toISOString(), history: [{ at: new Date().toISOString(), phase: 'running', exitCode: null, code: null, message: '' }] });
   await d.db.put({ _id: `node:${A}`, type: 'node', name: A, heartbeat: new Date().toISOString() });
   const back = await deviceExport(d);
+  // Cut short or altered on the way: refused, nothing written on the server.
+  const bytes = readFileSync(back.file);
+  writeFileSync(join(work, 'back-cut.bundle'), bytes.subarray(0, bytes.length - 30));
+  t.is((await t.throwsAsync(importNodeBundle(http, join(work, 'back-cut.bundle'))) as { code?: string }).code, 'BUNDLE_TRUNCATED');
+  const altered = Buffer.from(bytes);
+  altered.write('"failed" ', bytes.indexOf('"running"'), 'latin1');
+  writeFileSync(join(work, 'back-altered.bundle'), altered);
+  t.is((await t.throwsAsync(importNodeBundle(http, join(work, 'back-altered.bundle'))) as { code?: string }).code, 'BUNDLE_MAC_MISMATCH');
+  t.is((await call(s.couchUrl, `${nodeDb(A)}/status:web`, { auth: s.adminAuth })).status, 404, 'nothing written');
   const r = await importNodeBundle(http, back.file);
   t.is(r.node, A);
   t.is(r.imported, full.checkpoint, 'the server learns which of its bundles the node has');
