@@ -34,7 +34,9 @@ const vm = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(r
 
 /** One phase, in this (child) process: prints {ms, peak, report} as its last line. */
 async function runPhase(name: Phase, a: Record<string, string | null>): Promise<void> {
-  const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: `${a.dir}-` });
+  // The export needs no local database; it gets a throwaway one beside its file, for the same shape.
+  const dir = a.dir ?? `${a.file}.local`;
+  const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: `${dir}-` });
   const db = new Local(`anybios-node-${NODE}`);
   const catalog = new Local('anybios');
   await Promise.all([db.info(), catalog.info()]);
@@ -46,7 +48,7 @@ async function runPhase(name: Phase, a: Record<string, string | null>): Promise<
     out = { ...(await exportNodeBundle(new CouchHttp(a.couchUrl!, { username: 'admin', password: a.adminPassword! }, 600_000), NODE, file, a.since)) };
     await new Promise<void>((r) => file.end(() => r()));
   } else if (name === 'import') {
-    out = { ...(await importOnDevice({ node: NODE, password: PASSWORD, db, catalog, statePath: `${a.dir}-bundle.json` }, a.file!)) };
+    out = { ...(await importOnDevice({ node: NODE, password: PASSWORD, db, catalog, statePath: `${dir}-bundle.json` }, a.file!)) };
   } else {
     const auth = { username: `node-${NODE}`, password: PASSWORD };
     const remoteNode = remoteDb(`${a.base}/anybios-node-${NODE}`, auth);
