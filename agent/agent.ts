@@ -14,6 +14,7 @@ import { NodeSync } from './sync/node-sync.ts';
 import { NodeTemplates } from './templates/index.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
+import { learnKeyParams } from '../bundle/device.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -31,6 +32,8 @@ export interface AgentOptions {
   fullPassMs?: number;
   heartbeatMs?: number;
   watchdogMs?: number;
+  /** Phase transitions kept in each status document's history (default 20, at most 100). */
+  statusHistory?: number;
   /** Port of the loopback API for edits on the device (default: any free port). */
   localPort?: number;
   /** Whether systems may use the built-in `host` template (default: when running as root). */
@@ -94,6 +97,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     gate: templates.gate,
     tarballOf: templates.tarballOf,
     afterPass: templates.afterPass,
+    statusHistory: o.statusHistory,
   });
 
   // Heartbeat: node:<id>, written by this agent only, at a modest interval.
@@ -119,7 +123,17 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
 
   sync.start();
   reconciler.start();
-  const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort, status: async () => ({ templates: await templates.status() }) });
+  const bundleCtx = { node: o.node, password: o.password, db, catalog, statePath: join(own, 'bundle.json') };
+  const local = await startLocalApi({
+    db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort,
+    status: async () => ({ templates: await templates.status() }),
+    bundle: { ctx: bundleCtx, spoolDir: own },
+  });
+  // While a server answers, keep the key parameters of bundles (so a node taken offline can still export).
+  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
+  learnKey();
+  const keyTimer = setInterval(learnKey, 3_600_000);
+  keyTimer.unref();
   log(`running: database ${dbName} synced with ${bases.join(', ')}, data in ${o.dataDir}`);
 
   return {
@@ -127,6 +141,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     async stop() {
       await local.close();
       clearInterval(heartbeat);
+      clearInterval(keyTimer);
       await reconciler!.stop();
       await templates.stop();
       await sync.stop();

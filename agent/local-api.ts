@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { DocError, checkName, checkSpec, normalizeSpec } from '../ddocs/normalize.ts';
 import { parseJson, readBody } from '../server/couch/http.ts';
 import type { NodeSync } from './sync/node-sync.ts';
+import { handleBundleRequest, type BundleApiOptions } from './bundle-api.ts';
 
 export interface LocalApiOptions {
   db: PouchDB.Database;
@@ -18,6 +19,8 @@ export interface LocalApiOptions {
   port?: number;
   /** More of the agent's state for GET /status (templates: pulls with bytes, rate, ETA; disk use). */
   status?: () => Promise<Record<string, unknown>>;
+  /** Bundle import/export at /bundle (see agent/bundle-api.ts). */
+  bundle?: BundleApiOptions;
 }
 
 export interface LocalApi { url: string; token: string; close(): Promise<void> }
@@ -34,14 +37,18 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
   const token = randomBytes(24).toString('base64url');
   const expected = Buffer.from(`Bearer ${token}`);
 
-  async function route(req: http.IncomingMessage): Promise<[number, unknown]> {
+  const checkToken = (req: http.IncomingMessage) => {
     const given = Buffer.from(String(req.headers.authorization ?? ''));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, 'unauthorized', `send the token from ${o.infoPath}`);
+  };
+
+  async function route(req: http.IncomingMessage): Promise<[number, unknown]> {
+    checkToken(req);
     const url = new URL(req.url ?? '/', 'http://local');
     const [coll, rawName, action, ...extra] = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (coll === 'status' && !rawName) return [200, { node: o.node, sync: o.sync.state, server: o.sync.remoteUrl.replace(/\/db\/[^/]+$/, ''), switches: o.sync.switches, syncRestarts: o.sync.restarts, lastError: o.sync.lastError, memory: process.memoryUsage(), ...(await o.status?.()) }];
     const kind = COLLECTIONS[coll ?? ''];
-    if (!kind || extra.length) throw new HttpError(404, 'not_found', 'routes: /status, /systems[/NAME[/start|/stop]], /volumes[/NAME]');
+    if (!kind || extra.length) throw new HttpError(404, 'not_found', 'routes: /status, /systems[/NAME[/start|/stop]], /volumes[/NAME], /bundle');
     if (!rawName) {
       if (req.method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET only');
       const rows = await o.db.allDocs({ startkey: `${kind}:`, endkey: `${kind}:\ufff0`, include_docs: true });
@@ -93,6 +100,18 @@ export async function startLocalApi(o: LocalApiOptions): Promise<LocalApi> {
   const server = http.createServer((req, res) => {
     req.on('error', () => {});
     res.on('error', () => {});
+    // Bundles stream (a template may be large): their own handler, after the same token check.
+    if (o.bundle && (req.url ?? '').split('?')[0] === '/bundle') {
+      try {
+        checkToken(req);
+      } catch (err) {
+        res.writeHead(401, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error: 'unauthorized', reason: (err as Error).message }) + '\n');
+        return;
+      }
+      handleBundleRequest(req, res, o.bundle).catch(() => res.destroy());
+      return;
+    }
     route(req).then(
       ([status, body]) => {
         res.writeHead(status, { 'Content-Type': 'application/json' });

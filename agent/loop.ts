@@ -25,6 +25,8 @@ export interface LoopOptions {
   /** Back-off is reset once a system has run this long. */
   healthyAfterMs?: number;
   log: (msg: string) => void;
+  /** Phase transitions kept in each status document (default 20, at most 100). */
+  statusHistory?: number;
   /** Called with the template names this node's systems use (so sync can pull them). */
   onTemplatesUsed?: (names: string[]) => void;
   /** The template a system gets here and whether it may start (default: the catalog copy's document). */
@@ -173,14 +175,15 @@ export class Reconciler {
       const o = after.get(name);
       const hash = d.template ? runtimeHash(d.spec, d.template) : null;
       const b = memory.backoff.get(name);
+      const current = statuses.get(name) ?? null;
       const next = statusFor({
+        previous: current, historyLimit: this.o.statusHistory,
         name, desired: d, observed: o, applied: memory.applied.get(name), hash,
         lastError: memory.lastError.get(name), terminal: memory.terminal.get(name),
         waitingUntil: b && b.hash === hash && b.notBefore > Date.now() ? b.notBefore : undefined,
         logTail: '',
         now: Date.now(),
       });
-      const current = statuses.get(name) ?? null;
       if (statusChanged(current, next, Date.now())) {
         // The log tail rides along with a write; it never causes one, so it is read only then.
         if (o) next.logTail = (await runtime.logTail(name, 2048).catch(() => '')).slice(-4096);

@@ -8,6 +8,17 @@ import { mkdirSync, readdirSync, renameSync, rmSync, statSync, existsSync } from
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+// Passwords given on the command line (`https://user:pass@host`, --password, --remote-password) must not
+// stay readable by every user in /proc/<pid>/cmdline: the process title (which overwrites the argv memory
+// on Linux) is set at once to the same command with them masked. process.argv keeps the real values.
+{
+  const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/@\s:]*:)[^/\s]*@/i;
+  const args = process.argv.slice(2);
+  if (args.some((a, i) => URL_PASSWORD.test(a) || /^--(remote-)?password(=|$)/.test(a) || /^--(remote-)?password$/.test(args[i - 1] ?? ''))) {
+    process.title = ['anybios', ...args.map((a, i) => (/^--(remote-)?password$/.test(args[i - 1] ?? '') ? '***' : a.replace(URL_PASSWORD, '$1***@').replace(/^(--(remote-)?password=).*/, '$1***')))].join(' ');
+  }
+}
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['bin', 'server', 'agent', 'ddocs'];
 

@@ -25,6 +25,9 @@ const COMMANDS: Record<string, Loader> = {
   conflicts: () => load('conflicts'),
   history: () => load('history'),
   template: () => load('template'),
+  // Bundles: a node's database by file, for nodes no network reaches (issue 16).
+  export: () => load('export'),
+  import: () => load('import'),
 };
 
 /**

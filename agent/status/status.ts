@@ -4,6 +4,7 @@
 import type { StatusDoc, Phase } from '../../ddocs/schemas/types.ts';
 import type { Applied, DesiredSystem } from '../model/types.ts';
 import type { Observed } from '../runtime/index.ts';
+import { historyLimit, nextHistory } from './history.ts';
 
 export interface LastError { hash: string; code: string; message: string; at: number }
 
@@ -19,6 +20,9 @@ export interface StatusFacts {
   waitingUntil: number | undefined;
   logTail: string;
   now: number;
+  /** The stored status (its history is carried on), and how many transitions to keep (default 20). */
+  previous?: StatusDoc | null;
+  historyLimit?: number;
 }
 
 export function statusFor(f: StatusFacts): StatusDoc {
@@ -60,7 +64,7 @@ export function statusFor(f: StatusFacts): StatusDoc {
   if (f.waitingUntil && !running) message = `${message ? message + '; ' : ''}next start in ${Math.ceil((f.waitingUntil - f.now) / 1000)} s (back-off)`;
   // The spec revision this status speaks for: what we applied, or the stopped spec itself.
   const observedRev = running || o?.phase === 'materializing' ? f.applied?.rev ?? o?.specRev ?? null : d.spec.state === 'stopped' ? rev : f.applied?.rev ?? (f.terminal?.rev === rev ? rev : null);
-  return {
+  const doc: StatusDoc = {
     _id: `status:${f.name}`,
     type: 'status',
     name: f.name,
@@ -76,6 +80,8 @@ export function statusFor(f: StatusFacts): StatusDoc {
     conflict: d.conflict,
     updated: new Date(f.now).toISOString(),
   };
+  doc.history = nextHistory(f.previous ?? null, doc, historyLimit(f.historyLimit));
+  return doc;
 }
 
 const VOLATILE = new Set(['_id', '_rev', 'updated', 'logTail', 'diskUsed']);

@@ -26,7 +26,8 @@ options:
   --host-template allow|deny   whether systems may use this machine's own root as their template
                        (default: allow when running as root); node:<id> reports it as capabilities.hostTemplate
   --template-grace SECONDS     how long a template no system uses stays on disk (default 3600)
-  --disk-reserve MB    a template pull that would leave less free on the data dir is refused (default 256)`;
+  --disk-reserve MB    a template pull that would leave less free on the data dir is refused (default 256)
+  --status-history N   phase transitions kept in each status document (default 20, 0-100)`;
 
 export interface Credentials { server: string | string[]; node: string; user: string; password: string }
 
@@ -66,6 +67,7 @@ export const command: Command = {
         config: { type: 'string' }, server: { type: 'string', multiple: true }, node: { type: 'string' }, data: { type: 'string' },
         'template-root': { type: 'string', multiple: true }, strategy: { type: 'string' }, 'full-pass': { type: 'string' }, heartbeat: { type: 'string' }, watchdog: { type: 'string' },
         'host-template': { type: 'string' }, 'template-grace': { type: 'string' }, 'disk-reserve': { type: 'string' },
+        'status-history': { type: 'string' },
       },
       strict: true,
     });
@@ -92,6 +94,8 @@ export const command: Command = {
     if (hostTemplate !== undefined && hostTemplate !== 'allow' && hostTemplate !== 'deny') throw new CliError('USAGE', `--host-template must be allow or deny, not ${JSON.stringify(hostTemplate)}`, 2);
     const reserve = values['disk-reserve'];
     if (reserve !== undefined && !/^\d+$/.test(reserve)) throw new CliError('USAGE', '--disk-reserve must be a whole number of megabytes (0 or more)', 2);
+    const history = values['status-history'];
+    if (history !== undefined && !(/^\d+$/.test(history) && Number(history) <= 100)) throw new CliError('USAGE', `--status-history must be a whole number from 0 to 100 (got ${history})`, 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
       ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
@@ -99,6 +103,7 @@ export const command: Command = {
       ...(hostTemplate ? { hostTemplate: hostTemplate === 'allow' } : {}),
       templateGraceMs: seconds(values['template-grace'], 'template-grace', 3600),
       ...(reserve !== undefined ? { diskReserveBytes: Number(reserve) * 1024 * 1024 } : {}),
+      ...(history !== undefined ? { statusHistory: Number(history) } : {}),
     });
     console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);
     stopOnSignals(() => agent.stop());

@@ -39,6 +39,9 @@ function statusLines(spec: Doc, status: Doc | null): string[] {
   const more = [['pid', status.pid], ['exit code', status.exitCode], ['restarts', status.restarts], ['code', status.code], ['message', status.message]] as const;
   for (const [k, v] of more) if (v !== null && v !== undefined && v !== '') lines.push(`# ${k}: ${String(v).replace(/\n/g, '\n#   ')}`);
   if (status.conflict || (spec._conflicts as unknown[] | undefined)?.length) lines.push('# conflict: the spec has conflicting revisions');
+  // The phase transitions the node kept (also those of a time offline), newest last.
+  const history = Array.isArray(status.history) ? (status.history as Doc[]).slice(-10) : [];
+  if (history.length) lines.push('# history:', ...history.map((h) => `#   ${String(h.at)} ${String(h.phase)}${h.code ? ` ${String(h.code)}` : ''}${h.exitCode !== null && h.exitCode !== undefined ? ` (exit ${String(h.exitCode)})` : ''}${h.message ? `: ${String(h.message).replace(/\n/g, ' ')}` : ''}`));
   return lines;
 }
 

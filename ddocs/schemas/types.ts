@@ -80,7 +80,11 @@ export interface StatusDoc extends CouchMeta {
   diskUsed?: number | null;
   logTail?: string;
   conflict?: boolean;
+  /** Phase transitions, oldest first (the newest N kept). */
+  history?: StatusHistoryEntry[];
   updated: string;
 }
+
+export interface StatusHistoryEntry { at: string; phase: Phase; exitCode?: number | null; code?: string | null; message?: string }
 
 export type AnyDoc = TemplateDoc | SystemDoc | VolumeDoc | NodeDoc | StatusDoc;

@@ -45,6 +45,8 @@ export interface SystemRow {
   message: string | null;
   updated: string | null;
   conflict: boolean;
+  /** The status document's phase transitions, oldest first (what happened while the node was away). */
+  history: NonNullable<StatusDoc['history']>;
 }
 
 export interface NodeRow {
@@ -294,6 +296,7 @@ export class FleetIndex {
           node: n, name: spec.name, kind: spec.kind, template: spec.template, state: spec.state, labels: spec.labels ?? {}, rev: spec._rev ?? '',
           phase: status?.phase ?? null, observedRev: status?.observedRev ?? null, current: !!status && status.observedRev === spec._rev,
           pid: status?.pid ?? null, message: status?.message ?? null, updated: status?.updated ?? null, conflict: !!state.conflicts[id],
+          history: Array.isArray(status?.history) ? status.history : [],
         });
       }
     }
