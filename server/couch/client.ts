@@ -4,7 +4,7 @@ import nano, { type Configuration, type ServerScope } from 'nano';
 
 export function couchClient(url: string, user?: string, password?: string): ServerScope {
   const u = new URL(url);
-  if (user !== undefined) u.username = user;
-  if (password !== undefined) u.password = password;
+  if (user !== undefined) u.username = encodeURIComponent(user); // the setter leaves '%' as is; nano decodes userinfo
+  if (password !== undefined) u.password = encodeURIComponent(password);
   return nano({ url: u.toString().replace(/\/$/, ''), parseUrl: false } as Configuration);
 }
