@@ -76,6 +76,8 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     graceMs: o.templateGraceMs, reserveBytes: o.diskReserveBytes, log,
     requestPass: () => reconciler?.request(),
   });
+  // Tarballs a bundle imported while no agent ran (anybios import --data) are taken now.
+  await templates.adoptLocal();
   let syncState = 'starting';
   const sync = new NodeSync({
     local: db, remoteUrls: bases.map((b) => `${b}/db/${dbName}`), auth, watchdogMs: o.watchdogMs, log,
@@ -127,7 +129,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const local = await startLocalApi({
     db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort,
     status: async () => ({ templates: await templates.status() }),
-    bundle: { ctx: bundleCtx, spoolDir: own },
+    bundle: { ctx: bundleCtx, spoolDir: own, afterImport: templates.adoptLocal },
   });
   // While a server answers, keep the key parameters of bundles (so a node taken offline can still export).
   const learnKey = () => void learnKeyParams(bundleCtx, base, o.user).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});

@@ -19,6 +19,8 @@ export interface BundleApiOptions {
   spoolDir: string;
   /** Largest upload accepted (default 8 GiB). */
   maxBytes?: number;
+  /** After an import wrote something: the agent takes template tarballs the bundle carried. */
+  afterImport?: () => Promise<void>;
 }
 
 const STATUS: Partial<Record<BundleError['code'], number>> = {
@@ -58,6 +60,7 @@ export async function handleBundleRequest(req: http.IncomingMessage, res: http.S
           throw err;
         });
         const report = await importOnDevice(o.ctx, file);
+        await o.afterImport?.().catch(() => {});
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ ok: true, ...report }) + '\n');
       } finally {

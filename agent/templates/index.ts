@@ -1,5 +1,6 @@
 // Templates on a node, wired for the agent: the live catalog follower, the resumable puller, the gate
 // (host built in, enabled, pulled yet?) and the collector of unused templates, run after passes.
+import { adoptCatalogTarballs } from './adopt.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TemplateDoc } from '../../ddocs/schemas/types.ts';
@@ -54,6 +55,11 @@ export class NodeTemplates {
   gate = (name: string, doc: TemplateDoc | null): Gate => gateTemplate(name, doc, { hostAllowed: this.o.hostAllowed, pullBlocked: (t) => this.puller.blocked(t), answered: (n) => this.follower.hasAnswered(n) });
 
   tarballOf = (t: TemplateDoc): string | undefined => this.puller.tarballOf(t);
+
+  /** Tarballs that came inside the local catalog (a bundle): made ready as if pulled; a pass follows. */
+  adoptLocal = async (): Promise<void> => {
+    if ((await adoptCatalogTarballs(this.o.catalog, this.puller.paths, this.o.log ?? (() => {}))) > 0) this.o.requestPass?.();
+  };
 
   /** The server answers again: retry the feed and failed pulls now, not after their back-off. */
   online(): void {
