@@ -18,6 +18,7 @@ import { errorHandler } from './api/errors.ts';
 import { Metrics } from './api/metrics.ts';
 import { EventStats } from './api/events.ts';
 import { SiteSupervisor } from './sites/supervisor.ts';
+import { webConsole } from './web.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -119,8 +120,8 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     app.use('/db/_utils', express.static(fauxton, { index: 'index.html', fallthrough: false }));
   }
   app.use('/db', (req, res) => couchHandler(req, res));
-  // The dashboard: static files; everything it shows comes from /api with the user's own session.
-  app.use('/', express.static(webDir(), { index: 'index.html' }));
+  // The web console (server/web.ts): bundled at start; everything it shows comes from /api with the user's own session.
+  app.use('/', webConsole(webDir(), join(dirname(webDir()), 'ddocs', 'lib', 'rules.js'), log));
   app.use(errorHandler(log));
 
   const server = http.createServer(app);
