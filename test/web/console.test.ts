@@ -1,0 +1,171 @@
+// The web console in a real browser (Debian's Chromium through playwright-core) against a real server
+// process: log in, create a system from the schema form (an invalid value shows its error at the field,
+// the same words as the design document's rules), stop it behind a confirmation, hostile document text
+// stays text, the phone viewport has no horizontal overflow, the offline banner appears when the server
+// stops. The node has no agent, so its systems are explained as "node never connected".
+import test from 'ava';
+import type { Page } from 'playwright-core';
+import { addNode } from '../../server/nodes.ts';
+import { docErrors } from '../../ddocs/validate.ts';
+import { call, removeDataDir, startServer, type TestServer } from '../helpers/server.ts';
+import { CHROMIUM, haveChromium, launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { eventually } from '../helpers/wait.ts';
+
+const NODE = 'edge1';
+let server: TestServer | undefined;
+let browser: TestBrowser | undefined;
+const consoleErrors: string[] = [];
+
+test.before(async () => {
+  if (!haveChromium()) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (CI does it in .ci/run)`);
+  server = await startServer({ embedded: true });
+  await addNode(server.admin, NODE);
+  browser = await launchBrowser();
+});
+
+test.after.always(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (server) removeDataDir(server.dataDir);
+});
+
+async function newPage(viewport?: { width: number; height: number }): Promise<Page> {
+  await browser!.context.clearCookies(); // each test logs in afresh
+  const page = await browser!.context.newPage();
+  if (viewport) await page.setViewportSize(viewport);
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  return page;
+}
+
+async function logIn(page: Page): Promise<void> {
+  await page.goto(server!.url + '/');
+  await page.getByLabel('User').fill('admin');
+  await page.getByLabel('Password').fill(server!.adminPassword);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('navigation', { name: 'Sections' }).waitFor();
+}
+
+const spec = async (name: string) => (await call(server!.url, `/api/nodes/${NODE}/systems/${name}`, { auth: server!.adminAuth })).body;
+
+test.serial('the console is served bundled, with a strict CSP, a favicon and no sources', async (t) => {
+  const js = await fetch(server!.url + '/app.js', { headers: { 'Accept-Encoding': 'gzip' } });
+  t.is(js.status, 200);
+  t.regex(js.headers.get('content-type') ?? '', /javascript/);
+  const csp = (await fetch(server!.url + '/')).headers.get('content-security-policy') ?? '';
+  t.regex(csp, /script-src 'self'/);
+  t.notRegex(csp, /unsafe-inline|unsafe-eval/);
+  t.is((await fetch(server!.url + '/favicon.svg')).status, 200);
+  t.is((await fetch(server!.url + '/src/main.ts')).status, 404);
+});
+
+test.serial('log in, create a system from the form: an invalid value is shown at its field, then it saves', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('link', { name: 'New system' }).click();
+  await page.getByRole('heading', { name: 'New system' }).waitFor();
+  await page.getByLabel('node *').selectOption(NODE);
+  const name = page.getByLabel('name *');
+  await name.fill('Web 1');
+  await page.getByLabel('memory').fill('1000');
+  await page.getByRole('button', { name: 'Create system' }).click();
+  // The same words the design document's rules give for these values.
+  const expected = docErrors({ _id: 'system:Web 1', type: 'system', name: 'Web 1', kind: 'app', template: 'host', state: 'running', command: ['x'], resources: { memory: 1000 } });
+  const nameMsg = expected.find((e) => e.path === '/name')!.message;
+  const memMsg = expected.find((e) => e.path === '/resources/memory')!.message;
+  await t.notThrowsAsync(page.locator('.field[data-path="/name"] .field-error', { hasText: nameMsg }).waitFor());
+  t.is(await name.getAttribute('aria-invalid'), 'true');
+  t.is(await page.locator('.field[data-path="/resources/memory"] .field-error').textContent(), memMsg);
+  t.is((await call(server!.url, `/api/nodes/${NODE}/systems`, { auth: server!.adminAuth })).body.length, 0, 'nothing was saved');
+
+  await name.fill('web1');
+  await page.getByLabel('memory').fill('');
+  await page.getByRole('button', { name: 'Create system' }).click();
+  await page.getByRole('heading', { name: 'web1', level: 1 }).waitFor();
+  t.regex(page.url(), /#\/nodes\/edge1\/systems\/web1$/);
+  const saved = await spec('web1');
+  t.is(saved.spec.state, 'running');
+  t.is(saved.spec.kind, 'app');
+  // No agent ever connected on this node: the page says so instead of a bare "unknown".
+  await t.notThrowsAsync(page.getByText(/node never connected/).first().waitFor());
+  await page.close();
+});
+
+test.serial('stop asks for a confirmation naming the system; cancel changes nothing, confirm stops it', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  await page.getByRole('button', { name: 'Stop web1' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.waitFor();
+  t.regex((await dialog.textContent()) ?? '', /web1 on node edge1/);
+  t.regex((await dialog.textContent()) ?? '', /never connected/, 'it says the change will wait for the node');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  t.is((await spec('web1')).spec.state, 'running');
+
+  await page.getByRole('button', { name: 'Stop web1' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Stop web1' }).click();
+  await eventually('the spec stopped', () => spec('web1'), (s) => s.spec.state === 'stopped');
+  // The page follows by itself (SSE): the button turns into Start.
+  await t.notThrowsAsync(page.getByRole('button', { name: 'Start web1' }).waitFor());
+  t.pass();
+  await page.close();
+});
+
+test.serial('text from documents stays text (a hostile description cannot become markup)', async (t) => {
+  const evil = '<img src=x id=pwn onerror="document.title=1"><b id=bold>x</b>';
+  const r = await call(server!.url, `/api/nodes/${NODE}/systems`, { method: 'POST', auth: server!.adminAuth, json: { name: 'evil', kind: 'app', template: 'host', state: 'stopped', command: [evil], description: evil, labels: { k: evil.slice(0, 200) } } });
+  t.is(r.status, 201);
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('link', { name: 'evil' }).waitFor();
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/evil`);
+  await page.getByText(evil).first().waitFor();
+  t.is(await page.locator('#pwn, #bold').count(), 0);
+  t.not(await page.title(), '1');
+  await page.close();
+});
+
+test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name', async (t) => {
+  const page = await newPage({ width: 390, height: 844 });
+  await logIn(page);
+  await page.getByRole('link', { name: 'web1' }).waitFor();
+  for (const hash of ['#/', `#/nodes/${NODE}/systems/web1`, '#/new', '#/templates', '#/volumes', '#/nodes', '#/sites']) {
+    await page.goto(`${server!.url}/${hash}`);
+    await page.waitForTimeout(300);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    t.true(width <= 390, `${hash} is ${width} px wide`);
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => b.offsetParent && !(b.getAttribute('aria-label') || b.textContent?.trim())).length);
+    t.is(unnamed, 0, `${hash}: buttons without a name`);
+    const small = await page.evaluate(() => [...document.querySelectorAll('main button, main a.button')].filter((b) => (b as HTMLElement).offsetParent && b.getBoundingClientRect().height < 36).map((b) => b.textContent));
+    t.deepEqual(small, [], `${hash}: touch targets below 36 px`);
+  }
+  await page.close();
+});
+
+test.serial('log out clears the password; no console errors while the server is up', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in to anybios' }).waitFor();
+  t.is(await page.getByLabel('Password').inputValue(), '');
+  t.deepEqual(consoleErrors, []);
+  await page.close();
+});
+
+test.serial('when the server stops, an offline banner appears and actions are disabled with the reason', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const start = page.getByRole('button', { name: 'Start web1' });
+  await start.waitFor();
+  t.true(await start.isEnabled());
+  await server!.stop();
+  const banner = page.locator('#offline');
+  await banner.waitFor({ state: 'visible', timeout: 10_000 });
+  t.regex((await banner.textContent()) ?? '', /Offline since .*cannot be reached/);
+  t.true(await start.isDisabled());
+  t.regex((await start.getAttribute('title')) ?? '', /Offline/);
+  await page.close();
+});
