@@ -99,7 +99,7 @@ export function fleetView(page: HTMLElement): () => void {
   page.append(
     h('section', { 'aria-labelledby': 'nodes-h' }, h('h1', { id: 'nodes-h' }, 'Nodes'), nodesList),
     h('section', { 'aria-labelledby': 'systems-h' },
-      h('div', { class: 'section-head' }, h('h1', { id: 'systems-h' }, 'Systems'), h('a', { class: 'button primary', href: '#/new', 'aria-disabled': canWrite ? undefined : 'true' }, 'New system')),
+      h('div', { class: 'section-head' }, h('h1', { id: 'systems-h' }, 'Systems'), canWrite ? h('a', { class: 'button primary', href: '#/new' }, 'New system') : null),
       toolbar, shown, err,
       h('table', { class: 'systems responsive' },
         h('caption', { class: 'sr-only' }, 'Systems'),
@@ -116,7 +116,16 @@ export function fleetView(page: HTMLElement): () => void {
   function renderSystems() {
     const words: PhaseWordsCache = new Map(fleet.systems.map((s) => [s, explain(s, nodeOf(s.node))]));
     const rows = fleet.systems.filter((s) => matches(s, words)).sort((a, b) => (sorters[filters.sort] ?? sorters.name)(a, b, words));
+    // Keep keyboard focus where it was across the re-render (same row, same control).
+    const active = document.activeElement as HTMLElement | null;
+    const tr = active && tbody.contains(active) ? active.closest('tr') : null;
+    const keep = tr ? { node: tr.dataset.node, name: tr.dataset.name, act: active!.dataset.act ?? (active!.tagName === 'A' ? 'link' : '') } : null;
     replace(tbody, rows.map((s) => systemRow(s, words.get(s)!)));
+    if (keep) {
+      const row = [...tbody.rows].find((r) => r.dataset.node === keep.node && r.dataset.name === keep.name);
+      const again = keep.act === 'link' ? row?.querySelector('a') : keep.act ? row?.querySelector<HTMLElement>(`[data-act="${keep.act}"]`) ?? row?.querySelector<HTMLElement>('[data-act]') : null;
+      again?.focus();
+    }
     shown.textContent = fleet.loaded ? `${rows.length} of ${fleet.systems.length} systems shown` : 'Loading…';
     err.textContent = fleet.error ? `Could not load the fleet: ${fleet.error}` : '';
     syncActions(tbody);

@@ -33,6 +33,8 @@ export interface SchemaForm {
   set(doc: Doc): void;
   /** Shows errors at their fields (the rest above the form); returns how many. */
   showErrors(errs: FieldError[]): number;
+  /** Offers `values` as suggestions for the text field at `path` (e.g. the catalog's templates). */
+  suggest(path: string, values: string[]): void;
   /** Checks with the design document's rules; shows and returns the errors. */
   check(): FieldError[];
   dirty(): boolean;
@@ -281,5 +283,13 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
   set(initial);
   summary.tabIndex = -1;
   el.addEventListener('input', () => (changed = true));
-  return { el, value, set, showErrors, check, dirty: () => changed };
+  const suggest = (path: string, values: string[]) => {
+    const f = fields.find((x) => x.path === path);
+    if (!(f?.input instanceof HTMLInputElement)) return;
+    const list = h('datalist', { id: `${f.input.id}-list` }, values.map((v) => h('option', { value: v })));
+    f.wrap.querySelector('datalist')?.remove();
+    f.wrap.append(list);
+    f.input.setAttribute('list', list.id);
+  };
+  return { el, value, set, showErrors, check, suggest, dirty: () => changed };
 }

@@ -1,7 +1,7 @@
 // What the console knows of the fleet: nodes and systems from the API, refreshed (coalesced) whenever
 // /api/events says something changed. Views subscribe and re-render.
 import { api, type NodeRow, type SystemRow } from './api.ts';
-import { onEvent } from './live.ts';
+import { onEvent, type FleetEvent } from './live.ts';
 
 export interface Fleet { nodes: NodeRow[]; systems: SystemRow[]; conflicts: number; loaded: boolean; error: string | null }
 export const fleet: Fleet = { nodes: [], systems: [], conflicts: 0, loaded: false, error: null };
@@ -39,11 +39,85 @@ export async function loadFleet(): Promise<void> {
   return loading;
 }
 
+// Events patch the rows at once (a status or a spec change shows within a frame); anything else, and
+// a while after spec changes (conflicts, counts the server derives), reloads the lists.
 let timer: ReturnType<typeof setTimeout> | undefined;
-onEvent(() => {
+const reloadSoon = (ms: number) => {
   clearTimeout(timer);
-  timer = setTimeout(() => void loadFleet(), 150);
+  timer = setTimeout(() => void loadFleet(), ms);
+};
+let frame = 0;
+const notifySoon = () => {
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    listeners.forEach((l) => l());
+  });
+};
+/** The server calls a node online while its heartbeat is younger than this (FleetIndex default). */
+export const ONLINE_WITHIN_MS = 90_000;
+
+function recount(node: string): void {
+  const n = fleet.nodes.find((x) => x.id === node);
+  if (!n) return;
+  const phases: Record<string, number> = {};
+  let systems = 0;
+  for (const s of fleet.systems) {
+    if (s.node !== node) continue;
+    systems++;
+    if (s.phase) phases[s.phase] = (phases[s.phase] ?? 0) + 1;
+  }
+  Object.assign(n, { systems, phases });
+}
+
+export function applyEvent(e: FleetEvent): boolean {
+  if (!fleet.loaded || !e.node) return false;
+  const i = fleet.systems.findIndex((s) => s.node === e.node && s.name === e.name);
+  if (e.type === 'status') {
+    if (i < 0) return true;
+    const row = fleet.systems[i];
+    const d = e.deleted ? null : e.doc;
+    Object.assign(row, { phase: d?.phase ?? null, observedRev: d?.observedRev ?? null, pid: d?.pid ?? null, message: d?.message ?? null, updated: d?.updated ?? null });
+    row.current = !!d && row.observedRev === row.rev;
+  } else if (e.type === 'system') {
+    if (e.deleted || !e.doc) {
+      if (i >= 0) fleet.systems.splice(i, 1);
+    } else {
+      const d = e.doc;
+      const base: SystemRow = i >= 0 ? fleet.systems[i] : { node: e.node, name: e.name, phase: null, observedRev: null, current: false, pid: null, message: null, updated: null, conflict: false } as unknown as SystemRow;
+      Object.assign(base, { kind: d.kind, template: d.template, state: d.state, labels: d.labels ?? {}, rev: e.rev, conflict: Array.isArray(d._conflicts) && d._conflicts.length > 0 });
+      base.current = base.observedRev === base.rev;
+      if (i < 0) fleet.systems.push(base);
+    }
+    reloadSoon(1000);
+  } else if (e.type === 'node') {
+    const n = fleet.nodes.find((x) => x.id === e.node);
+    if (!n || !e.doc) return false;
+    const hb = e.doc.heartbeat ?? null;
+    Object.assign(n, { heartbeat: hb, hostname: e.doc.hostname ?? null, agentVersion: e.doc.agentVersion ?? null, online: !!hb && Date.now() - Date.parse(hb) < ONLINE_WITHIN_MS });
+    return true;
+  } else return false;
+  recount(e.node);
+  return true;
+}
+
+onEvent((e) => {
+  if (e && applyEvent(e)) notifySoon();
+  else reloadSoon(150);
 });
+
+// Nobody tells us when a node goes quiet: its heartbeat just ages. Re-judge online-ness as time passes.
+setInterval(() => {
+  let changed = false;
+  for (const n of fleet.nodes) {
+    const online = !!n.heartbeat && Date.now() - Date.parse(n.heartbeat) < ONLINE_WITHIN_MS;
+    if (online !== n.online) {
+      n.online = online;
+      changed = true;
+    }
+  }
+  if (changed) notifySoon();
+}, 5000);
 
 export const nodeOf = (id: string) => fleet.nodes.find((n) => n.id === id);
 
@@ -66,7 +140,7 @@ export function explain(s: Pick<SystemRow, 'phase' | 'current' | 'state' | 'mess
   }
   if (!phase) return { word: 'pending', cls: 'pending', why: 'waiting for the agent to report' };
   if (!s.current) return { word: phase, cls: 'pending', why: `the agent has not applied the latest change yet (wants ${s.state})` };
-  return { word: phase, cls: phase, why: s.message ?? '' };
+  return { word: phase, cls: phase, why: s.message && s.message !== phase ? s.message : '' };
 }
 
 export const PHASES = ['running', 'stopped', 'failed', 'pending', 'materializing', 'unknown'] as const;

@@ -16,6 +16,11 @@ type Doc = Record<string, any>;
 const show = (v: unknown) => (v === undefined ? '—' : JSON.stringify(v));
 const href = (node: string, name: string) => `#/nodes/${encodeURIComponent(node)}/systems/${encodeURIComponent(name)}`;
 
+/** The catalog's template names as suggestions for the template field (when the user may read it). */
+function suggestTemplates(form: SchemaForm): void {
+  api<{ name: string }[]>('GET', '/api/templates').then((ts) => form.suggest('/template', ts.map((t) => t.name)), () => {});
+}
+
 /** Saves through the API; a 400's field errors go to their fields. Returns the API answer or null. */
 async function save(form: SchemaForm, method: 'POST' | 'PUT', path: string, doc: Doc): Promise<{ rev: string } | null> {
   try {
@@ -117,6 +122,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
       }
     });
     replace(editBox, h('h2', { id: 'edit-h' }, 'Spec'), f);
+    suggestTemplates(form);
     syncActions(editBox);
   }
 
@@ -247,6 +253,7 @@ export function newSystemView(page: HTMLElement, _p: Record<string, string>, que
   fillNodes();
   const off = onFleet(fillNodes);
   const form = schemaForm(systemSchema, NEW_SYSTEM, { type: 'system', label: 'new system' });
+  suggestTemplates(form);
   const saveBtn = h('button', { class: 'primary', 'data-act': 'create' }, 'Create system');
   const f = h('form', { novalidate: true, 'aria-labelledby': 'new-h' },
     h('div', { class: 'field' }, h('label', { for: nodeId }, 'node *'), nodeSel, nodeErr),
