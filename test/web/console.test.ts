@@ -136,9 +136,9 @@ test.serial('a phone (390×844) has no horizontal overflow; every button has an 
     await page.waitForTimeout(300);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     t.true(width <= 390, `${hash} is ${width} px wide`);
-    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => b.offsetParent && !(b.getAttribute('aria-label') || b.textContent?.trim())).length);
+    const unnamed = await page.evaluate(() => Array.from(document.querySelectorAll('button')).filter((b) => b.offsetParent && !(b.getAttribute('aria-label') || b.textContent?.trim())).length);
     t.is(unnamed, 0, `${hash}: buttons without a name`);
-    const small = await page.evaluate(() => [...document.querySelectorAll('main button, main a.button')].filter((b) => (b as HTMLElement).offsetParent && b.getBoundingClientRect().height < 36).map((b) => b.textContent));
+    const small = await page.evaluate(() => Array.from(document.querySelectorAll('main button, main a.button')).filter((b) => (b as HTMLElement).offsetParent && b.getBoundingClientRect().height < 36).map((b) => b.textContent));
     t.deepEqual(small, [], `${hash}: touch targets below 36 px`);
   }
   await page.close();

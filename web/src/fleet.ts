@@ -3,7 +3,7 @@
 import type { NodeRow, SystemRow } from './api.ts';
 import { h, replace, since, newId } from './dom.ts';
 import { syncActions } from './live.ts';
-import { explain, fleet, loadFleet, nodeOf, onFleet, PHASES } from './store.ts';
+import { ensureFleet, explain, fleet, nodeOf, onFleet, PHASES } from './store.ts';
 import { systemAction } from './actions.ts';
 import { currentUser } from './session.ts';
 
@@ -130,12 +130,22 @@ export function fleetView(page: HTMLElement): () => void {
     err.textContent = fleet.error ? `Could not load the fleet: ${fleet.error}` : '';
     syncActions(tbody);
   }
-  const render = () => {
+  /** A status patch re-renders only its rows, unless a phase filter or sort could move them. */
+  const render = (changed?: SystemRow[]) => {
     renderNodes();
-    renderSystems();
+    if (!changed || filters.phase || filters.sort === 'phase' || filters.sort === 'updated' || filters.q) return renderSystems();
+    for (const s of changed) {
+      const tr = [...tbody.rows].find((r) => r.dataset.node === s.node && r.dataset.name === s.name);
+      if (!tr) continue;
+      const hadFocus = tr.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.act : undefined;
+      const fresh = systemRow(s, explain(s, nodeOf(s.node)));
+      tr.replaceWith(fresh);
+      syncActions(fresh);
+      if (hadFocus) fresh.querySelector<HTMLElement>(`[data-act="${hadFocus}"]`)?.focus();
+    }
   };
   render();
-  if (!fleet.loaded) void loadFleet();
+  ensureFleet();
   const off = onFleet(render);
   return () => off();
 }

@@ -4,7 +4,7 @@
 import { api, ApiFailure, type Session } from './api.ts';
 import { $, h, replace, tick } from './dom.ts';
 import { retryNow, startLive, stopLive, syncActions } from './live.ts';
-import { fleet, loadFleet, onFleet, resetFleet } from './store.ts';
+import { ensureFleet, fleet, onFleet, resetFleet } from './store.ts';
 import { fleetView } from './fleet.ts';
 import { systemView, newSystemView } from './system.ts';
 import { conflictsView, nodesView, sitesView, templatesView, volumesView } from './pages.ts';
@@ -103,7 +103,8 @@ async function start(): Promise<void> {
   $('#who')!.textContent = `${me.name}${me.admin ? ' (admin)' : me.operator ? ' (operator)' : ''}`;
   startLive(() => showLogin('Your session ended; please log in again.'));
   route();
-  await loadFleet();
+  ensureFleet();
+
 }
 
 $('#login')!.addEventListener('submit', async (e) => {

@@ -3,7 +3,7 @@
 import { api, ApiFailure, enc, type NodeRow } from './api.ts';
 import { announce, bytes, confirmDialog, h, newId, replace, since } from './dom.ts';
 import { onEvent, syncActions } from './live.ts';
-import { fleet, loadFleet, onFleet } from './store.ts';
+import { ensureFleet, fleet, loadFleet, onFleet } from './store.ts';
 import { nodeCard } from './fleet.ts';
 import { currentUser } from './session.ts';
 import { docErrors } from './form.ts';
@@ -236,7 +236,7 @@ export function volumesView(page: HTMLElement): () => void {
     }
   };
   refresh();
-  if (!fleet.loaded) void loadFleet();
+  ensureFleet();
   syncActions(form);
   const offs = [onFleet(refresh), onEvent((ev) => (!ev || (ev.type === 'volume' && ev.node === node)) && void load())];
   return () => offs.forEach((o) => o());
@@ -291,7 +291,7 @@ export function nodesView(page: HTMLElement): () => void {
   page.append(h('h1', null, 'Nodes'), list, admin ? form : h('p', { class: 'muted' }, 'Only server admins enrol nodes.'));
   render();
   syncActions(form);
-  if (!fleet.loaded) void loadFleet();
+  ensureFleet();
   const off = onFleet(render);
   return () => off();
 }

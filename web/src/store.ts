@@ -6,8 +6,10 @@ import { onEvent, type FleetEvent } from './live.ts';
 export interface Fleet { nodes: NodeRow[]; systems: SystemRow[]; conflicts: number; loaded: boolean; error: string | null }
 export const fleet: Fleet = { nodes: [], systems: [], conflicts: 0, loaded: false, error: null };
 
-const listeners = new Set<() => void>();
-export const onFleet = (fn: () => void) => {
+/** `changed`: the only system rows that changed (a status patch), or undefined when anything may have. */
+type FleetListener = (changed?: SystemRow[]) => void;
+const listeners = new Set<FleetListener>();
+export const onFleet = (fn: FleetListener) => {
   listeners.add(fn);
   return () => listeners.delete(fn);
 };
@@ -47,11 +49,16 @@ const reloadSoon = (ms: number) => {
   timer = setTimeout(() => void loadFleet(), ms);
 };
 let frame = 0;
-const notifySoon = () => {
+let changedRows: Set<SystemRow> | null = new Set();
+const notifySoon = (row?: SystemRow) => {
+  if (row && changedRows) changedRows.add(row);
+  else changedRows = null;
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = 0;
-    listeners.forEach((l) => l());
+    const changed = changedRows ? [...changedRows] : undefined;
+    changedRows = new Set();
+    listeners.forEach((l) => l(changed));
   });
 };
 /** The server calls a node online while its heartbeat is younger than this (FleetIndex default). */
@@ -70,7 +77,8 @@ function recount(node: string): void {
   Object.assign(n, { systems, phases });
 }
 
-export function applyEvent(e: FleetEvent): boolean {
+/** Applies an event to the rows: false when it needs a reload, true, or the one row it changed. */
+export function applyEvent(e: FleetEvent): boolean | SystemRow {
   if (!fleet.loaded || !e.node) return false;
   const i = fleet.systems.findIndex((s) => s.node === e.node && s.name === e.name);
   if (e.type === 'status') {
@@ -79,6 +87,8 @@ export function applyEvent(e: FleetEvent): boolean {
     const d = e.deleted ? null : e.doc;
     Object.assign(row, { phase: d?.phase ?? null, observedRev: d?.observedRev ?? null, pid: d?.pid ?? null, message: d?.message ?? null, updated: d?.updated ?? null });
     row.current = !!d && row.observedRev === row.rev;
+    recount(e.node);
+    return row;
   } else if (e.type === 'system') {
     if (e.deleted || !e.doc) {
       if (i >= 0) fleet.systems.splice(i, 1);
@@ -102,9 +112,15 @@ export function applyEvent(e: FleetEvent): boolean {
 }
 
 onEvent((e) => {
-  if (e && applyEvent(e)) notifySoon();
-  else reloadSoon(150);
+  const r = e ? applyEvent(e) : false;
+  if (r === false) reloadSoon(150);
+  else notifySoon(r === true ? undefined : r);
 });
+
+/** Loads the lists unless they are loaded or loading. */
+export function ensureFleet(): void {
+  if (!fleet.loaded && !loading) void loadFleet();
+}
 
 // Nobody tells us when a node goes quiet: its heartbeat just ages. Re-judge online-ness as time passes.
 setInterval(() => {

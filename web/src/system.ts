@@ -5,7 +5,7 @@
 import { api, ApiFailure, systemPath, type FieldError } from './api.ts';
 import { announce, bytes, confirmDialog, h, replace, since, newId } from './dom.ts';
 import { onEvent, syncActions } from './live.ts';
-import { explain, fleet, loadFleet, nodeOf, onFleet } from './store.ts';
+import { ensureFleet, explain, fleet, nodeOf, onFleet } from './store.ts';
 import { schemaForm, type SchemaForm } from './form.ts';
 import { systemSchema } from '../../ddocs/schemas/system.ts';
 import { systemAction, deleteSystem, pendingReason } from './actions.ts';
@@ -233,7 +233,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     renderStatus();
   }));
   follow.addEventListener('change', () => follow.checked && (log.scrollTop = log.scrollHeight));
-  if (!fleet.loaded) void loadFleet();
+  ensureFleet();
   void reload();
   return () => offs.forEach((o) => o());
 }
@@ -283,6 +283,6 @@ export function newSystemView(page: HTMLElement, _p: Record<string, string>, que
     go(href(nodeSel.value, String(doc.name)));
   });
   syncActions(f);
-  if (!fleet.loaded) void loadFleet();
+  ensureFleet();
   return () => off();
 }
