@@ -57,14 +57,17 @@ export function webConsole(web: string, rulesPath: string, log: (m: string) => v
   };
   if (existsSync(join(web, 'src', 'main.ts'))) get().catch((err) => log(`web console: bundling failed: ${(err as Error).message}`));
   const files = express.static(web, { index: 'index.html', fallthrough: true, dotfiles: 'ignore' });
+  // Only these files are served from web/ (not its sources, not its tsconfig).
+  const PUBLIC = new Set(['/', '/index.html', '/style.css', '/favicon.svg']);
   return (req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     res.setHeader('Content-Security-Policy', CONSOLE_CSP);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'same-origin');
-    if (req.path.startsWith('/src/')) return next(); // the sources are not served, only the bundle
+    if (req.path === '/favicon.ico') return res.redirect(301, '/favicon.svg');
     if (req.path !== '/app.js') {
-      if (req.path === '/' || req.path === '/index.html') res.setHeader('Cache-Control', 'no-cache');
+      if (!PUBLIC.has(req.path)) return next();
+      res.setHeader('Cache-Control', 'no-cache');
       return files(req, res, next);
     }
     get().then((b) => {

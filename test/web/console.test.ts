@@ -57,6 +57,7 @@ test.serial('the console is served bundled, with a strict CSP, a favicon and no 
   t.notRegex(csp, /unsafe-inline|unsafe-eval/);
   t.is((await fetch(server!.url + '/favicon.svg')).status, 200);
   t.is((await fetch(server!.url + '/src/main.ts')).status, 404);
+  t.is((await fetch(server!.url + '/tsconfig.json')).status, 404);
 });
 
 test.serial('log in, create a system from the form: an invalid value is shown at its field, then it saves', async (t) => {
@@ -130,7 +131,7 @@ test.serial('text from documents stays text (a hostile description cannot become
 test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name', async (t) => {
   const page = await newPage({ width: 390, height: 844 });
   await logIn(page);
-  await page.getByRole('link', { name: 'web1' }).waitFor();
+  await page.getByRole('heading', { name: 'Systems' }).waitFor();
   for (const hash of ['#/', `#/nodes/${NODE}/systems/web1`, '#/new', '#/templates', '#/volumes', '#/nodes', '#/sites']) {
     await page.goto(`${server!.url}/${hash}`);
     await page.waitForTimeout(300);
