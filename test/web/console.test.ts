@@ -128,6 +128,52 @@ test.serial('text from documents stays text (a hostile description cannot become
   await page.close();
 });
 
+test.serial('a conflict shows its versions side by side; keeping the other one resolves it', async (t) => {
+  // Two leaves, as two sites editing apart would leave them: written with new_edits=false.
+  const db = server!.admin.use(`anybios-node-${NODE}`);
+  const cur = (await db.get('system:web1')) as unknown as Record<string, unknown>;
+  const gen = Number.parseInt(String(cur._rev), 10);
+  const other = { ...cur, _rev: `${gen + 1}-${'f'.repeat(32)}`, description: 'edited at site B', _revisions: { start: gen + 1, ids: ['f'.repeat(32), String(cur._rev).split('-')[1]] } };
+  const mine = { ...cur, _rev: `${gen + 1}-${'0'.repeat(32)}`, description: 'edited at site A', _revisions: { start: gen + 1, ids: ['0'.repeat(32), String(cur._rev).split('-')[1]] } };
+  await db.bulk({ docs: [other, mine] as never[], new_edits: false });
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const box = page.locator('section.conflicts');
+  await box.getByRole('heading', { name: 'Conflict' }).waitFor();
+  await box.getByText('edited at site A').first().waitFor();
+  t.is(await box.locator('.leaf').count(), 2);
+  const winnerRev = (await spec('web1')).spec._rev as string;
+  const loser = winnerRev.endsWith('f'.repeat(32)) ? mine._rev : other._rev;
+  await box.getByRole('button', { name: `Keep version ${loser} of web1` }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Resolve web1' }).click();
+  const after = await eventually('one leaf left', () => spec('web1'), (s) => !s.spec._conflicts?.length);
+  t.is(after.spec.description, loser === mine._rev ? 'edited at site A' : 'edited at site B');
+  await box.waitFor({ state: 'hidden' });
+  await page.close();
+});
+
+test.serial('a user without write rights sees the systems read only', async (t) => {
+  const users = server!.admin.use('_users');
+  await users.insert({ _id: 'org.couchdb.user:viewer', type: 'user', name: 'viewer', roles: [], password: 'viewer-pass' } as never);
+  const sec = (await server!.admin.request({ db: `anybios-node-${NODE}`, path: '_security' })) as { members: { names: string[] } };
+  sec.members.names.push('viewer');
+  await server!.admin.request({ db: `anybios-node-${NODE}`, path: '_security', method: 'PUT', body: sec });
+  const page = await newPage();
+  await page.goto(server!.url + '/');
+  await page.getByLabel('User').fill('viewer');
+  await page.getByLabel('Password').fill('viewer-pass');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'web1' }).waitFor();
+  t.is(await page.getByRole('link', { name: 'New system' }).count(), 0);
+  t.is(await page.locator('tbody button[data-act]').count(), 0);
+  t.true((await page.getByText('read only').count()) > 0);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  await page.getByText('Read only: you may not change systems on this node.').waitFor();
+  t.is(await page.getByRole('button', { name: /^(Stop|Start|Delete) web1$/ }).count(), 0);
+  await page.close();
+});
+
 test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name', async (t) => {
   const page = await newPage({ width: 390, height: 844 });
   await logIn(page);

@@ -5,7 +5,7 @@ import { h, replace, since, newId } from './dom.ts';
 import { syncActions } from './live.ts';
 import { ensureFleet, explain, fleet, nodeOf, onFleet, PHASES } from './store.ts';
 import { systemAction } from './actions.ts';
-import { currentUser } from './session.ts';
+import { canWrite, currentUser } from './session.ts';
 
 const filters = { q: '', node: '', kind: '', phase: '', label: '', sort: 'name' };
 
@@ -64,9 +64,9 @@ function systemRow(s: SystemRow, w: ReturnType<typeof explain>): HTMLElement {
     h('td', { 'data-label': 'Wanted' }, s.state),
     h('td', { 'data-label': 'Phase' }, phaseBadge(w.word, w.cls, w.why)),
     h('td', { 'data-label': 'Labels', class: 'labels' }, Object.entries(s.labels).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))),
-    h('td', { class: 'actions' },
+    h('td', { class: 'actions' }, !canWrite(s.node) ? h('span', { class: 'muted' }, 'read only') : [
       h('button', { type: 'button', 'data-act': toggle, 'aria-label': `${toggle === 'stop' ? 'Stop' : 'Start'} ${label}`, on: { click: () => void systemAction(s.node, s.name, s.state, toggle) } }, toggle === 'stop' ? 'Stop' : 'Start'),
-      h('button', { type: 'button', 'data-act': 'restart', 'aria-label': `Restart ${label}`, on: { click: () => void systemAction(s.node, s.name, s.state, 'restart') } }, 'Restart')),
+      h('button', { type: 'button', 'data-act': 'restart', 'aria-label': `Restart ${label}`, on: { click: () => void systemAction(s.node, s.name, s.state, 'restart') } }, 'Restart')]),
   );
 }
 
@@ -95,11 +95,11 @@ export function fleetView(page: HTMLElement): () => void {
     ctl('Label', h('input', { type: 'text', placeholder: 'key or key=value', autocomplete: 'off' }), 'label'),
     ctl('Sort by', h('select', null, opt('name'), opt('node'), opt('phase'), opt('kind'), opt('updated', 'last update')), 'sort'),
   );
-  const canWrite = currentUser()?.operator ?? false;
+  const mayCreate = currentUser()?.operator || fleet.nodes.some((n) => canWrite(n.id));
   page.append(
     h('section', { 'aria-labelledby': 'nodes-h' }, h('h1', { id: 'nodes-h' }, 'Nodes'), nodesList),
     h('section', { 'aria-labelledby': 'systems-h' },
-      h('div', { class: 'section-head' }, h('h1', { id: 'systems-h' }, 'Systems'), canWrite ? h('a', { class: 'button primary', href: '#/new' }, 'New system') : null),
+      h('div', { class: 'section-head' }, h('h1', { id: 'systems-h' }, 'Systems'), mayCreate ? h('a', { class: 'button primary', href: '#/new' }, 'New system') : null),
       toolbar, shown, err,
       h('table', { class: 'systems responsive' },
         h('caption', { class: 'sr-only' }, 'Systems'),

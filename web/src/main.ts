@@ -25,6 +25,8 @@ const routes: [RegExp, View, string][] = [
 
 let cleanup: (() => void) | void;
 
+let navigated = false;
+
 function route(): void {
   if (!currentUser()) return;
   const raw = location.hash.replace(/^#/, '') || '/';
@@ -47,6 +49,14 @@ function route(): void {
     document.title = `${params.name ?? title} · anybios`;
     cleanup = view(page, params, new URLSearchParams(qs ?? ''));
     syncActions(page);
+    // After a navigation, screen readers and keyboards start at the new page's heading.
+    if (navigated) {
+      const h1 = page.querySelector<HTMLElement>('h1');
+      if (h1) {
+        h1.tabIndex = -1;
+        h1.focus();
+      }
+    }
     return;
   }
   page.append(h('h1', null, 'Not found'), h('p', null, 'No such page. ', h('a', { href: '#/' }, 'Back to the fleet')));
@@ -128,7 +138,10 @@ $('#logout')!.addEventListener('click', async () => {
   showLogin();
 });
 $('#retry')!.addEventListener('click', () => retryNow());
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  navigated = true;
+  route();
+});
 onFleet(renderCounts);
 setInterval(() => tick(), 1000);
 void start();

@@ -5,7 +5,7 @@ import { announce, bytes, confirmDialog, h, newId, replace, since } from './dom.
 import { onEvent, syncActions } from './live.ts';
 import { ensureFleet, fleet, loadFleet, onFleet } from './store.ts';
 import { nodeCard } from './fleet.ts';
-import { currentUser } from './session.ts';
+import { canReadCatalog, canWrite, currentUser } from './session.ts';
 import { docErrors } from './form.ts';
 
 type Doc = Record<string, any>;
@@ -81,8 +81,9 @@ function uploadRootfs(name: string, rev: string, file: File, progress: HTMLProgr
 export function templatesView(page: HTMLElement): () => void {
   const list = h('tbody');
   const err = h('p', { class: 'error', role: 'alert' });
-  const canWrite = currentUser()?.operator ?? false;
+  const mayWrite = canWrite();
   const load = async () => {
+    if (!canReadCatalog()) return void (err.textContent = 'You may not read the catalog of templates (it is for operators and nodes).');
     try {
       const ts = await api<Doc[]>('GET', '/api/templates');
       replace(list, ts.map((t) => h('tr', null,
@@ -90,7 +91,7 @@ export function templatesView(page: HTMLElement): () => void {
         h('td', { 'data-label': 'Source' }, t.source),
         h('td', { 'data-label': 'Where' }, t.source === 'dir' ? t.path : t.source === 'tar' ? (t._attachments?.['rootfs.tar'] ? `rootfs.tar, ${bytes(t._attachments['rootfs.tar'].length)}` : 'rootfs.tar not uploaded yet') : 'this machine\'s root, read-only'),
         h('td', { 'data-label': 'Description' }, t.description ?? ''),
-        h('td', { class: 'actions' }, canWrite ? h('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete template ${t.name}`, on: { click: () => void remove(t) } }, 'Delete') : null))));
+        h('td', { class: 'actions' }, mayWrite ? h('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete template ${t.name}`, on: { click: () => void remove(t) } }, 'Delete') : null))));
       err.textContent = '';
       syncActions(list);
     } catch (e) {
@@ -166,7 +167,7 @@ export function templatesView(page: HTMLElement): () => void {
   });
   page.append(h('h1', null, 'Templates'), err,
     h('table', { class: 'responsive' }, h('thead', null, h('tr', null, ['Template', 'Source', 'Where', 'Description'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))), list),
-    canWrite ? form : h('p', { class: 'muted' }, 'Only admins and operators add templates.'));
+    mayWrite ? form : h('p', { class: 'muted' }, 'Only admins and operators add templates.'));
   syncActions(form);
   void load();
   const off = onEvent((ev) => (!ev || ev.type === 'template') && void load());
@@ -189,7 +190,7 @@ export function volumesView(page: HTMLElement): () => void {
       replace(list, vs.length ? vs.map((v) => h('tr', null,
         h('th', { scope: 'row', 'data-label': 'Volume' }, v.name),
         h('td', { 'data-label': 'Description' }, v.description ?? ''),
-        h('td', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete volume ${v.name} on ${node}`, on: { click: () => void remove(v.name) } }, 'Delete')))) : h('tr', null, h('td', { colspan: '3' }, `No volumes on ${node}.`)));
+        h('td', { class: 'actions' }, canWrite(node) ? h('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete volume ${v.name} on ${node}`, on: { click: () => void remove(v.name) } }, 'Delete') : null))) : h('tr', null, h('td', { colspan: '3' }, `No volumes on ${node}.`)));
       err.textContent = '';
       syncActions(list);
     } catch (e) {
@@ -302,6 +303,7 @@ export function sitesView(page: HTMLElement): () => void {
   const list = h('tbody');
   const err = h('p', { class: 'error', role: 'alert' });
   const load = async () => {
+    if (!currentUser()?.admin) return void (err.textContent = 'Site links are for server admins only.');
     try {
       const sites = await api<Doc[]>('GET', '/api/sites');
       replace(list, sites.length ? sites.map((s) => h('tr', null,

@@ -10,7 +10,7 @@ import { schemaForm, type SchemaForm } from './form.ts';
 import { systemSchema } from '../../ddocs/schemas/system.ts';
 import { systemAction, deleteSystem, pendingReason } from './actions.ts';
 import { phaseBadge } from './fleet.ts';
-import { go, currentUser } from './session.ts';
+import { go, canReadCatalog, canWrite } from './session.ts';
 
 type Doc = Record<string, any>;
 const show = (v: unknown) => (v === undefined ? '—' : JSON.stringify(v));
@@ -18,6 +18,7 @@ const href = (node: string, name: string) => `#/nodes/${encodeURIComponent(node)
 
 /** The catalog's template names as suggestions for the template field (when the user may read it). */
 function suggestTemplates(form: SchemaForm): void {
+  if (!canReadCatalog()) return; // asking would only earn a 403
   api<{ name: string }[]>('GET', '/api/templates').then((ts) => form.suggest('/template', ts.map((t) => t.name)), () => {});
 }
 
@@ -68,10 +69,9 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     const w = explain({ phase: status?.phase ?? null, current: !!status && status.observedRev === spec._rev, state: spec.state, message: status?.message ?? null }, nodeOf(node));
     replace(sub, `${spec.kind} system on node `, h('strong', null, node), ` · template ${spec.template} · wanted ${spec.state}`, spec.description ? h('span', { class: 'desc' }, ` · ${spec.description}`) : null);
     const toggle = spec.state === 'running' ? 'stop' : 'start';
-    const canWrite = currentUser()?.operator ?? true;
     replace(actions,
       phaseBadge(w.word, w.cls, w.why),
-      canWrite ? [
+      canWrite(node) ? [
         h('button', { type: 'button', 'data-act': toggle, class: toggle === 'stop' ? 'danger' : 'primary', on: { click: () => void systemAction(node, name, spec!.state, toggle) } }, toggle === 'stop' ? `Stop ${name}` : `Start ${name}`),
         h('button', { type: 'button', 'data-act': 'restart', on: { click: () => void systemAction(node, name, spec!.state, 'restart') } }, spec.state === 'stopped' ? `Restart (starts) ${name}` : `Restart ${name}`),
         h('a', { class: 'button', href: `#/new?clone=${encodeURIComponent(`${node}/${name}`)}` }, `Clone ${name}`),
@@ -109,7 +109,9 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     if (!spec) return;
     form = schemaForm(systemSchema, spec, { type: 'system', nameLocked: true, label: `system ${name}` });
     const saveBtn = h('button', { class: 'primary', 'data-act': 'save' }, 'Save changes');
-    const f = h('form', { novalidate: true, 'aria-labelledby': 'edit-h' }, form.el, h('div', { class: 'actions' }, saveBtn, h('button', { type: 'button', on: { click: () => { form!.set(spec!); form!.showErrors([]); } } }, 'Discard changes')));
+    const f = h('form', { novalidate: true, 'aria-labelledby': 'edit-h' }, form.el, canWrite(node)
+      ? h('div', { class: 'actions' }, saveBtn, h('button', { type: 'button', on: { click: () => { form!.set(spec!); form!.showErrors([]); } } }, 'Discard changes'))
+      : h('p', { class: 'muted' }, 'Read only: you may not change systems on this node.'));
     f.addEventListener('submit', async (e) => {
       e.preventDefault();
       if (form!.check().length) return;
