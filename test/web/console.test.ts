@@ -4,6 +4,7 @@
 // stays text, the phone viewport has no horizontal overflow, the offline banner appears when the server
 // stops. The node has no agent, so its systems are explained as "node never connected".
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import type { Page } from 'playwright-core';
 import { addNode } from '../../server/nodes.ts';
 import { docErrors } from '../../ddocs/validate.ts';
@@ -114,6 +115,30 @@ test.serial('stop asks for a confirmation naming the system; cancel changes noth
   await page.close();
 });
 
+test.serial('status and log tail follow live; the JSON view edits the same spec', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  await page.getByRole('heading', { name: 'web1', level: 1 }).waitFor();
+  // What the node's agent would write (here as admin): the page shows it without a reload.
+  const db = server!.admin.use(`anybios-node-${NODE}`);
+  const current = (await spec('web1')).spec;
+  await db.insert({ _id: 'status:web1', type: 'status', name: 'web1', phase: 'stopped', observedRev: current._rev, exitCode: 3, restarts: 2, diskUsed: 5 * 1024 * 1024, logTail: 'line one\nline two from the agent\n', updated: new Date().toISOString() } as never);
+  await page.getByRole('log').getByText('line two from the agent').waitFor();
+  t.is(await page.locator('.status-grid dt:text("Exit code") + dd').textContent(), '3');
+  t.is(await page.locator('.status-grid dt:text("Disk used") + dd').textContent(), '5.0 MiB');
+
+  await page.getByRole('button', { name: 'JSON' }).click();
+  const json = page.getByLabel('system web1 as JSON');
+  const doc = JSON.parse(await json.inputValue());
+  t.is(doc.name, 'web1');
+  await json.fill(JSON.stringify({ ...doc, description: 'edited as JSON' }, null, 2));
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await eventually('the JSON edit saved', () => spec('web1'), (s) => s.spec.description === 'edited as JSON');
+  t.pass();
+  await page.close();
+});
+
 test.serial('text from documents stays text (a hostile description cannot become markup)', async (t) => {
   const evil = '<img src=x id=pwn onerror="document.title=1"><b id=bold>x</b>';
   const r = await call(server!.url, `/api/nodes/${NODE}/systems`, { method: 'POST', auth: server!.adminAuth, json: { name: 'evil', kind: 'app', template: 'host', state: 'stopped', command: [evil], description: evil, labels: { k: evil.slice(0, 200) } } });
@@ -174,11 +199,32 @@ test.serial('a user without write rights sees the systems read only', async (t) 
   await page.close();
 });
 
+test.serial('a tar template: the rootfs is uploaded as its attachment, with its sha256, and listed', async (t) => {
+  const tar = Buffer.alloc(64 * 1024 + 512, 7); // contents do not matter to the catalog; the digest does
+  const sha = createHash('sha256').update(tar).digest('hex');
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('link', { name: 'Templates' }).click();
+  await page.getByRole('heading', { name: 'Add a template' }).waitFor();
+  await page.getByLabel('name *').fill('tiny');
+  await page.getByLabel('source *').selectOption('tar');
+  await page.getByLabel('rootfs (tar)').setInputFiles({ name: 'tiny.tar', mimeType: 'application/x-tar', buffer: tar });
+  await eventually('the browser hashed the file', () => page.getByLabel('sha256 (tar)').inputValue(), (v) => v === sha);
+  await page.getByRole('button', { name: 'Add template' }).click();
+  await page.getByRole('cell', { name: /rootfs\.tar, 64\.5 KiB/ }).waitFor();
+  const doc = (await call(server!.url, '/db/anybios/template:tiny', { auth: server!.adminAuth })).body;
+  t.is(doc.sha256, sha);
+  t.is(doc._attachments['rootfs.tar'].length, tar.length);
+  const back = await fetch(`${server!.url}/db/anybios/template:tiny/rootfs.tar`, { headers: { Authorization: server!.adminAuth } });
+  t.is(createHash('sha256').update(Buffer.from(await back.arrayBuffer())).digest('hex'), sha);
+  await page.close();
+});
+
 test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name', async (t) => {
   const page = await newPage({ width: 390, height: 844 });
   await logIn(page);
   await page.getByRole('heading', { name: 'Systems' }).waitFor();
-  for (const hash of ['#/', `#/nodes/${NODE}/systems/web1`, '#/new', '#/templates', '#/volumes', '#/nodes', '#/sites']) {
+  for (const hash of ['#/', `#/nodes/${NODE}/systems/web1`, `#/nodes/${NODE}/systems/evil`, '#/new', '#/templates', '#/volumes', '#/nodes', '#/sites', '#/conflicts']) {
     await page.goto(`${server!.url}/${hash}`);
     await page.waitForTimeout(300);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);

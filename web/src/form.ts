@@ -51,9 +51,9 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
   const json = h('textarea', { class: 'json', rows: 18, spellcheck: 'false', 'aria-label': `${opts.label} as JSON` });
   const jsonErr = h('p', { class: 'field-error', role: 'alert' });
   const jsonBox = h('div', { hidden: true }, json, jsonErr);
-  const tabForm = h('button', { type: 'button', role: 'tab', 'aria-selected': 'true', on: { click: () => mode(false) } }, 'Form');
-  const tabJson = h('button', { type: 'button', role: 'tab', 'aria-selected': 'false', on: { click: () => mode(true) } }, 'JSON');
-  const el = h('div', { class: 'schema-form' }, h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Edit as' }, tabForm, tabJson), summary, body, jsonBox);
+  const tabForm = h('button', { type: 'button', 'aria-pressed': 'true', on: { click: () => mode(false) } }, 'Form');
+  const tabJson = h('button', { type: 'button', 'aria-pressed': 'false', on: { click: () => mode(true) } }, 'JSON');
+  const el = h('div', { class: 'schema-form' }, h('div', { class: 'tabs', role: 'group', 'aria-label': 'Edit as' }, tabForm, tabJson), summary, body, jsonBox);
 
   const build = (sch: Schema, path: string, parent: HTMLElement, required: boolean) => {
     const key = path.split('/').pop()!;
@@ -235,8 +235,8 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
       set(d);
     }
     jsonMode = toJson;
-    tabForm.setAttribute('aria-selected', String(!toJson));
-    tabJson.setAttribute('aria-selected', String(toJson));
+    tabForm.setAttribute('aria-pressed', String(!toJson));
+    tabJson.setAttribute('aria-pressed', String(toJson));
     body.hidden = toJson;
     jsonBox.hidden = !toJson;
     (toJson ? json : tabForm).focus();

@@ -89,6 +89,7 @@ function connect(): void {
 }
 
 function retry(): void {
+  clearTimeout(retryTimer);
   const delay = Math.min(30_000, 1000 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
   attempt++;
   nextTry = Date.now() + delay;
@@ -98,6 +99,7 @@ function retry(): void {
 
 /** Is the server back, and are we still logged in? Then reconnect at once. */
 async function probe(): Promise<void> {
+  retryTimer = undefined;
   if (stopped) return;
   try {
     const s = await api<{ userCtx: { name: string | null } }>('GET', '/db/_session');
@@ -141,10 +143,12 @@ function setOnline(): void {
   syncActions();
 }
 
+// A request that could not reach the server: offline too, even while the event stream still looks open
+// (it may be half dead); the probe reconnects the stream, whose opening ends the offline state.
 onFailure((f) => {
   if (f.offline && !stopped) {
     setOffline();
-    if (!es && !retryTimer) retry();
+    if (!retryTimer) retry();
   }
 });
 
