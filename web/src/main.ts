@@ -1,7 +1,7 @@
 // The anybios web console: routes (#/…), login with CouchDB's own session cookie (POST /db/_session),
 // the header's fleet counts, the ticker that keeps every "… ago" current, and the offline banner.
 // The page can do exactly what the logged-in user could do in Fauxton: the API acts with their cookie.
-import { api, ApiFailure, type Session } from './api.ts';
+import { api, ApiFailure, onFailure, type Session } from './api.ts';
 import { $, h, replace, tick } from './dom.ts';
 import { retryNow, startLive, stopLive, syncActions } from './live.ts';
 import { ensureFleet, fleet, onFleet, resetFleet } from './store.ts';
@@ -143,5 +143,9 @@ window.addEventListener('hashchange', () => {
   route();
 });
 onFleet(renderCounts);
+// A session that expires (or is deleted elsewhere) mid-use: back to the login form, saying why.
+onFailure((f) => {
+  if (f.status === 401 && currentUser()) showLogin('Your session ended; please log in again.');
+});
 setInterval(() => tick(), 1000);
 void start();
