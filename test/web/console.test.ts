@@ -116,6 +116,22 @@ test.serial('stop asks for a confirmation naming the system; cancel changes noth
   await page.close();
 });
 
+test.serial('keyboard: a row action opens its confirmation with Enter, Escape cancels, focus stays on the row', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  const start = page.getByRole('button', { name: 'Start web1 on edge1', exact: true });
+  await start.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Start system web1?' });
+  await dialog.waitFor();
+  t.true(await dialog.getByRole('button', { name: 'Cancel' }).evaluate((b) => b === document.activeElement), 'focus starts on Cancel');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  t.is((await spec('web1')).spec.state, 'stopped');
+  t.true(await start.evaluate((b) => b === document.activeElement), 'focus is back on the button');
+  await page.close();
+});
+
 test.serial('status and log tail follow live; the JSON view edits the same spec', async (t) => {
   const page = await newPage();
   await logIn(page);

@@ -174,10 +174,12 @@ export function syncActions(root: ParentNode = document): void {
       if (!el.disabled) el.dataset.offlineDisabled = '1';
       el.disabled = true;
       el.title = OFFLINE_REASON;
+      el.setAttribute('aria-describedby', 'offline-text');
     } else if (el.dataset.offlineDisabled) {
       delete el.dataset.offlineDisabled;
       el.disabled = false;
       el.removeAttribute('title');
+      el.removeAttribute('aria-describedby');
     }
   }
 }

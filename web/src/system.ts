@@ -69,6 +69,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     const w = explain({ phase: status?.phase ?? null, current: !!status && status.observedRev === spec._rev, state: spec.state, message: status?.message ?? null }, nodeOf(node));
     replace(sub, `${spec.kind} system on node `, h('strong', null, node), ` · template ${spec.template} · wanted ${spec.state}`, spec.description ? h('span', { class: 'desc' }, ` · ${spec.description}`) : null);
     const toggle = spec.state === 'running' ? 'stop' : 'start';
+    const focused = actions.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.act : undefined;
     replace(actions,
       phaseBadge(w.word, w.cls, w.why),
       canWrite(node) ? [
@@ -79,6 +80,8 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
       ] : null,
     );
     syncActions(actions);
+    // Status events re-render this bar: keep the keyboard where it was (start ↔ stop count as one).
+    if (focused) actions.querySelector<HTMLElement>(`[data-act="${focused === 'start' || focused === 'stop' ? toggle : focused}"]`)?.focus();
   }
 
   function renderStatus() {
