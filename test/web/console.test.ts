@@ -77,6 +77,7 @@ test.serial('log in, create a system from the form: an invalid value is shown at
   const nameMsg = expected.find((e) => e.path === '/name')!.message;
   const memMsg = expected.find((e) => e.path === '/resources/memory')!.message;
   await t.notThrowsAsync(page.locator('.field[data-path="/name"] .field-error', { hasText: nameMsg }).waitFor());
+  t.is(await page.locator('.field[data-path="/name"] .field-error').textContent(), nameMsg, 'only the name\'s own message (not the derived _id\'s)');
   t.is(await name.getAttribute('aria-invalid'), 'true');
   t.is(await page.locator('.field[data-path="/resources/memory"] .field-error').textContent(), memMsg);
   t.is((await call(server!.url, `/api/nodes/${NODE}/systems`, { auth: server!.adminAuth })).body.length, 0, 'nothing was saved');

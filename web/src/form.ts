@@ -256,9 +256,11 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
     }
     const rest: Child[] = [];
     let first: HTMLElement | null = null;
+    // `_id` and `type` are made from the name: when the name is wrong, its own message says it all.
+    const nameWrong = errs.some((e) => e.path === '/name');
     for (const e of errs) {
       const f = jsonMode ? undefined : fieldFor(e.path);
-      if (f && (e.path === '/_id' || e.path === '/type') && f.err.textContent) continue; // the name says it already
+      if (f && (e.path === '/_id' || e.path === '/type') && nameWrong) continue;
       if (f) {
         const sub = e.path !== f.path && e.path !== '/_id' ? `${e.path.slice(f.path.length + 1)}: ` : '';
         f.err.textContent = (f.err.textContent ? f.err.textContent + '; ' : '') + sub + e.message;

@@ -24,11 +24,13 @@ function showFieldErrors(form: HTMLFormElement, errs: { path: string; message: s
   for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid');
   const left: string[] = [];
+  const nameWrong = errs.some((e) => e.path === '/name');
   for (const e of errs) {
+    if ((e.path === '/_id' || e.path === '/type') && nameWrong) continue; // made from the name: its message says it
     const path = e.path === '/_id' || e.path === '/type' ? '/name' : e.path;
     const wrap = form.querySelector(`.field[data-path="${CSS.escape(path.split('/').slice(0, 2).join('/'))}"]`);
     const out = wrap?.querySelector('.field-error');
-    if (out && !(e.path === '/_id' && out.textContent)) {
+    if (out) {
       out.textContent = (out.textContent ? `${out.textContent}; ` : '') + e.message;
       wrap!.querySelector('input,select,textarea')?.setAttribute('aria-invalid', 'true');
     } else if (!out) left.push(`${e.path} ${e.message}`);
