@@ -157,6 +157,41 @@ test.serial('status and log tail follow live; the JSON view edits the same spec'
   await page.close();
 });
 
+test.serial('history lists revisions with their changes and restores one; clone and delete a system', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  await page.getByRole('button', { name: 'Show revisions' }).click();
+  const hist = page.locator('.history');
+  await hist.locator('li').first().waitFor();
+  // The JSON edit before: its change is listed, and the revision before it can come back.
+  await hist.getByText('"edited as JSON"').first().waitFor();
+  const before = (await spec('web1')).spec;
+  const restoreButtons = hist.getByRole('button', { name: /^Restore revision / });
+  t.true((await restoreButtons.count()) >= 2);
+  const label = (await restoreButtons.first().getAttribute('aria-label'))!;
+  const rev = label.replace('Restore revision ', '');
+  await restoreButtons.first().click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Restore web1' }).click();
+  const after = await eventually('restored', () => spec('web1'), (s) => s.spec._rev !== before._rev);
+  const old = (await call(server!.url, `/db/anybios-node-${NODE}/system:web1?rev=${rev}`, { auth: server!.adminAuth })).body;
+  t.is(after.spec.description, old.description);
+  t.is(after.spec.state, old.state);
+
+  await page.getByRole('link', { name: 'Clone web1' }).click();
+  await page.getByRole('heading', { name: 'Clone web1' }).waitFor();
+  await eventually('the clone is filled in', () => page.getByLabel('name *').inputValue(), (v) => v === 'web1-copy');
+  await page.getByRole('button', { name: 'Create system' }).click();
+  await page.getByRole('heading', { name: 'web1-copy', level: 1 }).waitFor();
+  const copy = (await spec('web1-copy')).spec;
+  t.deepEqual(copy.command, after.spec.command);
+  await page.getByRole('button', { name: 'Delete web1-copy' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete web1-copy' }).click();
+  await page.getByRole('heading', { name: 'Systems' }).waitFor();
+  t.is((await call(server!.url, `/api/nodes/${NODE}/systems/web1-copy`, { auth: server!.adminAuth })).status, 404);
+  await page.close();
+});
+
 test.serial('text from documents stays text (a hostile description cannot become markup)', async (t) => {
   const evil = '<img src=x id=pwn onerror="document.title=1"><b id=bold>x</b>';
   const r = await call(server!.url, `/api/nodes/${NODE}/systems`, { method: 'POST', auth: server!.adminAuth, json: { name: 'evil', kind: 'app', template: 'host', state: 'stopped', command: [evil], description: evil, labels: { k: evil.slice(0, 200) } } });

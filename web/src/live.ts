@@ -98,9 +98,11 @@ function retry(): void {
 }
 
 /** Is the server back, and are we still logged in? Then reconnect at once. */
+let probing = false;
 async function probe(): Promise<void> {
   retryTimer = undefined;
   if (stopped) return;
+  probing = true;
   try {
     const s = await api<{ userCtx: { name: string | null } }>('GET', '/db/_session');
     if (!s.userCtx?.name) {
@@ -116,6 +118,8 @@ async function probe(): Promise<void> {
       return;
     }
     retry();
+  } finally {
+    probing = false;
   }
 }
 
@@ -148,7 +152,7 @@ function setOnline(): void {
 onFailure((f) => {
   if (f.offline && !stopped) {
     setOffline();
-    if (!retryTimer) retry();
+    if (!retryTimer && !probing) retry();
   }
 });
 
