@@ -157,6 +157,30 @@ test.serial('status and log tail follow live; the JSON view edits the same spec'
   await page.close();
 });
 
+test.serial('unsaved edits survive a change made elsewhere; the page says so and saving is refused, not lost', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const desc = page.getByLabel('description');
+  await desc.fill('typed here, not saved');
+  const cur = (await spec('web1')).spec;
+  const r = await call(server!.url, `/api/nodes/${NODE}/systems/web1`, { method: 'PUT', auth: server!.adminAuth, json: { ...cur, labels: { from: 'elsewhere' } } });
+  t.is(r.status, 200);
+  await page.getByText(/was changed elsewhere .* while you edit it/).waitFor();
+  t.is(await desc.inputValue(), 'typed here, not saved');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('.form-errors', { hasText: /changed meanwhile/ }).waitFor();
+  // Chromium logs every refused request; this 409 is the one we asked for.
+  const refused = consoleErrors.findIndex((e) => /status of 409/.test(e));
+  t.true(refused >= 0);
+  consoleErrors.splice(refused, 1);
+  t.is((await spec('web1')).spec.labels.from, 'elsewhere', 'the other change was not overwritten');
+  await page.getByRole('button', { name: 'Load the new version (drops your edits)' }).click();
+  await eventually('the form shows the new version', () => page.getByLabel('labels').inputValue(), (v) => v === 'from=elsewhere');
+  t.not(await desc.inputValue(), 'typed here, not saved');
+  await page.close();
+});
+
 test.serial('history lists revisions with their changes and restores one; clone and delete a system', async (t) => {
   const page = await newPage();
   await logIn(page);

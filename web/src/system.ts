@@ -123,7 +123,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
       saveBtn.disabled = false;
       if (r) {
         announce(`Saved ${name}.${pendingReason(node) ? ` ${pendingReason(node)}.` : ''}`);
-        await reload();
+        await reload(true);
       }
     });
     replace(editBox, h('h2', { id: 'edit-h' }, 'Spec'), f);
@@ -131,21 +131,33 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     syncActions(editBox);
   }
 
-  async function reload() {
+  /** Reads spec and status again; unsaved edits in the form are kept (a notice says if the spec moved on). */
+  async function reload(force = false) {
     try {
       const r = await api<{ spec: Doc; status: Doc | null }>('GET', systemPath(node, name));
+      const keepEdits = !force && !!form?.dirty();
+      const moved = spec !== null && r.spec._rev !== spec._rev;
       spec = r.spec;
       status = r.status;
       err.textContent = '';
-      notice.hidden = true;
       renderHead();
       renderStatus();
+      if (keepEdits) {
+        if (moved) showChanged(String(r.spec._rev));
+        return;
+      }
+      notice.hidden = true;
       renderEdit();
       if ((spec._conflicts ?? []).length) void loadConflicts();
       else conflictBox.hidden = true;
     } catch (e) {
       err.textContent = (e as ApiFailure).status === 404 ? `System ${name} on node ${node} does not exist (any more).` : `Could not load ${name}: ${(e as Error).message}`;
     }
+  }
+
+  function showChanged(rev: string) {
+    notice.hidden = false;
+    replace(notice, `${name} was changed elsewhere (revision ${rev}) while you edit it; saving now would be refused. `, h('button', { type: 'button', on: { click: () => void reload(true) } }, 'Load the new version (drops your edits)'));
   }
 
   async function loadHistory() {
@@ -168,7 +180,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     try {
       const r = await api<{ unchanged?: boolean }>('POST', `${systemPath(node, name)}/restore`, { rev });
       announce(r.unchanged ? `${name} already has that content.` : `Restored ${name} to ${rev}.`);
-      await reload();
+      await reload(true);
       await loadHistory();
     } catch (e) {
       announce(`Could not restore: ${(e as Error).message}`, 'error');
@@ -186,7 +198,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
         try {
           await api('POST', `${systemPath(node, name)}/conflicts/resolve`, { ...body, revs });
           announce(`Resolved the conflict of ${name}.`);
-          await reload();
+          await reload(true);
         } catch (e) {
           announce(`Could not resolve: ${(e as Error).message}`, 'error');
         }
@@ -227,10 +239,8 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
       if (e.deleted) {
         notice.hidden = false;
         replace(notice, `System ${name} was deleted elsewhere.`);
-      } else if (form?.dirty()) {
-        notice.hidden = false;
-        replace(notice, `${name} was changed elsewhere (revision ${e.rev}) while you edit it. `, h('button', { type: 'button', on: { click: () => void reload() } }, 'Load the new version (drops your edits)'));
-      } else void reload();
+      } else if (form?.dirty()) showChanged(e.rev);
+      else void reload();
     }
   }));
   offs.push(onFleet(() => {
