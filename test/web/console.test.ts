@@ -117,6 +117,26 @@ test.serial('stop asks for a confirmation naming the system; cancel changes noth
   await page.close();
 });
 
+test.serial('a node whose heartbeat is old is offline, and a change waiting for it says so', async (t) => {
+  await addNode(server!.admin, 'quiet');
+  const old = new Date(Date.now() - 10 * 60_000).toISOString();
+  const db = server!.admin.use('anybios-node-quiet');
+  await db.insert({ _id: 'node:quiet', type: 'node', name: 'quiet', heartbeat: old, agentVersion: '9.9.9' } as never);
+  const made = await call(server!.url, '/api/nodes/quiet/systems', { method: 'POST', auth: server!.adminAuth, json: { name: 'q1', kind: 'app', template: 'host', state: 'running', command: ['/bin/true'] } });
+  t.is(made.status, 201);
+  const page = await newPage();
+  await logIn(page);
+  const card = page.locator('.node-card', { hasText: 'quiet' });
+  await card.getByText('offline', { exact: true }).waitFor();
+  t.regex((await card.textContent()) ?? '', /heartbeat 10 min ago.*agent 9\.9\.9/);
+  const row = page.locator('tr[data-node="quiet"][data-name="q1"]');
+  await row.getByText(/change pending \(wants running\): node offline/).waitFor();
+  await row.getByRole('button', { name: 'Stop q1 on quiet' }).click();
+  t.regex((await page.getByRole('dialog').textContent()) ?? '', /node quiet is offline: the change is saved and applied when it reconnects/);
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  await page.close();
+});
+
 test.serial('keyboard: a row action opens its confirmation with Enter, Escape cancels, focus stays on the row', async (t) => {
   const page = await newPage();
   await logIn(page);

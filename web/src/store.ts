@@ -149,10 +149,11 @@ export interface PhaseWords { word: string; cls: string; why: string }
 export function explain(s: Pick<SystemRow, 'phase' | 'current' | 'state' | 'message'>, node: NodeRow | undefined): PhaseWords {
   const phase = s.phase;
   if (!node || !node.heartbeat) {
-    return { word: phase ?? 'unknown', cls: 'unknown', why: `node never connected: no agent has reported from ${node?.id ?? 'this node'} yet, so nothing runs there` };
+    return { word: phase ?? 'unknown', cls: 'unknown', why: `node never connected: no agent has reported from ${node?.id ?? 'this node'} yet, so nothing runs there; it will be ${s.state} once it connects` };
   }
   if (!node.online) {
-    return { word: phase ? `${phase} (last known)` : 'unknown', cls: 'unknown', why: `node offline: it will act on changes when it reconnects` };
+    const pending = !s.current ? `change pending (wants ${s.state}): ` : '';
+    return { word: phase ? `${phase} (last known)` : 'unknown', cls: 'unknown', why: `${pending}node offline; it acts on changes when it reconnects` };
   }
   if (!phase) return { word: 'pending', cls: 'pending', why: 'waiting for the agent to report' };
   if (!s.current) return { word: phase, cls: 'pending', why: `the agent has not applied the latest change yet (wants ${s.state})` };
