@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { addNode } from '../../server/nodes.ts';
 import { docErrors } from '../../ddocs/validate.ts';
 import { basic, call, removeDataDir, startServer, type TestServer } from '../helpers/server.ts';
-import { CHROMIUM, haveChromium, launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { CHROMIUM, axeViolations, haveChromium, launchBrowser, type TestBrowser } from '../helpers/browser.ts';
 import { eventually } from '../helpers/wait.ts';
 
 const NODE = 'edge1';
@@ -92,6 +92,10 @@ test.serial('log in, create a system from the form: an invalid value is shown at
   t.is(saved.spec.kind, 'app');
   // No agent ever connected on this node: the page says so instead of a bare "unknown".
   await t.notThrowsAsync(page.getByText(/node never connected/).first().waitFor());
+  t.deepEqual(await axeViolations(page), [], 'system page at 1280×800');
+  await page.goto(`${server!.url}/#/`);
+  await page.getByRole('link', { name: 'web1' }).waitFor();
+  t.deepEqual(await axeViolations(page), [], 'fleet page at 1280×800');
   await page.close();
 });
 
@@ -335,7 +339,7 @@ test.serial('enrol a node from the Nodes page: its agent config is shown once', 
   await page.close();
 });
 
-test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name', async (t) => {
+test.serial('a phone (390×844) has no horizontal overflow; every button has an accessible name; axe finds no WCAG violation', async (t) => {
   const page = await newPage({ width: 390, height: 844 });
   await logIn(page);
   await page.getByRole('heading', { name: 'Systems' }).waitFor();
@@ -348,6 +352,7 @@ test.serial('a phone (390×844) has no horizontal overflow; every button has an 
     t.is(unnamed, 0, `${hash}: buttons without a name`);
     const small = await page.evaluate(() => Array.from(document.querySelectorAll('main button, main a.button')).filter((b) => (b as HTMLElement).offsetParent && b.getBoundingClientRect().height < 36).map((b) => b.textContent));
     t.deepEqual(small, [], `${hash}: touch targets below 36 px`);
+    t.deepEqual(await axeViolations(page), [], `${hash}: axe-core (WCAG 2.1 A/AA)`);
   }
   await page.close();
 });
