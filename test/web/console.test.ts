@@ -354,6 +354,12 @@ test.serial('a phone (390×844) has no horizontal overflow; every button has an 
     t.deepEqual(small, [], `${hash}: touch targets below 36 px`);
     t.deepEqual(await axeViolations(page), [], `${hash}: axe-core (WCAG 2.1 A/AA)`);
   }
+  await page.emulateMedia({ colorScheme: 'dark' });
+  for (const hash of ['#/', `#/nodes/${NODE}/systems/web1`]) {
+    await page.goto(`${server!.url}/${hash}`);
+    await page.waitForTimeout(300);
+    t.deepEqual(await axeViolations(page), [], `${hash} in the dark scheme`);
+  }
   await page.close();
 });
 
