@@ -74,7 +74,16 @@ function uploadRootfs(name: string, rev: string, file: File, progress: HTMLProgr
         progress.textContent = `${Math.round((100 * e.loaded) / e.total)} %`;
       }
     };
-    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new Error(JSON.parse(xhr.responseText || '{}').reason ?? `HTTP ${xhr.status}`)));
+    xhr.onload = () => {
+      if (xhr.status < 300) return resolve();
+      let reason = `HTTP ${xhr.status}`;
+      try {
+        reason = JSON.parse(xhr.responseText).reason ?? reason;
+      } catch {
+        // not JSON (a proxy's page): keep the status
+      }
+      reject(new Error(`the upload was refused: ${reason}`));
+    };
     xhr.onerror = () => reject(new Error('the upload was cut off (server unreachable?)'));
     xhr.send(file);
   });
