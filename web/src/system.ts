@@ -165,7 +165,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
     try {
       const entries = await api<{ rev: string; status: string; doc?: Doc; changes: { path: string; kind: string; before?: unknown; after?: unknown }[] }[]>('GET', `${systemPath(node, name)}/history`);
       replace(historyBox, h('ol', { class: 'revisions' }, entries.map((e, i) => h('li', null,
-        h('div', { class: 'section-head' }, h('code', null, e.rev), i === 0 ? h('span', { class: 'badge phase-running' }, 'current') : h('span', { class: 'muted' }, e.status),
+        h('div', { class: 'section-head' }, h('code', null, e.rev), i === 0 ? h('span', { class: 'badge phase-running' }, 'current') : e.status !== 'available' ? h('span', { class: 'muted' }, e.status) : null,
           i > 0 && e.doc ? h('button', { type: 'button', class: 'small', 'data-act': 'restore', 'aria-label': `Restore revision ${e.rev}`, on: { click: () => void restore(e.rev) } }, 'Restore') : null),
         e.changes.length ? h('ul', { class: 'diff' }, e.changes.map((c) => h('li', { class: `d-${c.kind}` }, h('code', null, c.path), ': ', c.kind === 'added' ? `added ${show(c.after)}` : c.kind === 'removed' ? `removed ${show(c.before)}` : `${show(c.before)} → ${show(c.after)}`))) : h('p', { class: 'muted' }, e.status === 'available' ? 'no earlier revision to compare' : 'content no longer stored (compacted)'),
       ))));
@@ -205,7 +205,7 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
       };
       const col = (title: string, leaf: { rev: string; doc: Doc }, diff?: { path: string; winner?: unknown; other?: unknown }[]) => h('div', { class: 'leaf' },
         h('h3', null, title, ' ', h('code', null, leaf.rev)),
-        diff ? h('ul', { class: 'diff' }, diff.map((d) => h('li', null, h('code', null, d.path), `: ${show(d.winner)} here ${show(d.other)}`))) : null,
+        diff ? h('ul', { class: 'diff' }, diff.map((d) => h('li', null, h('code', null, d.path), `: the winner has ${show(d.winner)}, this version ${show(d.other)}`))) : null,
         h('pre', { class: 'json-view' }, JSON.stringify(leaf.doc, null, 2)),
         h('button', { type: 'button', 'data-act': 'keep', 'aria-label': `Keep version ${leaf.rev} of ${name}`, on: { click: () => void resolve({ keep: leaf.rev }, `Keep version ${leaf.rev}.`) } }, 'Keep this version'));
       const merged = h('textarea', { class: 'json', rows: 12, spellcheck: 'false', id: newId('merged') });
