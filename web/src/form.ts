@@ -220,7 +220,14 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
     try {
       const d = JSON.parse(json.value);
       jsonErr.textContent = '';
-      return d && typeof d === 'object' && !Array.isArray(d) ? d : null;
+      if (!d || typeof d !== 'object' || Array.isArray(d)) {
+        jsonErr.textContent = 'The document must be a JSON object.';
+        return null;
+      }
+      // As the API does (ddocs/normalize.ts): type and _id may be left out; they follow from the name.
+      d.type ??= opts.type;
+      if (typeof d.name === 'string') d._id ??= `${opts.type}:${d.name}`;
+      return d;
     } catch (e) {
       jsonErr.textContent = `Not valid JSON: ${(e as Error).message}`;
       return null;
