@@ -321,6 +321,25 @@ test.serial('a tar template: the rootfs is uploaded as its attachment, with its 
   await page.close();
 });
 
+test.serial('volumes: add one on a node (a bad name is refused at its field), then delete it', async (t) => {
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('link', { name: 'Volumes' }).click();
+  await page.getByLabel('Node').selectOption(NODE);
+  await page.getByLabel('name *').fill('Data!');
+  await page.getByRole('button', { name: 'Add volume' }).click();
+  await page.locator('.field[data-path="/name"] .field-error', { hasText: 'must be a name' }).waitFor();
+  await page.getByLabel('name *').fill('data');
+  await page.getByRole('button', { name: 'Add volume' }).click();
+  await page.getByRole('rowheader', { name: 'data' }).waitFor();
+  t.is((await call(server!.url, `/api/nodes/${NODE}/volumes/data`, { auth: server!.adminAuth })).status, 200);
+  await page.getByRole('button', { name: `Delete volume data on ${NODE}` }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete data' }).click();
+  await page.getByRole('rowheader', { name: 'data' }).waitFor({ state: 'detached' });
+  t.is((await call(server!.url, `/api/nodes/${NODE}/volumes/data`, { auth: server!.adminAuth })).status, 404);
+  await page.close();
+});
+
 test.serial('enrol a node from the Nodes page: its agent config is shown once', async (t) => {
   const page = await newPage();
   await logIn(page);

@@ -138,6 +138,7 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
     } else if (sch.type === 'array' && sch.items?.type === 'object') {
       // Repeated fieldsets; each item's fields are built fresh (paths carry the index).
       const list = h('div', { class: 'items' });
+      const itemFields = new WeakMap<Element, [string, Field][]>();
       let items: Doc[] = [];
       const renderItems = () => {
         for (let i = fields.length - 1; i >= 0; i--) if (fields[i].path.startsWith(path + '/')) fields.splice(i, 1);
@@ -148,13 +149,13 @@ export function schemaForm(schema: Schema, initial: Doc, opts: { type: string; n
           for (const [k, s] of Object.entries(sch.items.properties as Record<string, Schema>)) subs.push([k, build(s, `${path}/${i}/${k}`, fs, (sch.items.required ?? []).includes(k))]);
           subs.forEach(([k, f]) => f.write(item[k]));
           fs.append(h('button', { type: 'button', class: 'small', 'aria-label': `Remove ${key} ${i + 1}`, on: { click: () => { items = readItems(); items.splice(i, 1); renderItems(); } } }, 'Remove'));
-          (fs as any)._subs = subs;
+          itemFields.set(fs, subs);
           list.append(fs);
         });
       };
       const readItems = (): Doc[] => [...list.children].map((fs) => {
         const out: Doc = {};
-        for (const [k, f] of (fs as any)._subs as [string, Field][]) {
+        for (const [k, f] of itemFields.get(fs) ?? []) {
           const v = f.read();
           if (v !== undefined) out[k] = v;
         }

@@ -39,7 +39,8 @@ function showFieldErrors(form: HTMLFormElement, errs: { path: string; message: s
   (form.querySelector('[aria-invalid]') as HTMLElement | null)?.focus();
 }
 
-function nodeSelect(onChange: (node: string) => void): HTMLSelectElement {
+/** A select of the fleet's nodes; `fill()` refreshes it from the fleet, keeping the choice. */
+function nodeSelect(onChange: (node: string) => void): { sel: HTMLSelectElement; fill: () => void } {
   const sel = h('select', { name: 'node' });
   const fill = () => {
     const cur = sel.value;
@@ -48,8 +49,7 @@ function nodeSelect(onChange: (node: string) => void): HTMLSelectElement {
   };
   fill();
   sel.addEventListener('change', () => onChange(sel.value));
-  (sel as any)._fill = fill;
-  return sel;
+  return { sel, fill };
 }
 
 // ---- templates -------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ export function volumesView(page: HTMLElement): () => void {
   const list = h('tbody');
   const err = h('p', { class: 'error', role: 'alert' });
   let node = '';
-  const sel = nodeSelect((n) => { node = n; void load(); });
+  const { sel, fill: fillNodes } = nodeSelect((n) => { node = n; void load(); });
   const selId = newId('vn');
   sel.id = selId;
   const load = async () => {
@@ -241,7 +241,7 @@ export function volumesView(page: HTMLElement): () => void {
   page.append(h('h1', null, 'Volumes'), h('div', { class: 'ctl' }, h('label', { for: selId }, 'Node'), sel), err,
     h('table', { class: 'responsive' }, h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Volume'), h('th', { scope: 'col' }, 'Description'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))), list), form);
   const refresh = () => {
-    (sel as any)._fill();
+    fillNodes();
     if (!node && sel.value) {
       node = sel.value;
       void load();
