@@ -48,6 +48,14 @@ async function logIn(page: Page, user = 'admin', password = server!.adminPasswor
   await page.getByRole('navigation', { name: 'Sections' }).waitFor();
 }
 
+/** A logged-in page showing system `name` on NODE. */
+async function systemPage(name: string): Promise<Page> {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/${name}`);
+  return page;
+}
+
 const spec = async (name: string) => (await call(server!.url, `/api/nodes/${NODE}/systems/${name}`, { auth: server!.adminAuth })).body;
 
 test.serial('the console is served bundled, with a strict CSP, a favicon and no sources', async (t) => {
@@ -100,9 +108,7 @@ test.serial('log in, create a system from the form: an invalid value is shown at
 });
 
 test.serial('stop asks for a confirmation naming the system; cancel changes nothing, confirm stops it', async (t) => {
-  const page = await newPage();
-  await logIn(page);
-  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const page = await systemPage('web1');
   await page.getByRole('button', { name: 'Stop web1' }).click();
   const dialog = page.getByRole('dialog');
   await dialog.waitFor();
@@ -158,9 +164,7 @@ test.serial('keyboard: a row action opens its confirmation with Enter, Escape ca
 });
 
 test.serial('status and log tail follow live; the JSON view edits the same spec', async (t) => {
-  const page = await newPage();
-  await logIn(page);
-  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const page = await systemPage('web1');
   await page.getByRole('heading', { name: 'web1', level: 1 }).waitFor();
   // What the node's agent would write (here as admin): the page shows it without a reload.
   const db = server!.admin.use(`anybios-node-${NODE}`);
@@ -182,9 +186,7 @@ test.serial('status and log tail follow live; the JSON view edits the same spec'
 });
 
 test.serial('unsaved edits survive a change made elsewhere; the page says so and saving is refused, not lost', async (t) => {
-  const page = await newPage();
-  await logIn(page);
-  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const page = await systemPage('web1');
   const desc = page.getByLabel('description');
   await desc.fill('typed here, not saved');
   const cur = (await spec('web1')).spec;
@@ -206,9 +208,7 @@ test.serial('unsaved edits survive a change made elsewhere; the page says so and
 });
 
 test.serial('history lists revisions with their changes and restores one; clone and delete a system', async (t) => {
-  const page = await newPage();
-  await logIn(page);
-  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const page = await systemPage('web1');
   await page.getByRole('button', { name: 'Show revisions' }).click();
   const hist = page.locator('.history');
   await hist.locator('li').first().waitFor();
@@ -262,9 +262,7 @@ test.serial('a conflict shows its versions side by side; keeping the other one r
   const other = { ...cur, _rev: `${gen + 1}-${'f'.repeat(32)}`, description: 'edited at site B', _revisions: { start: gen + 1, ids: ['f'.repeat(32), String(cur._rev).split('-')[1]] } };
   const mine = { ...cur, _rev: `${gen + 1}-${'0'.repeat(32)}`, description: 'edited at site A', _revisions: { start: gen + 1, ids: ['0'.repeat(32), String(cur._rev).split('-')[1]] } };
   await db.bulk({ docs: [other, mine] as never[], new_edits: false });
-  const page = await newPage();
-  await logIn(page);
-  await page.goto(`${server!.url}/#/nodes/${NODE}/systems/web1`);
+  const page = await systemPage('web1');
   const box = page.locator('section.conflicts');
   await box.getByRole('heading', { name: 'Conflict' }).waitFor();
   await box.getByText('edited at site A').first().waitFor();
