@@ -15,6 +15,7 @@ import { eventually } from '../helpers/wait.ts';
 const NODE = 'edge1';
 let server: TestServer | undefined;
 let browser: TestBrowser | undefined;
+let remote: TestServer | undefined; // a second site, for the site link test
 const consoleErrors: string[] = [];
 
 test.before(async () => {
@@ -27,6 +28,8 @@ test.before(async () => {
 
 test.after.always(async () => {
   await browser?.close();
+  await remote?.stop();
+  if (remote) removeDataDir(remote.dataDir);
   await server?.stop();
   if (server) removeDataDir(server.dataDir);
 });
@@ -323,7 +326,8 @@ test.serial('volumes: add one on a node (a bad name is refused at its field), th
   const page = await newPage();
   await logIn(page);
   await page.getByRole('link', { name: 'Volumes' }).click();
-  await page.getByLabel('Node').selectOption(NODE);
+  await page.getByRole('heading', { name: 'Volumes' }).waitFor();
+  await page.getByLabel('Node', { exact: true }).selectOption(NODE);
   await page.getByLabel('name *').fill('Data!');
   await page.getByRole('button', { name: 'Add volume' }).click();
   await page.locator('.field[data-path="/name"] .field-error', { hasText: 'must be a name' }).waitFor();
@@ -335,6 +339,32 @@ test.serial('volumes: add one on a node (a bad name is refused at its field), th
   await page.getByRole('dialog').getByRole('button', { name: 'Delete data' }).click();
   await page.getByRole('rowheader', { name: 'data' }).waitFor({ state: 'detached' });
   t.is((await call(server!.url, `/api/nodes/${NODE}/volumes/data`, { auth: server!.adminAuth })).status, 404);
+  await page.close();
+});
+
+test.serial('site links: link another server from the Sites page, see it up, unlink it', async (t) => {
+  remote = await startServer({ embedded: true });
+  const page = await newPage();
+  await logIn(page);
+  await page.getByRole('link', { name: 'Sites' }).click();
+  await page.getByLabel('remote URL *').fill(remote.url);
+  await page.getByLabel('remote admin user *').fill('admin');
+  await page.getByLabel('remote admin password *').fill('not-the-password');
+  await page.getByRole('button', { name: 'Link', exact: true }).click();
+  await page.locator('form p.error', { hasText: /admin|credentials|password|unauthorized/i }).waitFor();
+  const refused = consoleErrors.findIndex((e) => /status of 4\d\d/.test(e)); // the refusal we asked for
+  t.true(refused >= 0);
+  consoleErrors.splice(refused, 1);
+  await page.getByLabel('remote admin password *').fill(remote.adminPassword);
+  await page.getByRole('button', { name: 'Link', exact: true }).click();
+  const row = page.getByRole('row', { name: new RegExp(remote.url.replace(/[.:/]/g, '\\$&')) });
+  await row.waitFor();
+  t.is(await page.getByLabel('remote admin password *').inputValue(), '', 'the password is not kept in the form');
+  await row.getByText('up', { exact: true }).waitFor({ timeout: 30_000 });
+  await row.getByRole('button', { name: /^Unlink / }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Unlink' }).click();
+  await row.waitFor({ state: 'detached' });
+  t.deepEqual((await call(server!.url, '/api/sites', { auth: server!.adminAuth })).body, []);
   await page.close();
 });
 
@@ -352,6 +382,8 @@ test.serial('enrol a node from the Nodes page: its agent config is shown once', 
   await page.locator('.node-card', { hasText: 'edge2' }).waitFor();
   await page.getByRole('link', { name: 'Fleet' }).click();
   await page.getByRole('link', { name: 'Nodes' }).click();
+  await page.getByRole('heading', { name: 'Enrol a node' }).waitFor();
+  await page.locator('.node-card', { hasText: 'edge2' }).waitFor();
   t.is(await page.getByLabel('Agent config of edge2').count(), 0, 'shown once only');
   await page.close();
 });

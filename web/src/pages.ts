@@ -359,7 +359,7 @@ export function sitesView(page: HTMLElement): () => void {
   page.append(h('h1', null, 'Site links'), err, h('table', { class: 'responsive' }, h('thead', null, h('tr', null, ['Remote', 'State', 'Last sync', 'Pending', 'Last error'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))), list), currentUser()?.admin ? form : h('p', { class: 'muted' }, 'Only server admins link sites.'));
   syncActions(form);
   void load();
-  const timer = setInterval(() => void load(), 10_000);
+  const timer = setInterval(() => void load(), 5_000); // link states are not events: poll while shown
   return () => clearInterval(timer);
 }
 

@@ -147,7 +147,8 @@ export function systemView(page: HTMLElement, params: Record<string, string>): (
         return;
       }
       notice.hidden = true;
-      renderEdit();
+      // The same revision: leave the form as it is (a JSON view stays open, the focus stays put).
+      if (force || moved || !form) renderEdit();
       if ((spec._conflicts ?? []).length) void loadConflicts();
       else conflictBox.hidden = true;
     } catch (e) {
