@@ -76,7 +76,7 @@ try {
       w.seen[`${d.name}:${d.doc?.phase}`] = performance.now();
     });
   });
-  await page.waitForTimeout(500);
+  await page.waitForFunction(() => (window as unknown as { es: EventSource }).es.readyState === 1);
   const toPage: number[] = [];
   const toEvent: number[] = [];
   for (let k = 0; k < CHANGES; k++) {
@@ -93,7 +93,9 @@ try {
       return row?.textContent === p;
     }, [name, phase] as const, { polling: 'raf', timeout: 10_000 });
     toPage.push(performance.now() - tNode);
-    const seenAt = await page.evaluate((key) => (window as unknown as { seen: Record<string, number> }).seen[key], `${name}:${phase}`);
+    const key = `${name}:${phase}`;
+    await page.waitForFunction((k) => (window as unknown as { seen: Record<string, number> }).seen[k] !== undefined, key, { timeout: 10_000 });
+    const seenAt = await page.evaluate((k) => (window as unknown as { seen: Record<string, number> }).seen[k], key);
     toEvent.push(seenAt - startIn);
     await page.waitForTimeout(100);
   }
