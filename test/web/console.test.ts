@@ -51,10 +51,16 @@ async function logIn(page: Page, user = 'admin', password = server!.adminPasswor
   await page.getByRole('navigation', { name: 'Sections' }).waitFor();
 }
 
-/** A logged-in page showing system `name` on NODE. */
-async function systemPage(name: string): Promise<Page> {
+/** A fresh page, logged in as the admin. */
+async function loggedInPage(): Promise<Page> {
   const page = await newPage();
   await logIn(page);
+  return page;
+}
+
+/** A logged-in page showing system `name` on NODE. */
+async function systemPage(name: string): Promise<Page> {
+  const page = await loggedInPage();
   await page.goto(`${server!.url}/#/nodes/${NODE}/systems/${name}`);
   return page;
 }
@@ -74,8 +80,7 @@ test.serial('the console is served bundled, with a strict CSP, a favicon and no 
 });
 
 test.serial('log in, create a system from the form: an invalid value is shown at its field, then it saves', async (t) => {
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'New system' }).click();
   await page.getByRole('heading', { name: 'New system' }).waitFor();
   await page.getByLabel('node *').selectOption(NODE);
@@ -137,8 +142,7 @@ test.serial('a node whose heartbeat is old is offline, and a change waiting for 
   await db.insert({ _id: 'node:quiet', type: 'node', name: 'quiet', heartbeat: old, agentVersion: '9.9.9' } as never);
   const made = await call(server!.url, '/api/nodes/quiet/systems', { method: 'POST', auth: server!.adminAuth, json: { name: 'q1', kind: 'app', template: 'host', state: 'running', command: ['/bin/true'] } });
   t.is(made.status, 201);
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   const card = page.locator('.node-card', { hasText: 'quiet' });
   await card.getByText('offline', { exact: true }).waitFor();
   t.regex((await card.textContent()) ?? '', /heartbeat 10 min ago.*agent 9\.9\.9/);
@@ -151,8 +155,7 @@ test.serial('a node whose heartbeat is old is offline, and a change waiting for 
 });
 
 test.serial('keyboard: a row action opens its confirmation with Enter, Escape cancels, focus stays on the row', async (t) => {
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   const start = page.getByRole('button', { name: 'Start web1 on edge1', exact: true });
   await start.focus();
   await page.keyboard.press('Enter');
@@ -247,8 +250,7 @@ test.serial('text from documents stays text (a hostile description cannot become
   const evil = '<img src=x id=pwn onerror="document.title=1"><b id=bold>x</b>';
   const r = await call(server!.url, `/api/nodes/${NODE}/systems`, { method: 'POST', auth: server!.adminAuth, json: { name: 'evil', kind: 'app', template: 'host', state: 'stopped', command: [evil], description: evil, labels: { k: evil.slice(0, 200) } } });
   t.is(r.status, 201);
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'evil' }).waitFor();
   await page.goto(`${server!.url}/#/nodes/${NODE}/systems/evil`);
   await page.getByText(evil).first().waitFor();
@@ -304,8 +306,7 @@ test.serial('a user without write rights sees the systems read only', async (t) 
 test.serial('a tar template: the rootfs is uploaded as its attachment, with its sha256, and listed', async (t) => {
   const tar = Buffer.alloc(64 * 1024 + 512, 7); // contents do not matter to the catalog; the digest does
   const sha = createHash('sha256').update(tar).digest('hex');
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'Templates' }).click();
   await page.getByRole('heading', { name: 'Add a template' }).waitFor();
   await page.getByLabel('name *').fill('tiny');
@@ -323,8 +324,7 @@ test.serial('a tar template: the rootfs is uploaded as its attachment, with its 
 });
 
 test.serial('volumes: add one on a node (a bad name is refused at its field), then delete it', async (t) => {
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'Volumes' }).click();
   await page.getByRole('heading', { name: 'Volumes' }).waitFor();
   await page.getByLabel('Node', { exact: true }).selectOption(NODE);
@@ -344,8 +344,7 @@ test.serial('volumes: add one on a node (a bad name is refused at its field), th
 
 test.serial('site links: link another server from the Sites page, see it up, unlink it', async (t) => {
   remote = await startServer({ embedded: true });
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'Sites' }).click();
   await page.getByLabel('remote URL *').fill(remote.url);
   await page.getByLabel('remote admin user *').fill('admin');
@@ -369,8 +368,7 @@ test.serial('site links: link another server from the Sites page, see it up, unl
 });
 
 test.serial('enrol a node from the Nodes page: its agent config is shown once', async (t) => {
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('link', { name: 'Nodes' }).click();
   await page.getByLabel('node id *').fill('edge2');
   await page.getByRole('button', { name: 'Enrol' }).click();
@@ -413,8 +411,7 @@ test.serial('a phone (390×844) has no horizontal overflow; every button has an 
 });
 
 test.serial('log out clears the password; no console errors while the server is up', async (t) => {
-  const page = await newPage();
-  await logIn(page);
+  const page = await loggedInPage();
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Log in to anybios' }).waitFor();
   t.is(await page.getByLabel('Password').inputValue(), '');
