@@ -21,6 +21,7 @@ import { SiteSupervisor } from './sites/supervisor.ts';
 import { resolveLimits, type Limits } from './limits/config.ts';
 import { RequestGate } from './limits/gate.ts';
 import { NodeDbQuota } from './limits/quota.ts';
+import { webConsole } from './web.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -134,8 +135,8 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     app.use('/db/_utils', express.static(fauxton, { index: 'index.html', fallthrough: false }));
   }
   app.use('/db', (req, res) => couchHandler(req, res));
-  // The dashboard: static files; everything it shows comes from /api with the user's own session.
-  app.use('/', express.static(webDir(), { index: 'index.html' }));
+  // The web console (server/web.ts): bundled at start; everything it shows comes from /api with the user's own session.
+  app.use('/', webConsole(webDir(), join(dirname(webDir()), 'ddocs', 'lib', 'rules.js'), log));
   app.use(errorHandler(log));
 
   // The gate sees every request first (caps, body allowance, budget); see server/limits/gate.ts.

@@ -14,6 +14,7 @@ import type { ServerScope } from 'nano';
 import type { ApiContext, Handler } from './context.ts';
 import { mountConflictRoutes } from './conflicts.ts';
 import { mountSiteRoutes } from './sites.ts';
+import { mountEnrolRoutes } from './enrol.ts';
 
 export interface ApiOptions {
   index: FleetIndex;
@@ -81,6 +82,7 @@ export function createApiRouter(opts: ApiOptions): express.Router {
   const ctx: ApiContext = { index, admin: opts.admin, access, h, param, nodeExists, revOf, services: opts.services ?? {} };
   mountConflictRoutes(router, ctx);
   mountSiteRoutes(router, ctx);
+  mountEnrolRoutes(router, ctx);
 
   // ---- fleet ------------------------------------------------------------------------------------
   router.get('/nodes', h(async (_req, _res, caller) => {
