@@ -64,6 +64,9 @@ test.serial("the spec's env reaches only the system's pid 1: LD_PRELOAD of a lib
     t.false(readFileSync(`/proc/${kid}/cmdline`, 'utf8').includes('pid1 sees'), 'no command in a host process argv');
   }
   t.false(readFileSync(`/proc/${o.supervisor!.pid}/cmdline`, 'utf8').includes('pid1 sees'), 'no command in the supervisor argv');
+  // (start returns once crun is about to exec the program: wait until pid 1 is the program itself.)
+  const until = Date.now() + 5000;
+  while (!environ(o.pid!).includes('SECRET_TOKEN') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   t.true(environ(o.pid!).includes('SECRET_TOKEN=tok-123'), "the system's pid 1 has it");
   const state = statSync(`${env.data}/systems/envy/state.json`);
   t.is(state.mode & 0o777, 0o600, 'state.json (it holds the env) is 0600');
