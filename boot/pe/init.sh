@@ -162,12 +162,14 @@ start_system() {
     mknod -m 666 "$r/dev/random" c 1 8; mknod -m 666 "$r/dev/urandom" c 1 9; mknod -m 666 "$r/dev/tty" c 5 0
     mknod -m 600 "$r/dev/console" c 5 1; mkdir -p "$r/dev/pts" "$r/dev/shm"
   fi
-  # In its namespaces: a fresh /proc (unshare), /sys, its hostname, then chroot into its init.
-  setsid unshare --mount-proc="$r/proc" -u -i -p -f sh -c \
-    '[ -d "$1/sys" ] && mount -t sysfs sysfs "$1/sys"; hostname "$0"; exec chroot "$1" "$2"' \
+  # In its namespaces (the shell below is pid 1 of the new pid namespace, then execs the init): its own
+  # /proc and /sys, its hostname, then chroot. (busybox's --mount-proc fails here: it makes the target
+  # private, which is not a mount point.)
+  setsid unshare -m -u -i -p -f sh -c \
+    'mount --make-rprivate /; [ -d "$1/proc" ] && mount -t proc proc "$1/proc"; [ -d "$1/sys" ] && mount -t sysfs sysfs "$1/sys"; hostname "$0"; exec chroot "$1" "$2"' \
     "$n" "$r" "$S_INIT" </dev/null >/dev/console 2>&1 &
   echo $! > "/run/anybios/$n.pid"
-  say "resident: system $n started (template $S_TEMPLATE, init $S_INIT, pid $!)"
+  say "resident: system $n starting (template $S_TEMPLATE, init $S_INIT, pid $!)"
 }
 
 hostname anybios
