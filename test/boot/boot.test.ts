@@ -17,6 +17,7 @@ let base = '';
 let image = '';
 
 test.before(async (t) => {
+  t.timeout(600_000); // a first build downloads and unpacks the kernel package (~1 min here)
   for (const tool of ['qemu-system-x86_64', 'mkfs.ext4', 'debugfs']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is needed (apt-get install qemu-system-x86 e2fsprogs)`);
   }
