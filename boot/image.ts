@@ -1,6 +1,7 @@
 // `anybios image build`: the PE, a kernel and an initrd made of Debian's packages (the distribution
 // kernel and its modules, busybox-static) and our /init. See docs/boot.md.
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initramfs, type CpioEntry } from './cpio.ts';
@@ -28,7 +29,15 @@ export interface ImageManifest {
 }
 
 export const DEFAULT_CACHE = '/var/cache/anybios/image';
-const asset = (name: string) => readFileSync(new URL(`./pe/${name}`, import.meta.url));
+/** boot/pe/NAME, walking up from here (the CLI runs from a bundle under node_modules/.cache). */
+function asset(name: string): Buffer {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    for (const p of [path.join(dir, 'pe', name), path.join(dir, 'boot', 'pe', name)]) if (existsSync(p)) return readFileSync(p);
+    dir = path.dirname(dir);
+  }
+  throw new Error(`boot/pe/${name} not found above ${fileURLToPath(import.meta.url)}`);
+}
 
 /** The initrd's files: busybox and its applets, /init, the stop script, console nodes, the modules. */
 export function peEntries(busybox: Buffer, applets: string[], modules: { name: string; data: Buffer }[], info: string): CpioEntry[] {
