@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { buildImage } from '../boot/image.ts';
 import { QemuMachine } from '../boot/qemu.ts';
 import { fixtureDisk } from '../fixtures/boot/disk.ts';
-import { importTemplate, sha256Of } from '../boot/os-template.ts';
+import { debianCacheName, importTemplate, sha256Of } from '../boot/os-template.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { docErrors } from '../ddocs/validate.ts';
 import type { SystemDoc, TemplateDoc } from '../ddocs/schemas/types.ts';
@@ -19,7 +19,7 @@ import { percentile, report, type Row } from './lib.ts';
 const RUNS = Number(process.argv[2] ?? 3);
 const BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
 const CACHE = process.env.ANYBIOS_IMAGE_CACHE ?? '/var/tmp/anybios-image-cache';
-const DEBIAN_TAR = `${CACHE}/debian-bookworm.tar`;
+const DEBIAN_TAR = `${CACHE}/${debianCacheName('bookworm')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => percentile(xs, 50);
 

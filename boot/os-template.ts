@@ -9,8 +9,17 @@ import { BootError } from './debs.ts';
 import type { TemplateDoc } from '../ddocs/schemas/types.ts';
 
 export const DEBIAN_SUITES = ['bookworm', 'trixie', 'bullseye', 'sid', 'stable', 'testing', 'oldstable', 'unstable'];
-/** What an os system needs on top of minbase: the init, and the bus its tools talk over. */
-export const OS_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
+/**
+ * What an os system needs on top of minbase: the init, the bus its tools talk over, and udev (unused in
+ * a container, where systemd skips it; needed when the PE switches a machine to the system, else
+ * systemd waits 90 s for /dev/ttyS0 and the other devices to be announced).
+ */
+export const OS_PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'udev'];
+
+/** File name of a cached `debian:SUITE` import with the default packages (changes when they do). */
+export function debianCacheName(suite: string): string {
+  return `debian-${suite}-${createHash('sha256').update(OS_PACKAGES.join(',')).digest('hex').slice(0, 8)}.tar`;
+}
 /** Paths one of which a template must hold to boot as an os system (tar member names). */
 const INITS = ['sbin/init', 'usr/sbin/init', 'lib/systemd/systemd', 'usr/lib/systemd/systemd'];
 

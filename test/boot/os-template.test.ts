@@ -7,12 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { createRuntime } from '../../agent/runtime/index.ts';
 import { decideSupport, parseMountinfo } from '../../agent/runtime/cgroups.ts';
 import { docErrors } from '../../ddocs/validate.ts';
-import { sha256Of } from '../../boot/os-template.ts';
+import { debianCacheName, sha256Of } from '../../boot/os-template.ts';
 import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
 
 const TEST_BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
 const CACHE = process.env.ANYBIOS_IMAGE_CACHE ?? '/var/tmp/anybios-image-cache';
-const DEBIAN_TAR = `${CACHE}/debian-bookworm.tar`;
+const DEBIAN_TAR = `${CACHE}/${debianCacheName('bookworm')}`;
 const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/anybios.mjs', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
 
 test('cgroups: the init hierarchy is name=systemd on v1/hybrid hosts, the unified one on v2', (t) => {
