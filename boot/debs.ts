@@ -1,6 +1,6 @@
 // Debian packages as the image build's only source of binaries: `apt-get download` into a cache and
 // `dpkg-deb -x` (no install on this machine, no root needed for the unpack). Nothing else is fetched.
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
@@ -27,24 +27,43 @@ export function resolveDepends(pkg: string, prefix: string): string {
 
 /**
  * The unpacked files of Debian package `pkg` under `<cache>/pkg/<pkg>/` (downloaded with apt-get into
- * `<cache>/debs/` unless there already).
+ * `<cache>/debs/` unless there already). Safe when two builds share the cache at once (the tests do):
+ * each downloads and unpacks into a directory of its own, then renames it into place; the loser of the
+ * rename keeps the winner's.
  */
 export function unpackedPackage(pkg: string, cache: string, log: (m: string) => void): string {
   const dest = path.join(cache, 'pkg', pkg);
   if (existsSync(path.join(dest, '.complete'))) return dest;
   const debs = path.join(cache, 'debs');
   mkdirSync(debs, { recursive: true });
-  let deb = readdirSync(debs).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const find = (dir: string) => readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  let deb = find(debs);
   if (!deb) {
     log(`downloading ${pkg} with apt-get`);
-    run('apt-get', ['download', '-q', pkg], debs);
-    deb = readdirSync(debs).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-    if (!deb) throw new BootError('APT_FAILED', `apt-get download ${pkg} left no .deb in ${debs}`);
+    const tmp = mkdtempSync(path.join(debs, '.download-'));
+    try {
+      run('apt-get', ['download', '-q', pkg], tmp);
+      deb = find(tmp);
+      if (!deb) throw new BootError('APT_FAILED', `apt-get download ${pkg} left no .deb`);
+      renameSync(path.join(tmp, deb), path.join(debs, deb));
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }
   log(`unpacking ${deb}`);
-  spawnSync('rm', ['-rf', dest]);
-  mkdirSync(dest, { recursive: true });
-  run('dpkg-deb', ['-x', path.join(debs, deb), dest]);
-  run('touch', [path.join(dest, '.complete')]);
+  const tmp = mkdtempSync(path.join(path.dirname(dest), `.${pkg}-`));
+  try {
+    run('dpkg-deb', ['-x', path.join(debs, deb), tmp]);
+    writeFileSync(path.join(tmp, '.complete'), '');
+    if (existsSync(dest) && !existsSync(path.join(dest, '.complete'))) rmSync(dest, { recursive: true, force: true }); // left unfinished by an older build
+    try {
+      renameSync(tmp, dest);
+    } catch (e) {
+      if (!existsSync(path.join(dest, '.complete'))) throw e; // another build finished first: use its copy
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return dest;
 }
