@@ -9,6 +9,9 @@ import { decideSupport, parseMountinfo } from '../../agent/runtime/cgroups.ts';
 import { docErrors } from '../../ddocs/validate.ts';
 import { debianCacheName, sha256Of } from '../../boot/os-template.ts';
 import type { SystemDoc, TemplateDoc } from '../../ddocs/schemas/types.ts';
+import { buildImage } from '../../boot/image.ts';
+import { addSystem, addTemplate, makeExt4 } from '../../boot/disk.ts';
+import { QemuMachine } from '../../boot/qemu.ts';
 
 const TEST_BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
 const CACHE = process.env.ANYBIOS_IMAGE_CACHE ?? '/var/tmp/anybios-image-cache';
@@ -114,4 +117,26 @@ test.serial('template import --from a rootfs tarball: a tar template with its sh
   const again = cli('template', 'import', '--from', DEBIAN_TAR, '--out', `${dir}/tree`);
   t.is(again.status, 1);
   t.regex(again.stderr, /anybios: EXISTS: .*tree exists already/);
+});
+
+test.serial('the PE switches a qemu machine to a system of the Debian template: systemd as the machine\'s pid 1 reaches multi-user.target and a login prompt', async (t) => {
+  t.timeout(600_000);
+  t.true(existsSync(DEBIAN_TAR), 'the debian:bookworm test above made it');
+  const base = await fsp.mkdtemp(`${TEST_BASE}/anybios-debswitch-test-`);
+  let m: QemuMachine | null = null;
+  t.teardown(async () => {
+    await m?.close();
+    await fsp.rm(base, { recursive: true, force: true });
+  });
+  await buildImage({ out: `${base}/image`, cache: CACHE });
+  addTemplate(`${base}/disk`, 'bookworm', DEBIAN_TAR);
+  addSystem(`${base}/disk`, { name: 'system0', template: 'bookworm' });
+  makeExt4(`${base}/disk`, `${base}/disk.img`, { label: 'anybios' });
+  await fsp.rm(`${base}/disk`, { recursive: true, force: true });
+  m = new QemuMachine({ kernel: `${base}/image/vmlinuz`, initrd: `${base}/image/initrd.img`, append: 'console=ttyS0 panic=-1 anybios.root=LABEL=anybios anybios.boot=system0', disks: [`${base}/disk.img`], memMiB: 1024 });
+  await m.waitFor(/anybios: switch: system system0 \(template \/anybios\/templates\/bookworm\), exec \/sbin\/init/, 120_000);
+  await m.waitFor(/Reached target .*multi-user\.target/, 240_000);
+  await m.waitFor(/system0 login: /, 120_000);
+  t.log(`qemu start → login prompt: ${((performance.now() - m.startedAt) / 1000).toFixed(1)} s`);
+  t.notRegex(m.output, /Timed out waiting for device/);
 });
