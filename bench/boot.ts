@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { buildImage } from '../boot/image.ts';
 import { QemuMachine } from '../boot/qemu.ts';
 import { fixtureDisk } from '../fixtures/boot/disk.ts';
+import { addSystem, addTemplate, makeExt4 } from '../boot/disk.ts';
 import { debianCacheName, importTemplate, sha256Of } from '../boot/os-template.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { docErrors } from '../ddocs/validate.ts';
@@ -64,6 +65,22 @@ try {
     }
     throw new Error('no multi-user.target within 120 s');
   };
+  // The PE switching a qemu machine to a Debian system: systemd is the VM's pid 1.
+  addTemplate(`${base}/debdisk`, 'bookworm', DEBIAN_TAR);
+  addSystem(`${base}/debdisk`, { name: 'system0', template: 'bookworm' });
+  makeExt4(`${base}/debdisk`, `${base}/deb.img`, { label: 'anybios' });
+  await fsp.rm(`${base}/debdisk`, { recursive: true, force: true });
+  const debSwitch: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const m = new QemuMachine({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append: 'console=ttyS0 panic=-1 anybios.root=LABEL=anybios anybios.boot=system0', disks: [`${base}/deb.img`], memMiB: 1024 });
+    try {
+      await m.waitFor(/system0 login: /, 300_000);
+      debSwitch.push(performance.now() - m.startedAt);
+    } finally {
+      await m.close();
+    }
+    console.error(`debian switch run ${i + 1}: ${debSwitch.at(-1)!.toFixed(0)} ms`);
+  }
   const rt = await createRuntime({ checkDoc: docErrors, dataDir: `${base}/data` });
   cleanups.push(() => rt.destroy('deb0', { graceMs: 1000 }).catch(() => {}));
   const template: TemplateDoc = { _id: 'template:debian-bookworm', type: 'template', name: 'debian-bookworm', source: 'tar', sha256: await sha256Of(DEBIAN_TAR) };
@@ -110,11 +127,12 @@ try {
   const rows: Row[] = [
     { metric: 'PE switch: qemu start → system0 init on console', value: median(sw), unit: 'ms', note: `median of ${RUNS}; ${process.env.ANYBIOS_QEMU_ACCEL === 'kvm' ? 'KVM' : 'TCG'}` },
     { metric: 'PE resident: qemu start → system0+system1 inits', value: median(res), unit: 'ms', baseline: median(sw), note: 'baseline: switch' },
+    { metric: 'PE switch to Debian: qemu start → login prompt', value: median(debSwitch), unit: 'ms', baseline: median(sw), note: 'systemd as the VM\'s pid 1; baseline: fixture switch' },
     { metric: 'Debian os system: start → multi-user (ours, crun)', value: median(ours), unit: 'ms', baseline: hasNspawn ? median(nspawn) : undefined, note: hasNspawn ? 'baseline: systemd-nspawn --boot' : 'systemd-nspawn missing' },
     { metric: 'Debian: systemd-nspawn --boot → multi-user', value: hasNspawn ? median(nspawn) : NaN, unit: 'ms' },
     { metric: 'Debian os system: stop (halt) (ours)', value: median(oursStop), unit: 'ms', baseline: hasNspawn ? median(nspawnStop) : undefined, note: 'baseline: nspawn SIGTERM → exit' },
   ];
-  report('boot', rows, { runs: RUNS, raw: { sw, res, ours, nspawn, oursStop, nspawnStop } });
+  report('boot', rows, { runs: RUNS, raw: { sw, res, debSwitch, ours, nspawn, oursStop, nspawnStop } });
 } finally {
   for (const c of cleanups.reverse()) await c();
   await fsp.rm(base, { recursive: true, force: true });
