@@ -9,7 +9,7 @@ import { buildImage, DEFAULT_CACHE } from '../../boot/image.ts';
 import { addSystem, addTemplate, makeExt4 } from '../../boot/disk.ts';
 import { qemuArgs } from '../../boot/qemu.ts';
 
-const usage = `usage: anybios image build --out DIR [--kernel FILE] [--cache DIR]
+const usage = `usage: anybios image build --out DIR [--kernel FILE] [--cache DIR] [--agent]
        anybios image disk --out FILE --template NAME=DIR|TAR... --system NAME[:TEMPLATE[:INIT]]... [--label L] [--size MIB]
        anybios image qemu --image DIR --disk FILE [--append PARAMS] [--kvm] [--net] [--mem MIB]
 
@@ -18,7 +18,8 @@ build   the PE: DIR/vmlinuz and DIR/initrd.img (+ image.json) from Debian packag
         else this machine's /boot, else apt's linux-image-amd64 (downloaded into --cache, default
         ${DEFAULT_CACHE}); busybox is this machine's static one or busybox-static's. The initrd's
         /init reads anybios.root, anybios.systems, anybios.boot, anybios.mode from the kernel
-        command line (docs/boot.md).
+        command line (docs/boot.md). --agent (node, the agent and crun in the initrd, syncing with
+        anybios.server=URL) is not built yet: it is refused.
 disk    a data disk for it: an ext4 image (mkfs.ext4 -d; no mount) labelled L (default anybios) with
         templates in /anybios/templates and systems in /anybios/systems. --system NAME:TEMPLATE
         (default: the first template) with init INIT (default /sbin/init); repeat the flags.
@@ -38,7 +39,7 @@ function parse(argv: string[]) {
       options: {
         out: { type: 'string', short: 'o' }, kernel: { type: 'string' }, cache: { type: 'string' },
         template: { type: 'string', multiple: true }, system: { type: 'string', multiple: true }, label: { type: 'string' }, size: { type: 'string' },
-        image: { type: 'string' }, disk: { type: 'string' }, append: { type: 'string' }, kvm: { type: 'boolean' }, net: { type: 'boolean' }, mem: { type: 'string' },
+        agent: { type: 'boolean' }, image: { type: 'string' }, disk: { type: 'string' }, append: { type: 'string' }, kvm: { type: 'boolean' }, net: { type: 'boolean' }, mem: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -55,6 +56,7 @@ const need = (v: string | undefined, flag: string): string => {
 
 async function build(values: ReturnType<typeof parse>['values']): Promise<number> {
   const out = path.resolve(need(values.out, '--out'));
+  if (values.agent) throw new CliError('NOT_BUILT', '--agent: a PE with node, the agent and crun is not built yet (docs/boot.md, "Not built yet"); build without it for the shell runtime');
   const m = await buildImage({ out, kernel: values.kernel, cache: values.cache, log: (s) => console.error(s) });
   console.log(`${out}/vmlinuz ${out}/initrd.img (kernel ${m.kernel.version}, ${m.modules.length} modules)`);
   return 0;
