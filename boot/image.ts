@@ -50,6 +50,7 @@ export function peEntries(busybox: Buffer, applets: string[], modules: { name: s
   entries.push({ path: 'sbin/init', type: 'symlink', target: '../bin/busybox' });
   entries.push({ path: 'init', type: 'file', data: asset('init.sh'), mode: 0o755 });
   entries.push({ path: 'lib/anybios/stop.sh', type: 'file', data: asset('stop.sh'), mode: 0o755 });
+  entries.push({ path: 'bin/anybios-enter', type: 'file', data: asset('enter.sh'), mode: 0o755 });
   for (const m of modules) entries.push({ path: `lib/modules/anybios/${m.name}.ko`, type: 'file', data: m.data });
   entries.push({ path: 'lib/modules/anybios/load', type: 'file', data: Buffer.from(modules.map((m) => m.name).join('\n') + '\n') });
   entries.push({ path: 'etc/anybios-image', type: 'file', data: Buffer.from(info) });

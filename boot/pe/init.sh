@@ -155,24 +155,33 @@ start_system() {
   if [ ! -e "$r$S_INIT" ] && [ ! -L "$r$S_INIT" ]; then
     umount "$r"; say "system $n: not started: its init $S_INIT is not in its root"; return 1
   fi
-  # Its own /dev: a few nodes, not the machine's disks.
+  # Its own /dev: a few nodes, not the machine's disks, and no console: the console is the PE's (a
+  # systemd system would start a getty on it and take the operator's keystrokes). Its init's output
+  # still reaches the console through the descriptors it inherits; systemd's status goes to its journal.
   if [ -d "$r/dev" ]; then
     mount -t tmpfs -o mode=755,size=1m "anybios-dev-$n" "$r/dev"
     mknod -m 666 "$r/dev/null" c 1 3; mknod -m 666 "$r/dev/zero" c 1 5; mknod -m 666 "$r/dev/full" c 1 7
     mknod -m 666 "$r/dev/random" c 1 8; mknod -m 666 "$r/dev/urandom" c 1 9; mknod -m 666 "$r/dev/tty" c 5 0
-    mknod -m 600 "$r/dev/console" c 5 1; mkdir -p "$r/dev/pts" "$r/dev/shm"
+    mkdir -p "$r/dev/pts" "$r/dev/shm"
   fi
-  # In its namespaces (the shell below is pid 1 of the new pid namespace, then execs the init): its own
-  # /proc and /sys, its hostname, then chroot. (busybox's --mount-proc fails here: it makes the target
-  # private, which is not a mount point.)
-  setsid unshare -m -u -i -p -f sh -c \
-    'mount --make-rprivate /; [ -d "$1/proc" ] && mount -t proc proc "$1/proc"; [ -d "$1/sys" ] && mount -t sysfs sysfs "$1/sys"; hostname "$0"; exec chroot "$1" "$2"' \
+  # Its own cgroup (systemd keeps its units' cgroups below it; busybox unshare has no cgroup namespace,
+  # so systemd finds its place from /proc/self/cgroup).
+  cg=/sys/fs/cgroup/anybios/$n
+  mkdir -p "$cg"
+  # In its namespaces (the inner shell is pid 1 of the new pid namespace, then execs the init): its own
+  # /proc, /sys and cgroup2, its hostname, container=anybios (so systemd acts as in a container), then
+  # chroot. (busybox's --mount-proc fails here: it makes the target private, which is not a mount point.)
+  setsid sh -c 'echo $$ > "$0/cgroup.procs"; exec unshare -m -u -i -p -f sh -c "$@"' "$cg" \
+    'mount --make-rprivate /; [ -d "$1/proc" ] && mount -t proc proc "$1/proc"
+     if [ -d "$1/sys" ]; then mount -t sysfs sysfs "$1/sys"; [ -d "$1/sys/fs/cgroup" ] && mount -t cgroup2 cgroup2 "$1/sys/fs/cgroup"; fi
+     hostname "$0"; exec env -i container=anybios TERM=linux PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin chroot "$1" "$2"' \
     "$n" "$r" "$S_INIT" </dev/null >/dev/console 2>&1 &
   echo $! > "/run/anybios/$n.pid"
   say "resident: system $n starting (template $S_TEMPLATE, init $S_INIT, pid $!)"
 }
 
 hostname anybios
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || say "no cgroup2: systems that need cgroups (systemd) will fail"
 STARTED=
 for n in $NAMES; do
   check_system "$n"

@@ -1,7 +1,7 @@
 // Real OS templates: Debian bookworm by `anybios template import` (mmdebstrap), booted by our runtime as
 // an os system to systemd's multi-user.target, then halted. The tarball is kept under
 // ANYBIOS_IMAGE_CACHE (/var/tmp) between runs on one machine; CI starts clean and imports it (~1–2 min).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { promises as fsp, existsSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRuntime } from '../../agent/runtime/index.ts';
@@ -119,24 +119,60 @@ test.serial('template import --from a rootfs tarball: a tar template with its sh
   t.regex(again.stderr, /anybios: EXISTS: .*tree exists already/);
 });
 
+/** The PE and a data disk with system0 and system1 on the Debian template: made once, removed at the end. */
+let debianPE: Promise<{ base: string; image: string; disk: string }> | null = null;
+function peWithDebian() {
+  debianPE ??= (async () => {
+    const base = await fsp.mkdtemp(`${TEST_BASE}/anybios-debpe-test-`);
+    await buildImage({ out: `${base}/image`, cache: CACHE });
+    addTemplate(`${base}/disk`, 'bookworm', DEBIAN_TAR);
+    for (const name of ['system0', 'system1']) addSystem(`${base}/disk`, { name, template: 'bookworm' });
+    makeExt4(`${base}/disk`, `${base}/disk.img`, { label: 'anybios' });
+    await fsp.rm(`${base}/disk`, { recursive: true, force: true });
+    return { base, image: `${base}/image`, disk: `${base}/disk.img` };
+  })();
+  return debianPE;
+}
+test.after.always(async () => {
+  if (debianPE) await fsp.rm((await debianPE).base, { recursive: true, force: true });
+});
+
+async function bootDebian(t: ExecutionContext, append: string): Promise<QemuMachine> {
+  t.true(existsSync(DEBIAN_TAR), 'the debian:bookworm test above made it');
+  const pe = await peWithDebian();
+  const m = new QemuMachine({ kernel: `${pe.image}/vmlinuz`, initrd: `${pe.image}/initrd.img`, append: `console=ttyS0 panic=-1 anybios.root=LABEL=anybios ${append}`, disks: [pe.disk], memMiB: 1024 });
+  t.teardown(() => m.close());
+  return m;
+}
+
 test.serial('the PE switches a qemu machine to a system of the Debian template: systemd as the machine\'s pid 1 reaches multi-user.target and a login prompt', async (t) => {
   t.timeout(600_000);
-  t.true(existsSync(DEBIAN_TAR), 'the debian:bookworm test above made it');
-  const base = await fsp.mkdtemp(`${TEST_BASE}/anybios-debswitch-test-`);
-  let m: QemuMachine | null = null;
-  t.teardown(async () => {
-    await m?.close();
-    await fsp.rm(base, { recursive: true, force: true });
-  });
-  await buildImage({ out: `${base}/image`, cache: CACHE });
-  addTemplate(`${base}/disk`, 'bookworm', DEBIAN_TAR);
-  addSystem(`${base}/disk`, { name: 'system0', template: 'bookworm' });
-  makeExt4(`${base}/disk`, `${base}/disk.img`, { label: 'anybios' });
-  await fsp.rm(`${base}/disk`, { recursive: true, force: true });
-  m = new QemuMachine({ kernel: `${base}/image/vmlinuz`, initrd: `${base}/image/initrd.img`, append: 'console=ttyS0 panic=-1 anybios.root=LABEL=anybios anybios.boot=system0', disks: [`${base}/disk.img`], memMiB: 1024 });
+  const m = await bootDebian(t, 'anybios.boot=system0');
   await m.waitFor(/anybios: switch: system system0 \(template \/anybios\/templates\/bookworm\), exec \/sbin\/init/, 120_000);
   await m.waitFor(/Reached target .*multi-user\.target/, 240_000);
   await m.waitFor(/system0 login: /, 120_000);
   t.log(`qemu start → login prompt: ${((performance.now() - m.startedAt) / 1000).toFixed(1)} s`);
   t.notRegex(m.output, /Timed out waiting for device/);
+});
+
+test.serial('the resident PE runs two Debian systems, each systemd reaching running; anybios-enter reaches them; poweroff halts them', async (t) => {
+  t.timeout(600_000);
+  const m = await bootDebian(t, 'anybios.boot=system0,system1 anybios.mode=resident');
+  await m.waitFor(/anybios: resident: running system0 system1/, 120_000);
+  await m.waitFor(/Please press Enter to activate this console/, 120_000);
+  m.send('\n');
+  await new Promise((r) => setTimeout(r, 1000));
+  // At the PE's shell: wait (up to 2 min) for each system's systemd, then say its state and hostname.
+  m.send('for n in system0 system1; do i=0; while [ $i -lt 120 ]; do s=$(anybios-enter $n systemctl is-system-running 2>/dev/null); case $s in running|degraded) break;; esac; sleep 1; i=$((i+1)); done; echo "state-$n=$s,$(anybios-enter $n hostname),$(anybios-enter $n cat /proc/1/comm)"; done\n');
+  // Whole lines only (\n): the console arrives in pieces.
+  const [, s0] = await m.waitFor(/^(state-system0=.*)\n/m, 300_000);
+  const [, s1] = await m.waitFor(/^(state-system1=.*)\n/m, 300_000);
+  t.log(`qemu start → both systems running: ${((performance.now() - m.startedAt) / 1000).toFixed(1)} s`);
+  t.regex(s0, /^state-system0=(running|degraded),system0,systemd$/);
+  t.regex(s1, /^state-system1=(running|degraded),system1,systemd$/);
+  t.notRegex(m.output, /login: /, 'no getty of a system on the PE\'s console');
+  m.send('poweroff\n');
+  await m.waitFor(/anybios: resident: systems stopped, data disk unmounted/, 120_000);
+  const code = await Promise.race([m.exited, new Promise((r) => setTimeout(() => r('still running'), 60_000))]);
+  t.is(code, 0, 'qemu exits when the PE powers off');
 });
