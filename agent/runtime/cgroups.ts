@@ -162,7 +162,30 @@ async function rmdirTree(dir: string): Promise<void> {
   await fsp.rmdir(dir);
 }
 
-/** Remove the system's cgroups (they must be empty: the system has exited). Gone is success. */
+/** SIGKILL to every process in a cgroup and below it. */
+async function killMembers(dir: string): Promise<void> {
+  let entries: import('node:fs').Dirent[] = [];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+    for (const pid of (await fsp.readFile(`${dir}/cgroup.procs`, 'utf8')).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return; // the cgroup is gone
+  }
+  for (const e of entries) if (e.isDirectory()) await killMembers(`${dir}/${e.name}`);
+}
+
+/**
+ * Remove the system's cgroups (the system has exited). Gone is success. Whatever is still in them
+ * after ~100 ms is a leftover of this system and is killed (issue 14: the os systems' delegated cgroup
+ * showed that a stop whose supervisor had to be SIGKILLed could leave `crun run` and the container
+ * running, orphaned; before, nothing noticed).
+ */
 export async function removeCgroups(dirs: string[]): Promise<void> {
   for (const dir of dirs) {
     if (!/\/anybios\/[0-9a-f]{8}-[a-z0-9][a-z0-9-]*$/.test(dir)) continue; // never anything not ours
@@ -173,6 +196,7 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
       } catch (e) {
         if (errnoOf(e) === 'ENOENT') break;
         if (errnoOf(e) !== 'EBUSY' || i === 49) throw new RuntimeError('CGROUP_FAILED', `cannot remove ${dir}: ${(e as Error).message}`, { cause: e });
+        if (i === 5) await killMembers(dir);
         await sleep(20);
       }
     }
