@@ -90,6 +90,21 @@ test.serial('resident: the PE stays and starts system0 and system1, each pid 1 o
   t.is(diskFile(disk, '/anybios/templates/fixture/var/lib/marker'), null);
 });
 
+test.serial('anybios.root by UUID and by device path, anybios.systems given: the same disk is found', async (t) => {
+  const dir = await fsp.mkdtemp(`${base}/uuid-`);
+  const disk = await fixtureDisk(dir, ['system0']);
+  const uuid = /Filesystem UUID:\s+(\S+)/.exec(execFileSync('dumpe2fs', ['-h', disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1];
+  t.truthy(uuid);
+  for (const root of [`UUID=${uuid}`, '/dev/vda']) {
+    const m = new QemuMachine({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append: `console=ttyS0 panic=-1 anybios.root=${root} anybios.systems=/anybios/systems anybios.boot=system0`, disks: [disk] });
+    t.teardown(() => m.close());
+    await m.waitFor(new RegExp(`anybios: data disk ${root.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is /dev/vda`), BOOT_MS);
+    await m.waitFor(/test-init: system=system0 pid=1 [^\n]*\n/, BOOT_MS);
+    await m.close();
+  }
+  t.pass();
+});
+
 const rescues: [string, string, RegExp][] = [
   ['a bad mode', 'anybios.root=LABEL=anybios anybios.mode=bogus anybios.boot=system0', /anybios: rescue: anybios\.mode=bogus: expected switch or resident/],
   ['a missing anybios.boot', 'anybios.root=LABEL=anybios', /anybios: rescue: anybios\.boot is missing/],
