@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCES = ['bin', 'server', 'agent', 'ddocs'];
+const SOURCES = ['bin', 'server', 'agent', 'ddocs', 'boot'];
 
 function fingerprint() {
   const h = createHash('sha256');

@@ -39,12 +39,17 @@ function pick(name: string, argv: string[]): Loader | undefined {
     const local = argv.includes('--local') || argv.some((a) => a === '--data' || a.startsWith('--data='));
     return local ? () => load('stop') : () => load('stop-system');
   }
+  // `template import` (issue 14): its own module, so a later `template` command can take the other verbs.
+  if (name === 'template' && argv[0] === 'import') return () => load('template-import');
   return COMMANDS[name];
 }
 
 /** Commands added by other parts register here (keeps this file the one list). */
 export const LOCAL_RUNTIME_COMMANDS = ['run', 'ps', 'logs', 'enter', 'stop', 'destroy'] as const;
 for (const name of LOCAL_RUNTIME_COMMANDS) COMMANDS[name] ??= () => load(name);
+// Issue 14: the boot image (PE) and OS template import.
+COMMANDS.image ??= () => load('image');
+COMMANDS.template ??= () => load('template-import');
 
 async function help(): Promise<string> {
   const lines = ['usage: anybios COMMAND [options]', '', 'commands:'];

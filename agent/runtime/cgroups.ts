@@ -13,6 +13,11 @@ export interface CgroupSupport {
   layout: 'v2' | 'v1' | 'hybrid' | 'none';
   /** Where each controller is driven from (absent: not available on this node). */
   controllers: Partial<Record<Controller, { version: 1 | 2; root: string }>>;
+  /**
+   * The hierarchy an os system's init (systemd) keeps its own cgroups in: the v1 `name=systemd` one on
+   * v1/hybrid hosts, else the unified one. Absent: no such hierarchy (no cgroup delegated).
+   */
+  init?: { version: 1 | 2; root: string };
 }
 
 interface MountRow {
@@ -47,7 +52,9 @@ export function decideSupport(rows: MountRow[], v2Controllers: string[] | null):
     }
   }
   const layout = v2 && v1.length ? 'hybrid' : v2 ? 'v2' : v1.length ? 'v1' : 'none';
-  return { layout, controllers };
+  const named = v1.find((r) => r.superOpts.includes('name=systemd'));
+  const init = named ? { version: 1 as const, root: named.target } : v2 && layout === 'v2' ? { version: 2 as const, root: v2.target } : undefined;
+  return init ? { layout, controllers, init } : { layout, controllers };
 }
 
 export async function detectCgroups(): Promise<CgroupSupport> {
@@ -119,17 +126,77 @@ export async function setupCgroups(support: CgroupSupport, leaf: string, res: Re
   return dirs;
 }
 
-/** Remove the system's cgroups (they must be empty: the system has exited). Gone is success. */
+/**
+ * An os system's own cgroup in the init hierarchy, owned by the system's root (host id `hostId`) so
+ * that its init can make cgroups below it, as systemd must (it exits at once otherwise: "mkdir
+ * /sys/fs/cgroup/systemd/init.scope: Permission denied"). The supervisor joins it, so with the
+ * system's cgroup namespace it is the root of what the system sees. What the init made below it is
+ * removed with it (removeCgroups).
+ */
+export async function delegateInitCgroup(support: CgroupSupport, leaf: string, hostId: number): Promise<string | null> {
+  if (!support.init) return null;
+  const dir = `${support.init.root}/anybios/${leaf}`;
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.chown(dir, hostId, hostId);
+    // Delegation: the directory and the files that move processes and enable controllers (v2).
+    for (const f of ['cgroup.procs', 'tasks', 'cgroup.subtree_control', 'cgroup.threads']) {
+      await fsp.chown(`${dir}/${f}`, hostId, hostId).catch((e) => { if (errnoOf(e) !== 'ENOENT') throw e; });
+    }
+  } catch (e) {
+    throw new RuntimeError('CGROUP_FAILED', `cgroup ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  return dir;
+}
+
+/** rmdir of a cgroup and of what a system's init made below it (deepest first). */
+async function rmdirTree(dir: string): Promise<void> {
+  let subs: string[] = [];
+  try {
+    subs = (await fsp.readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return;
+    throw e;
+  }
+  for (const d of subs) await rmdirTree(`${dir}/${d}`);
+  await fsp.rmdir(dir);
+}
+
+/** SIGKILL to every process in a cgroup and below it. */
+async function killMembers(dir: string): Promise<void> {
+  let entries: import('node:fs').Dirent[] = [];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+    for (const pid of (await fsp.readFile(`${dir}/cgroup.procs`, 'utf8')).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return; // the cgroup is gone
+  }
+  for (const e of entries) if (e.isDirectory()) await killMembers(`${dir}/${e.name}`);
+}
+
+/**
+ * Remove the system's cgroups (the system has exited). Gone is success. Whatever is still in them
+ * after ~100 ms is a leftover of this system and is killed (issue 14: the os systems' delegated cgroup
+ * showed that a stop whose supervisor had to be SIGKILLed could leave `crun run` and the container
+ * running, orphaned; before, nothing noticed).
+ */
 export async function removeCgroups(dirs: string[]): Promise<void> {
   for (const dir of dirs) {
     if (!/\/anybios\/[0-9a-f]{8}-[a-z0-9][a-z0-9-]*$/.test(dir)) continue; // never anything not ours
     for (let i = 0; i < 50; i++) {
       try {
-        await fsp.rmdir(dir);
+        await rmdirTree(dir);
         break;
       } catch (e) {
         if (errnoOf(e) === 'ENOENT') break;
         if (errnoOf(e) !== 'EBUSY' || i === 49) throw new RuntimeError('CGROUP_FAILED', `cannot remove ${dir}: ${(e as Error).message}`, { cause: e });
+        if (i === 5) await killMembers(dir);
         await sleep(20);
       }
     }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { rmForce } from '../fs-util.ts';
 import type { SystemDoc, TemplateDoc } from '../../../ddocs/schemas/types.ts';
-import { removeCgroups, setupCgroups } from '../cgroups.ts';
+import { delegateInitCgroup, removeCgroups, setupCgroups } from '../cgroups.ts';
 import type { RuntimeContext } from '../context.ts';
 import { RuntimeError } from '../errors.ts';
 import { launch, type LaunchSpec, type Launched } from '../launcher.ts';
@@ -52,6 +52,11 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     if (spec.resources && Object.keys(spec.resources).length) {
       if (!c.root) say(`${spec.name}: resource limits need root; running without cgroup limits`);
       else cgroupDirs = await setupCgroups(c.cgroup, `${ctx.tag}-${spec.name}`, spec.resources);
+    }
+    // An os system's init may need cgroups of its own (systemd does): one delegated to its root (issue 14).
+    if (spec.kind === 'os' && c.root && launcher === 'crun') {
+      const own = await delegateInitCgroup(c.cgroup, `${ctx.tag}-${spec.name}`, state.ids?.hostId ?? 0);
+      if (own && !cgroupDirs.includes(own)) cgroupDirs.push(own);
     }
     state.phase = 'starting';
     state.runId = randomBytes(6).toString('hex');

@@ -1,0 +1,88 @@
+// `anybios image build`: the PE, a kernel and an initrd made of Debian's packages (the distribution
+// kernel and its modules, busybox-static) and our /init. See docs/boot.md.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { initramfs, type CpioEntry } from './cpio.ts';
+import { findBusybox, findKernel } from './sources.ts';
+import { PE_MODULES, resolveModules } from './modules.ts';
+
+export interface BuildOptions {
+  out: string;
+  /** vmlinuz or linux-image .deb; default: this machine's /boot, else apt's linux-image-amd64. */
+  kernel?: string;
+  /** Where downloaded and unpacked packages are kept between builds. */
+  cache?: string;
+  modules?: string[];
+  log?: (msg: string) => void;
+}
+
+export interface ImageManifest {
+  kernel: { version: string; from: string };
+  busybox: string;
+  modules: string[];
+  builtin: string[];
+  absent: string[];
+  initrdBytes: number;
+  builtAt: string;
+}
+
+export const DEFAULT_CACHE = '/var/cache/anybios/image';
+/** boot/pe/NAME, walking up from here (the CLI runs from a bundle under node_modules/.cache). */
+function asset(name: string): Buffer {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    for (const p of [path.join(dir, 'pe', name), path.join(dir, 'boot', 'pe', name)]) if (existsSync(p)) return readFileSync(p);
+    dir = path.dirname(dir);
+  }
+  throw new Error(`boot/pe/${name} not found above ${fileURLToPath(import.meta.url)}`);
+}
+
+/** The initrd's files: busybox and its applets, /init, the stop script, console nodes, the modules. */
+export function peEntries(busybox: Buffer, applets: string[], modules: { name: string; data: Buffer }[], info: string): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'etc', 'root', 'newroot', 'lib', 'lib/anybios', 'lib/modules', 'lib/modules/anybios']) entries.push({ path: d, type: 'dir' });
+  // The kernel opens /dev/console for /init before anything is mounted.
+  entries.push({ path: 'dev/console', type: 'char', major: 5, minor: 1 }, { path: 'dev/null', type: 'char', major: 1, minor: 3, mode: 0o666 });
+  entries.push({ path: 'bin/busybox', type: 'file', data: busybox, mode: 0o755 });
+  for (const a of applets) if (a !== 'busybox' && /^[\w.[-]+$/.test(a)) entries.push({ path: `bin/${a}`, type: 'symlink', target: 'busybox' });
+  entries.push({ path: 'sbin/init', type: 'symlink', target: '../bin/busybox' });
+  entries.push({ path: 'init', type: 'file', data: asset('init.sh'), mode: 0o755 });
+  entries.push({ path: 'lib/anybios/stop.sh', type: 'file', data: asset('stop.sh'), mode: 0o755 });
+  entries.push({ path: 'bin/anybios-enter', type: 'file', data: asset('enter.sh'), mode: 0o755 });
+  for (const m of modules) entries.push({ path: `lib/modules/anybios/${m.name}.ko`, type: 'file', data: m.data });
+  entries.push({ path: 'lib/modules/anybios/load', type: 'file', data: Buffer.from(modules.map((m) => m.name).join('\n') + '\n') });
+  entries.push({ path: 'etc/anybios-image', type: 'file', data: Buffer.from(info) });
+  return entries;
+}
+
+export async function buildImage(opts: BuildOptions): Promise<ImageManifest> {
+  const log = opts.log ?? (() => {});
+  const cache = opts.cache ?? DEFAULT_CACHE;
+  const kernel = findKernel({ kernel: opts.kernel, cache, log });
+  log(`kernel ${kernel.version} from ${kernel.from}`);
+  const busybox = findBusybox({ cache, log });
+  log(`busybox from ${busybox.from}`);
+  const applets = execFileSync(busybox.file, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const mods = kernel.modules ? resolveModules(kernel.modules, opts.modules ?? PE_MODULES) : { modules: [], builtin: [], absent: [] };
+  log(`modules: ${mods.modules.map((m) => m.name).join(' ') || 'none'}${mods.builtin.length ? `; built in: ${mods.builtin.join(' ')}` : ''}${mods.absent.length ? `; not in this kernel: ${mods.absent.join(' ')}` : ''}`);
+  const builtAt = new Date().toISOString();
+  const info = `kernel=${kernel.version}\nbuilt=${builtAt}\n`;
+  const initrd = initramfs(peEntries(readFileSync(busybox.file), applets, mods.modules, info));
+  mkdirSync(opts.out, { recursive: true });
+  copyFileSync(kernel.vmlinuz, path.join(opts.out, 'vmlinuz'));
+  writeFileSync(path.join(opts.out, 'initrd.img'), initrd);
+  const manifest: ImageManifest = {
+    kernel: { version: kernel.version, from: kernel.from },
+    busybox: busybox.from,
+    modules: mods.modules.map((m) => m.name),
+    builtin: mods.builtin,
+    absent: mods.absent,
+    initrdBytes: initrd.length,
+    builtAt,
+  };
+  writeFileSync(path.join(opts.out, 'image.json'), JSON.stringify(manifest, null, 2) + '\n');
+  log(`wrote ${path.join(opts.out, 'vmlinuz')} (${(statSync(kernel.vmlinuz).size / 1048576).toFixed(1)} MiB) and initrd.img (${(initrd.length / 1048576).toFixed(1)} MiB)`);
+  return manifest;
+}
