@@ -11,6 +11,7 @@ import { createRuntime, type Runtime } from './runtime/index.ts';
 import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync, pullTemplates } from './sync/node-sync.ts';
+import { trustServer } from './sync/tls.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
@@ -22,6 +23,11 @@ export interface AgentOptions {
   node: string;
   user: string;
   password: string;
+  /** TLS trust for the servers (agent/sync/tls.ts): the pinned SHA-256 fingerprint and/or a CA PEM. */
+  fingerprint?: string;
+  ca?: string;
+  /** Allow credentials over plain http:// to a non-loopback server. */
+  insecureHttp?: boolean;
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
   dataDir: string;
   templateRoots?: string[];
@@ -57,6 +63,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];
+  for (const b of bases) trustServer(b, { fingerprint: o.fingerprint, ca: o.ca, insecureHttp: o.insecureHttp }, log);
   const sync = new NodeSync({
     local: db, remoteUrls: bases.map((b) => `${b}/db/${dbName}`), auth, watchdogMs: o.watchdogMs, log,
     onState: (s) => log(`sync ${s}`),

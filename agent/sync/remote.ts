@@ -9,8 +9,8 @@
 //   `src.info().then(…)` with no catch after every batch, so a failure there is an unhandled
 //   rejection that kills a process; nobody waits for a cancelled replication's requests.
 import http from 'node:http';
-import https from 'node:https';
 import PouchDB from 'pouchdb';
+import { agentFor, checkTransport } from './tls.ts';
 
 /** Idle keep-alive sockets are closed after this; below any server keep-alive timeout we set or meet. */
 export const CLIENT_IDLE_MS = 4_000;
@@ -19,8 +19,13 @@ const RETRIES = 2;
 const retired = new WeakSet<http.Agent>();
 
 export function newAgent(url: string): http.Agent {
-  const o = { keepAlive: true, timeout: CLIENT_IDLE_MS };
-  return url.startsWith('https:') ? new https.Agent(o) : new http.Agent(o);
+  return agentFor(url, { keepAlive: true, timeout: CLIENT_IDLE_MS });
+}
+
+/** A connection of its own, closed with its response (the watchdog's probes), with the server's TLS trust. */
+export function oneShotAgent(url: string): http.Agent {
+  checkTransport(url);
+  return agentFor(url, { keepAlive: false, maxSockets: 1 });
 }
 
 /** Destroys a pool's sockets; what was in flight on it is dropped silently (see above). */
@@ -52,10 +57,11 @@ type Fetch = (url: string, options?: Record<string, unknown>) => Promise<unknown
 export function agentFetch(agent: http.Agent): Fetch {
   const pouchFetch = (PouchDB as unknown as { fetch: Fetch }).fetch;
   return async (url, options = {}) => {
+    checkTransport(url); // no credentials over plain HTTP off loopback (agent/sync/tls.ts)
     for (let attempt = 0; ; attempt++) {
       // A retry goes over a connection of its own (not kept alive: it closes with its response), since
       // the pool may hold more sockets the server closed.
-      const fresh = attempt > 0 ? (url.startsWith('https:') ? new https.Agent() : new http.Agent()) : null;
+      const fresh = attempt > 0 ? agentFor(url) : null;
       try {
         return await pouchFetch(url, { ...options, agent: fresh ?? agent });
       } catch (err) {

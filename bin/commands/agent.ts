@@ -7,12 +7,15 @@ import { CliError, type Command } from '../command.ts';
 import { createAgent } from '../../agent/agent.ts';
 import { stopOnSignals } from '../lib/signals.ts';
 import { guardProcess } from '../lib/process-guard.ts';
+import { checkTrustConfig } from './node-trust.ts';
 
 const usage = `usage: anybios agent --config FILE [--data DIR]
        anybios agent --server URL --node ID [--data DIR]     (credentials from <data>/agent/credentials.json or env ANYBIOS_NODE_PASSWORD)
 
 options:
-  --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"}
+  --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"} and,
+                       for https, "fingerprint" (the server certificate's SHA-256, pinned) and/or "ca" (PEM);
+                       "insecureHttp": true allows credentials over plain http:// off loopback
   --server URL         server base URL (e.g. http://127.0.0.1:8080); repeat it for linked sites, in order of
                        preference: the agent fails over to the next one that answers
   --node ID            this node's id
@@ -22,7 +25,16 @@ options:
   --heartbeat SECONDS  node heartbeat interval (default 30)
   --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
 
-export interface Credentials { server: string | string[]; node: string; user: string; password: string }
+export interface Credentials {
+  server: string | string[];
+  node: string;
+  user: string;
+  password: string;
+  /** The server certificate's SHA-256 fingerprint, pinned, and/or the CA PEM it chains to (docs/security.md). */
+  fingerprint?: string;
+  ca?: string;
+  insecureHttp?: boolean;
+}
 
 export function readCredentials(file: string): Credentials {
   let raw: Partial<Credentials>;
@@ -34,6 +46,7 @@ export function readCredentials(file: string): Credentials {
   for (const k of ['node', 'user', 'password'] as const) if (typeof raw[k] !== 'string' || !raw[k]) throw new CliError('CONFIG_INVALID', `${file}: "${k}" is missing`);
   const sv = raw.server;
   if (!(typeof sv === 'string' && sv) && !(Array.isArray(sv) && sv.length && sv.every((u) => typeof u === 'string' && u))) throw new CliError('CONFIG_INVALID', `${file}: "server" must be a URL or a list of URLs`);
+  checkTrustConfig(file, raw);
   return raw as Credentials;
 }
 

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../command.ts';
 import { addNode, listNodes, NodeError, removeNode } from '../../server/nodes.ts';
+import { agentTrust } from './node-trust.ts';
 import { CONNECTION_USAGE, connectionOptions, couchOf, explainHttpError, resolveConnection } from '../lib/connection.ts';
 
 const usage = `usage: anybios node add ID [--json]   create node ID; prints its credentials and agent config once
@@ -23,7 +24,7 @@ export const command: Command = {
     try {
       if (sub === 'add' && id) {
         const cred = await addNode(couch, id);
-        const config = { server: conn.url, node: cred.node, user: cred.user, password: cred.password };
+        const config = { server: conn.url, node: cred.node, user: cred.user, password: cred.password, ...agentTrust(conn.url, conn.trust) };
         if (values.json) console.log(JSON.stringify(config, null, 2));
         else {
           console.log(`Node ${id} enrolled: database ${cred.db}, user ${cred.user}.`);

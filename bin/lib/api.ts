@@ -32,7 +32,8 @@ export class Api {
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const dispatcher = this.endpoint ? undefined : this.conn.dispatcher; // TLS trust (bin/lib/tls.ts)
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS), ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
     } catch (err) {
       throw unreachable(err, this.conn.url);
     }

@@ -54,7 +54,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
     const check = () => {
-      const m = /anybios ready on (http:\/\/[^\s]+)/.exec(out);
+      const m = /anybios ready on (https?:\/\/[^\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
