@@ -105,7 +105,10 @@ export class NodeSync {
         res.on('error', () => resolve({ ok: false, status: null }));
       });
       req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve({ ok: false, status: null }));
+      req.on('error', (err) => {
+        this.lastError = err.message; // e.g. a certificate that is not the pinned one (agent/sync/tls.ts)
+        resolve({ ok: false, status: null });
+      });
     });
   }
 

@@ -66,20 +66,26 @@ export function trustFor(url: string): (ServerTrust & { log?: (msg: string) => v
 /** Throws when `url` is plain HTTP to a non-loopback host and the config did not allow it. */
 export function checkTransport(url: string): void {
   const u = new URL(url);
-  if (u.protocol !== 'http:' || isLoopback(u.hostname) || trustFor(url)?.insecureHttp) return;
-  throw new TransportError('INSECURE_HTTP', `refusing to send credentials over plain HTTP to ${u.host}: use https:// (the server serves TLS off loopback), or set "insecureHttp": true in the agent config`);
+  const t = trustFor(url);
+  if (u.protocol !== 'http:' || isLoopback(u.hostname) || t?.insecureHttp) return;
+  const err = new TransportError('INSECURE_HTTP', `refusing to send credentials over plain HTTP to ${u.host}: use https:// (the server serves TLS off loopback), or set "insecureHttp": true in the agent config`);
+  logOnce(u.host, err.message, t?.log);
+  throw err;
 }
 
 const lastLogged = new Map<string, number>();
 
+/** Says a transport refusal in the agent's log once a minute per server and cause, not per request. */
+function logOnce(key: string, message: string, log?: (m: string) => void): void {
+  if (!log || Date.now() - (lastLogged.get(key + message) ?? 0) < 60_000) return;
+  lastLogged.set(key + message, Date.now());
+  log(message);
+}
+
 /** The error a pin mismatch fails with, logged once a minute per server and certificate. */
 function pinMismatch(host: string, want: string, got: string | undefined, log?: (m: string) => void): TransportError {
   const err = new TransportError('CERT_PIN_MISMATCH', `TLS: the certificate of ${host} is not the pinned one (SHA-256 expected ${want}, got ${got ?? 'none'}): the server's certificate changed or this is not our server; nothing was sent. If the server's certificate was replaced on purpose, put its new fingerprint in the agent config ("fingerprint")`);
-  const key = `${host}|${got}`;
-  if (log && Date.now() - (lastLogged.get(key) ?? 0) > 60_000) {
-    lastLogged.set(key, Date.now());
-    log(err.message);
-  }
+  logOnce(host, err.message, log);
   return err;
 }
 
