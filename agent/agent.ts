@@ -12,6 +12,7 @@ import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync, pullTemplates } from './sync/node-sync.ts';
 import { trustServer } from './sync/tls.ts';
+import { CredentialRotation } from './sync/rotation.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
@@ -28,6 +29,12 @@ export interface AgentOptions {
   ca?: string;
   /** Allow credentials over plain http:// to a non-loopback server. */
   insecureHttp?: boolean;
+  /** Saves the credentials when a rotation changes them (sync/rotation.ts); `next` while switching. */
+  persistCredentials?: (c: { password: string; next?: string }) => void;
+  /** A rotated password saved by an earlier run mid-switch. */
+  nextPassword?: string;
+  /** How often the agent looks for a rotation offer (default: the watchdog period). */
+  rotationCheckMs?: number;
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
   dataDir: string;
   templateRoots?: string[];
@@ -116,6 +123,12 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const heartbeat = setInterval(() => void beat(), o.heartbeatMs ?? 30_000);
   heartbeat.unref();
 
+  // Credential rotation: offered in the node user's own _users document, picked up here.
+  const rotation = new CredentialRotation({ base: () => base, auth, next: o.nextPassword, log, persist: (c) => o.persistCredentials?.(c) });
+  void rotation.check();
+  const rotationTimer = setInterval(() => void rotation.check(), o.rotationCheckMs ?? o.watchdogMs ?? 15_000);
+  rotationTimer.unref();
+
   sync.start();
   reconciler.start();
   const local = await startLocalApi({ db, node: o.node, sync, infoPath: join(own, 'local.json'), port: o.localPort });
@@ -127,6 +140,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
       await local.close();
       clearInterval(heartbeat);
       clearInterval(templateTimer);
+      clearInterval(rotationTimer);
       await reconciler.stop();
       await sync.stop();
       await pulling;

@@ -53,9 +53,34 @@ export function isIdempotent(url: string, options: { method?: string; body?: unk
 
 type Fetch = (url: string, options?: Record<string, unknown>) => Promise<unknown>;
 
-/** PouchDB's fetch on `agent`, with the retry and retirement rules above. */
-export function agentFetch(agent: http.Agent): Fetch {
+/** The credentials of a remote, read at every request: a rotated password takes effect at once. */
+export interface LiveAuth { username: string; password: string }
+
+const basicOf = (a: LiveAuth) => 'Basic ' + Buffer.from(`${a.username}:${a.password}`).toString('base64');
+
+function withAuth(options: Record<string, unknown>, auth: LiveAuth): Record<string, unknown> {
+  const h = options.headers as { set?: (k: string, v: string) => void } | Record<string, string> | undefined;
+  if (h && typeof (h as { set?: unknown }).set === 'function') {
+    (h as { set: (k: string, v: string) => void }).set('Authorization', basicOf(auth));
+    return options;
+  }
+  return { ...options, headers: { ...(h as Record<string, string> | undefined), Authorization: basicOf(auth) } };
+}
+
+/**
+ * PouchDB's fetch on `agent`, with the retry and retirement rules above. With `auth`, the
+ * Authorization header is set from it on every request; a request refused (401) because the password
+ * was rotated while it was in flight is sent again once with the new one.
+ */
+export function agentFetch(agent: http.Agent, auth?: LiveAuth): Fetch {
   const pouchFetch = (PouchDB as unknown as { fetch: Fetch }).fetch;
+  const send = async (url: string, options: Record<string, unknown>, a: http.Agent): Promise<unknown> => {
+    if (!auth) return pouchFetch(url, { ...options, agent: a });
+    const sent = auth.password;
+    const res = await pouchFetch(url, { ...withAuth(options, auth), agent: a });
+    if ((res as { status?: number }).status !== 401 || auth.password === sent) return res;
+    return pouchFetch(url, { ...withAuth(options, auth), agent: a });
+  };
   return async (url, options = {}) => {
     checkTransport(url); // no credentials over plain HTTP off loopback (agent/sync/tls.ts)
     for (let attempt = 0; ; attempt++) {
@@ -63,7 +88,7 @@ export function agentFetch(agent: http.Agent): Fetch {
       // the pool may hold more sockets the server closed.
       const fresh = attempt > 0 ? agentFor(url) : null;
       try {
-        return await pouchFetch(url, { ...options, agent: fresh ?? agent });
+        return await send(url, options, fresh ?? agent);
       } catch (err) {
         if (retired.has(agent)) return new Promise(() => {});
         const signal = options.signal as AbortSignal | undefined;
@@ -78,10 +103,9 @@ export function agentFetch(agent: http.Agent): Fetch {
  * connection that hangs silently is restarted with a fresh agent: reusing pooled keep-alive sockets
  * would put it straight back on the same dead connections.
  */
-export function remoteDb(url: string, auth: { username: string; password: string }, agent?: http.Agent): PouchDB.Database {
+export function remoteDb(url: string, auth: LiveAuth, agent?: http.Agent): PouchDB.Database {
   return new PouchDB(url, {
-    auth,
     skip_setup: true,
-    fetch: agentFetch(agent ?? newAgent(url)),
+    fetch: agentFetch(agent ?? newAgent(url), auth),
   } as PouchDB.Configuration.RemoteDatabaseConfiguration);
 }

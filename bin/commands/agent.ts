@@ -1,6 +1,7 @@
 // `anybios agent`: run the node agent. Enrolment output of `anybios node add` is its --config; the
 // credentials are then kept in <data>/agent/credentials.json (mode 0600) so later starts need no file.
 import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, type Command } from '../command.ts';
@@ -34,7 +35,13 @@ export interface Credentials {
   fingerprint?: string;
   ca?: string;
   insecureHttp?: boolean;
+  /** A rotated password being switched to (agent/sync/rotation.ts); kept until the switch is done. */
+  nextPassword?: string;
+  /** SHA-256 of passwords rotated away: a --config still holding one of them does not win over this file. */
+  rotatedFrom?: string[];
 }
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function readCredentials(file: string): Credentials {
   let raw: Partial<Credentials>;
@@ -81,6 +88,11 @@ export const command: Command = {
     if (values.config) {
       cred = readCredentials(values.config);
       if (values.server?.length) cred.server = values.server;
+      const kept = existsSync(stored) ? readCredentials(stored) : null;
+      if (kept && kept.node === cred.node && kept.rotatedFrom?.includes(sha256(cred.password))) {
+        console.log(`agent ${cred.node}: the password in ${values.config} was rotated since; using the one in ${stored}`);
+        cred = { ...cred, password: kept.password, nextPassword: kept.nextPassword, rotatedFrom: kept.rotatedFrom };
+      }
       storeCredentials(dataDir, cred);
     } else if (existsSync(stored)) {
       cred = readCredentials(stored);
@@ -96,7 +108,14 @@ export const command: Command = {
     if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy or proot (got ${strategy})`, 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
-      ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
+      ...cred, dataDir,
+      // A rotation (`anybios node rotate`) changes the password: kept in credentials.json, 0600.
+      persistCredentials: (c) => {
+        const rotatedFrom = c.password !== cred.password ? [...(cred.rotatedFrom ?? []), sha256(cred.password)].slice(-8) : cred.rotatedFrom;
+        cred = { ...cred, password: c.password, nextPassword: c.next, rotatedFrom };
+        if (!c.next) delete cred.nextPassword;
+        storeCredentials(dataDir, cred);
+      }, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
     });
     console.log(`anybios agent ready: node ${cred.node}, server ${[cred.server].flat().join(', ')}`);

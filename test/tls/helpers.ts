@@ -42,3 +42,16 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
     return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
 }
+
+/** fetch to a TLS test server, trusting its certificate (pinned); `auth` is an Authorization value. */
+export async function tlsFetch(s: TestServer, path: string, init: RequestInit & { auth?: string; json?: unknown } = {}): Promise<Response> {
+  const { fingerprint } = serverCert(s);
+  const headers = new Headers(init.headers);
+  if (init.auth) headers.set('Authorization', init.auth);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set('Content-Type', 'application/json');
+    body = JSON.stringify(init.json);
+  }
+  return fetch(s.url + path, { ...init, headers, body, dispatcher: dispatcherFor({ fingerprint }) } as RequestInit);
+}
