@@ -5,8 +5,9 @@ import { apiOf, path } from '../lib/api.ts';
 import { parseCommand, printJson, usageError } from '../lib/args.ts';
 import { CONNECTION_USAGE } from '../lib/connection.ts';
 import { ago, table } from '../lib/table.ts';
+import { SITE_TRUST_USAGE, linkConfirmingCertificate, siteTrustOptions } from './site-trust.ts';
 
-const usage = `usage: anybios site link URL --remote-user U [--remote-password P] [--json]
+const usage = `usage: anybios site link URL --remote-user U [--remote-password P] [--fingerprint FP] [--json]
        anybios site ls [--json]
        anybios site unlink ID|URL
 
@@ -18,6 +19,7 @@ resumes after a restart; the other server needs no link of its own. Admin only, 
   link URL              URL is the other anybios server (e.g. http://home.example:8080) or a CouchDB
     --remote-user U     an admin of the other site
     --remote-password P its password (env ANYBIOS_REMOTE_PASSWORD; prefer the env: flags show in ps)
+${SITE_TRUST_USAGE}
   ls                    ID URL STATE LAST-SYNC PENDING ERROR of each link (--json: the API's status,
                         per-database details included)
   unlink ID|URL         stops replicating with that site (what was copied stays at both sites)
@@ -40,7 +42,7 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseCommand(argv, {
-      'remote-user': { type: 'string' }, 'remote-password': { type: 'string' }, json: { type: 'boolean' },
+      'remote-user': { type: 'string' }, 'remote-password': { type: 'string' }, json: { type: 'boolean' }, ...siteTrustOptions,
     }, usage);
     const [sub, arg, ...extra] = positionals;
     if (extra.length) throw usageError(`unexpected arguments: ${extra.join(' ')}`, usage);
@@ -52,7 +54,8 @@ export const command: Command = {
       if (!user) throw usageError('--remote-user is missing: an admin of the other site', usage);
       const password = values['remote-password'] ?? process.env.ANYBIOS_REMOTE_PASSWORD;
       if (!password) throw usageError('the remote password is missing: set ANYBIOS_REMOTE_PASSWORD or pass --remote-password', usage);
-      const s = await api.post<SiteStatus & { ok: true }>('/sites', { url: arg, user, password });
+      const insecureHttp = values['remote-insecure-http'] || undefined;
+      const s = await linkConfirmingCertificate((t) => api.post<SiteStatus & { ok: true }>('/sites', { url: arg, user, password, ...t, insecureHttp }), values.fingerprint);
       if (values.json) printJson(s);
       else console.log(`Linked with ${s.url} (site ${s.id}). Replication runs both ways; see \`anybios site ls\`.`);
       return 0;

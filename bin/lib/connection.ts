@@ -34,7 +34,7 @@ export const connectionOptions = {
   ...tlsOptions,
 } as const;
 
-export function resolveConnection(flags: { url?: string; user?: string; password?: string; data?: string; ca?: string; fingerprint?: string; 'insecure-http'?: boolean }, env = process.env): Connection {
+export function resolveConnection(flags: { url?: string; user?: string; password?: string; data?: string; ca?: string; pin?: string; 'insecure-http'?: boolean }, env = process.env): Connection {
   const cfgPath = env.ANYBIOS_CONFIG ?? join(homedir(), '.config', 'anybios', 'config.json');
   let cfg: Partial<Connection> & { ca?: string; fingerprint?: string } = {};
   if (existsSync(cfgPath)) {
