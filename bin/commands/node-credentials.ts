@@ -12,10 +12,17 @@ export const CREDENTIAL_USAGE = `       anybios node rotate ID [--wait SECONDS |
                                       then needs the printed config)
        anybios node revoke ID         cut a node off (a stolen device): its user is disabled at every linked
                                       site, its sessions and live replications end; its database stays
-       anybios node restore ID        undo revoke with a new credential; prints the agent config`;
+       anybios node restore ID        undo revoke with a new credential; prints the agent config
+  --server URL   (add, restore, rotate --now; repeatable) the server URL(s) put in the agent config; default
+                 --url (e.g. --url https://127.0.0.1:8080 on the server, --server https://203.0.113.7:8080)`;
 
-export function printAgentConfig(conn: Connection, cred: NodeCredentials, json: boolean | undefined, heading: string): void {
-  const config = { server: conn.url, node: cred.node, user: cred.user, password: cred.password, ...agentTrust(conn.url, conn.trust) };
+/**
+ * `servers`: the URLs the agent uses (--server, repeatable; default the CLI's --url). The trust is the
+ * one the CLI verified this server with: the same certificate whatever name reaches it.
+ */
+export function printAgentConfig(conn: Connection, cred: NodeCredentials, json: boolean | undefined, heading: string, servers: string[] = []): void {
+  const server = servers.length > 1 ? servers : servers[0] ?? conn.url;
+  const config = { server, node: cred.node, user: cred.user, password: cred.password, ...agentTrust([server].flat()[0], conn.trust) };
   if (json) {
     console.log(JSON.stringify(config, null, 2));
     return;
@@ -25,7 +32,7 @@ export function printAgentConfig(conn: Connection, cred: NodeCredentials, json: 
   console.log(JSON.stringify(config, null, 2));
 }
 
-export async function credentialCommand(sub: string, id: string, couch: ServerScope, conn: Connection, o: { json?: boolean; wait?: string; now?: boolean }): Promise<number> {
+export async function credentialCommand(sub: string, id: string, couch: ServerScope, conn: Connection, o: { json?: boolean; wait?: string; now?: boolean; server?: string[] }): Promise<number> {
   try {
     if (sub === 'revoke') {
       const r = await revokeNode(couch, id);
@@ -34,7 +41,7 @@ export async function credentialCommand(sub: string, id: string, couch: ServerSc
     }
     if (sub === 'restore') {
       const cred = await restoreNode(couch, id);
-      printAgentConfig(conn, cred, o.json, `Node ${id} restored with a new password; start its agent with this config.`);
+      printAgentConfig(conn, cred, o.json, `Node ${id} restored with a new password; start its agent with this config.`, o.server);
       return 0;
     }
     // rotate
@@ -43,7 +50,7 @@ export async function credentialCommand(sub: string, id: string, couch: ServerSc
     if (!/^\d+$/.test(o.wait ?? '60') || waitS > 3600) throw new CliError('USAGE', '--wait must be 0-3600 seconds', 2);
     const r = await rotateNode(couch, id, { now: o.now });
     if (o.now) {
-      printAgentConfig(conn, { node: id, db: `anybios-node-${id}`, user: `node-${id}`, password: r.password }, o.json, `Node ${id}: new password set now; the old one no longer works. Give its agent this config.`);
+      printAgentConfig(conn, { node: id, db: `anybios-node-${id}`, user: `node-${id}`, password: r.password }, o.json, `Node ${id}: new password set now; the old one no longer works. Give its agent this config.`, o.server);
       return 0;
     }
     const end = Date.now() + waitS * 1000;

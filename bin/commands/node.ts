@@ -17,7 +17,7 @@ export const command: Command = {
   summary: 'enrol (add), remove (rm), list (ls) nodes; rotate, revoke, restore their credentials — admin',
   usage,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { ...connectionOptions, json: { type: 'boolean' }, wait: { type: 'string' }, now: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options: { ...connectionOptions, json: { type: 'boolean' }, wait: { type: 'string' }, now: { type: 'boolean' }, server: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
     const [sub, id, ...extra] = positionals;
     if (extra.length) throw new CliError('USAGE', `unexpected arguments: ${extra.join(' ')}\n\n${usage}`, 2);
     const conn = resolveConnection(values);
@@ -25,7 +25,7 @@ export const command: Command = {
     try {
       if (sub === 'add' && id) {
         const cred = await addNode(couch, id);
-        printAgentConfig(conn, cred, values.json, `Node ${id} enrolled: database ${cred.db}, user ${cred.user}.`);
+        printAgentConfig(conn, cred, values.json, `Node ${id} enrolled: database ${cred.db}, user ${cred.user}.`, values.server);
         return 0;
       }
       if ((sub === 'rotate' || sub === 'revoke' || sub === 'restore') && id) return await credentialCommand(sub, id, couch, conn, values);
