@@ -24,6 +24,8 @@ import { RequestGate } from './limits/gate.ts';
 import { NodeDbQuota } from './limits/quota.ts';
 import { chooseTransport, transportGuard, type TransportOptions } from './tls/transport.ts';
 import type { TlsMaterial } from './tls/cert.ts';
+import { dispatcherForUrl } from './tls/dispatcher.ts';
+import { trustServer } from '../agent/sync/tls.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -31,6 +33,8 @@ export interface ServerOptions {
   host?: string;
   /** An external Apache CouchDB, with admin credentials in the URL. */
   couchUrl?: string;
+  /** PEM of the CA that signed COUCH_URL's certificate (--couch-ca / ANYBIOS_COUCH_CA). */
+  couchCa?: string;
   /** Resource limits (server/limits/config.ts); unset ones take their defaults. */
   limits?: Partial<Limits>;
   log?: (msg: string) => void;
@@ -102,12 +106,14 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let couchHandler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   let upstreamAdmin: ServerScope | undefined;
   if (opts.couchUrl) {
+    // A private CA for COUCH_URL=https://… (--couch-ca): every client of it (proxy, nano, site links' local side) uses it.
+    if (opts.couchCa) trustServer(opts.couchUrl, { ca: opts.couchCa });
     const proxy = createCouchProxy(opts.couchUrl);
     couchHandler = (req, res) => {
       gate.proveWhenAccepted(req, res);
       proxy(req, res);
     };
-    upstreamAdmin = couchClient(opts.couchUrl);
+    upstreamAdmin = couchClient(opts.couchUrl, undefined, undefined, dispatcherForUrl(opts.couchUrl));
   } else {
     embedded = createEmbeddedCouch({
       dataDir: opts.dataDir,

@@ -1,5 +1,7 @@
 // `anybios server`: the CouchDB API (embedded or forwarded to COUCH_URL), Fauxton and the API.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Command } from '../command.ts';
 import { CliError } from '../command.ts';
@@ -19,6 +21,7 @@ export const SERVER_USAGE_OPTIONS = `  --port N       port to listen on (default
                  server bound to a non-loopback address serves HTTPS with a self-signed certificate made
                  at first start (<data>/tls/, its SHA-256 fingerprint is printed; agents pin it)
   --insecure-http  serve plain HTTP on a non-loopback address (credentials in clear; said at every start)
+  --couch-ca FILE  the CA (PEM) that signed COUCH_URL's https certificate (env ANYBIOS_COUCH_CA)
   --limit NAME=VALUE  a resource limit, repeatable (env ANYBIOS_LIMIT_<NAME>, e.g. ANYBIOS_LIMIT_MAX_BODY=32MiB);
                  names and defaults: docs/couchdb.md "Limits" (sizes take KiB/MiB/GiB, times ms/s/m)
 environment:
@@ -34,9 +37,10 @@ export const serverOptions = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'insecure-http': { type: 'boolean' },
+  'couch-ca': { type: 'string' },
 } as const;
 
-export async function startServerFromFlags(values: { port?: string; host?: string; data?: string; limit?: string[]; 'tls-cert'?: string; 'tls-key'?: string; 'insecure-http'?: boolean }): Promise<{ server: AnybiosServer; dataDir: string }> {
+export async function startServerFromFlags(values: { port?: string; host?: string; data?: string; limit?: string[]; 'tls-cert'?: string; 'tls-key'?: string; 'insecure-http'?: boolean; 'couch-ca'?: string }): Promise<{ server: AnybiosServer; dataDir: string }> {
   const portText = values.port ?? process.env.PORT ?? '8080';
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new CliError('BAD_PORT', `--port must be 0-65535, not "${portText}"`);
   const dataDir = resolve(values.data ?? defaultDataDir());
@@ -51,6 +55,7 @@ export async function startServerFromFlags(values: { port?: string; host?: strin
     port: Number(portText),
     host: values.host ?? process.env.ANYBIOS_HOST ?? '127.0.0.1',
     couchUrl: process.env.COUCH_URL || undefined,
+    couchCa: readCouchCa(values['couch-ca'] ?? process.env.ANYBIOS_COUCH_CA),
     limits,
     transport: { tlsCert: values['tls-cert'] && resolve(values['tls-cert']), tlsKey: values['tls-key'] && resolve(values['tls-key']), insecureHttp: values['insecure-http'] },
     eventsMaxQueue: process.env.ANYBIOS_SSE_MAX_QUEUE ? Number(process.env.ANYBIOS_SSE_MAX_QUEUE) : undefined,
@@ -61,6 +66,17 @@ export async function startServerFromFlags(values: { port?: string; host?: strin
     throw err;
   });
   return { server, dataDir };
+}
+
+function readCouchCa(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    const pem = readFileSync(file, 'utf8');
+    new X509Certificate(pem);
+    return pem;
+  } catch (err) {
+    throw new CliError('BAD_COUCH_CA', `--couch-ca ${file}: not a readable PEM certificate: ${(err as Error).message}`);
+  }
 }
 
 export function printAccess(server: AnybiosServer): void {
