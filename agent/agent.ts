@@ -18,21 +18,25 @@ import { docErrors } from '../ddocs/validate.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
-export interface AgentOptions {
+/** What `anybios node add` prints and the agent keeps in credentials.json. */
+export interface AgentConfig {
   /** Server base URL(s), e.g. http://127.0.0.1:8080 (the CouchDB API is at /db); several = linked sites, in order of preference. */
   server: string | string[];
   node: string;
   user: string;
   password: string;
-  /** TLS trust for the servers (agent/sync/tls.ts): the pinned SHA-256 fingerprint and/or a CA PEM. */
+  /** TLS trust for the servers (agent/sync/tls.ts, docs/security.md): the pinned SHA-256 fingerprint and/or a CA PEM. */
   fingerprint?: string;
   ca?: string;
   /** Allow credentials over plain http:// to a non-loopback server. */
   insecureHttp?: boolean;
+  /** A rotated password being switched to, saved by a run that may have stopped mid-switch (sync/rotation.ts). */
+  nextPassword?: string;
+}
+
+export interface AgentOptions extends AgentConfig {
   /** Saves the credentials when a rotation changes them (sync/rotation.ts); `next` while switching. */
   persistCredentials?: (c: { password: string; next?: string }) => void;
-  /** A rotated password saved by an earlier run mid-switch. */
-  nextPassword?: string;
   /** How often the agent looks for a rotation offer (default: the watchdog period). */
   rotationCheckMs?: number;
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, type Command } from '../command.ts';
-import { createAgent } from '../../agent/agent.ts';
+import { createAgent, type AgentConfig } from '../../agent/agent.ts';
 import { stopOnSignals } from '../lib/signals.ts';
 import { guardProcess } from '../lib/process-guard.ts';
 import { checkTrustConfig } from './node-trust.ts';
@@ -26,17 +26,7 @@ options:
   --heartbeat SECONDS  node heartbeat interval (default 30)
   --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)`;
 
-export interface Credentials {
-  server: string | string[];
-  node: string;
-  user: string;
-  password: string;
-  /** The server certificate's SHA-256 fingerprint, pinned, and/or the CA PEM it chains to (docs/security.md). */
-  fingerprint?: string;
-  ca?: string;
-  insecureHttp?: boolean;
-  /** A rotated password being switched to (agent/sync/rotation.ts); kept until the switch is done. */
-  nextPassword?: string;
+export interface Credentials extends AgentConfig {
   /** SHA-256 of passwords rotated away: a --config still holding one of them does not win over this file. */
   rotatedFrom?: string[];
 }

@@ -9,7 +9,7 @@ import type { ServerScope } from 'nano';
 import { couchClient } from '../../server/couch/client.ts';
 import { fingerprintOf } from '../../server/tls/cert.ts';
 import { dispatcherFor } from '../../bin/lib/tls.ts';
-import { CLI, type TestServer } from '../helpers/server.ts';
+import { CLI, requestInit, type TestServer } from '../helpers/server.ts';
 
 const run = promisify(execFile);
 
@@ -46,12 +46,5 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
 /** fetch to a TLS test server, trusting its certificate (pinned); `auth` is an Authorization value. */
 export async function tlsFetch(s: TestServer, path: string, init: RequestInit & { auth?: string; json?: unknown } = {}): Promise<Response> {
   const { fingerprint } = serverCert(s);
-  const headers = new Headers(init.headers);
-  if (init.auth) headers.set('Authorization', init.auth);
-  let body = init.body;
-  if (init.json !== undefined) {
-    headers.set('Content-Type', 'application/json');
-    body = JSON.stringify(init.json);
-  }
-  return fetch(s.url + path, { ...init, headers, body, dispatcher: dispatcherFor({ fingerprint }) } as RequestInit);
+  return fetch(s.url + path, { ...requestInit(init), dispatcher: dispatcherFor({ fingerprint }) } as RequestInit);
 }
