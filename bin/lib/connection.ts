@@ -7,7 +7,7 @@ import type { ServerScope } from 'nano';
 import { couchClient } from '../../server/couch/client.ts';
 import { defaultDataDir } from '../../server/secrets.ts';
 import { CliError } from '../command.ts';
-import { dispatcherFor, resolveTrust, TLS_USAGE, tlsOptions, type CliTrust } from './tls.ts';
+import { dispatcherFor, resolveTrust, TLS_USAGE, tlsFailureHint, tlsOptions, type CliTrust } from './tls.ts';
 
 export interface Connection {
   url: string;
@@ -71,6 +71,8 @@ export function couchOf(c: Connection): ServerScope {
 /** Turns nano/HTTP failures into CLI errors that say what happened. */
 export function explainHttpError(err: unknown, c: Connection): never {
   const e = err as { statusCode?: number; code?: string; reason?: string; message?: string; error?: string };
+  const hint = e.statusCode ? null : tlsFailureHint(err, c.url);
+  if (hint) throw new CliError('TLS', hint);
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ECONNRESET') throw new CliError('SERVER_UNREACHABLE', `cannot reach ${c.url}: ${e.code} (is \`anybios server\` running?)`);
   if (e.statusCode === 401) throw new CliError('UNAUTHORIZED', `${c.url} refused the credentials of ${c.user}: ${e.reason ?? e.message}`);
   if (e.statusCode === 403) throw new CliError('FORBIDDEN', `${c.user} may not do that: ${e.reason ?? e.message}`);

@@ -65,3 +65,19 @@ export function resolveTrust(
   }
   return { ca, fingerprint, insecureHttp };
 }
+
+/**
+ * Says what a TLS-shaped connection failure means for the CLI (null when it is not one): plain HTTP
+ * to a server that speaks TLS, or a certificate nothing here vouches for.
+ */
+export function tlsFailureHint(err: unknown, url: string): string | null {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string; cause?: { code?: string; message?: string } } };
+  const text = [e.code, e.message, e.cause?.code, e.cause?.message, e.cause?.cause?.code, e.cause?.cause?.message].filter(Boolean).join(' ');
+  if (url.startsWith('http:') && /other side closed|ECONNRESET|socket hang up/i.test(text)) {
+    return `${url} closed the connection: a server bound off loopback speaks TLS; use --url ${url.replace(/^http:/, 'https:')}`;
+  }
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|unable to verify|self[- ]signed|CERT_/i.test(text)) {
+    return `the certificate of ${url} is not trusted here (${text.match(/[A-Z_]*(SELF_SIGNED|VERIFY|CERT)[A-Z_]*/)?.[0] ?? 'unverified'}): pass --pin FP (the fingerprint the server printed at start), --ca FILE, or --data DIR on the server's machine`;
+  }
+  return null;
+}
