@@ -25,8 +25,11 @@ export interface AgentConfig {
   node: string;
   user: string;
   password: string;
-  /** TLS trust for the servers (agent/sync/tls.ts, docs/security.md): the pinned SHA-256 fingerprint and/or a CA PEM. */
-  fingerprint?: string;
+  /**
+   * TLS trust for the servers (agent/sync/tls.ts, docs/security.md): the pinned SHA-256 fingerprint
+   * (one for every server, or per server URL when linked sites each have their own) and/or a CA PEM.
+   */
+  fingerprint?: string | Record<string, string>;
   ca?: string;
   /** Allow credentials over plain http:// to a non-loopback server. */
   insecureHttp?: boolean;
@@ -74,7 +77,8 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];
-  for (const b of bases) trustServer(b, { fingerprint: o.fingerprint, ca: o.ca, insecureHttp: o.insecureHttp }, log);
+  const pinOf = (b: string) => (typeof o.fingerprint === 'string' ? o.fingerprint : o.fingerprint?.[b] ?? o.fingerprint?.[`${b}/`]);
+  for (const b of bases) trustServer(b, { fingerprint: pinOf(b), ca: o.ca, insecureHttp: o.insecureHttp }, log);
   const sync = new NodeSync({
     local: db, remoteUrls: bases.map((b) => `${b}/db/${dbName}`), auth, watchdogMs: o.watchdogMs, log,
     onState: (s) => log(`sync ${s}`),

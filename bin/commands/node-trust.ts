@@ -8,12 +8,18 @@ import type { CliTrust } from '../lib/tls.ts';
 
 export function checkTrustConfig(file: string, raw: { fingerprint?: unknown; ca?: unknown; insecureHttp?: unknown }): void {
   if (raw.fingerprint !== undefined) {
-    if (typeof raw.fingerprint !== 'string') throw new CliError('CONFIG_INVALID', `${file}: "fingerprint" must be a string`);
-    try {
-      raw.fingerprint = normalizeFingerprint(raw.fingerprint);
-    } catch (err) {
-      throw new CliError('CONFIG_INVALID', `${file}: "fingerprint": ${(err as Error).message}`);
-    }
+    const fp = raw.fingerprint;
+    const norm = (v: unknown, where: string) => {
+      try {
+        if (typeof v !== 'string') throw new Error('must be a string');
+        return normalizeFingerprint(v);
+      } catch (err) {
+        throw new CliError('CONFIG_INVALID', `${file}: ${where}: ${(err as Error).message}`);
+      }
+    };
+    // One fingerprint for every server, or one per server URL (linked sites with their own certificates).
+    if (fp !== null && typeof fp === 'object' && !Array.isArray(fp)) raw.fingerprint = Object.fromEntries(Object.entries(fp).map(([url, v]) => [url.replace(/\/+$/, ''), norm(v, `"fingerprint"."${url}"`)]));
+    else raw.fingerprint = norm(fp, '"fingerprint"');
   }
   if (raw.ca !== undefined) {
     try {

@@ -61,6 +61,10 @@ test('bad TLS input is refused with a precise error', async (t) => {
   const cfg = join(dir, 'agent.json');
   writeFileSync(cfg, JSON.stringify({ server: 'https://x:1', node: 'n', user: 'node-n', password: 'pppppppp', fingerprint: 'nope' }));
   t.throws(() => readCredentials(cfg), { message: /"fingerprint": "nope" is not a SHA-256 fingerprint/ });
+  writeFileSync(cfg, JSON.stringify({ server: ['https://a:1', 'https://b:1'], node: 'n', user: 'node-n', password: 'pppppppp', fingerprint: { 'https://a:1/': 'aa'.repeat(32), 'https://b:1': 'bb'.repeat(32) } }));
+  t.deepEqual(readCredentials(cfg).fingerprint, { 'https://a:1': Array(32).fill('AA').join(':'), 'https://b:1': Array(32).fill('BB').join(':') });
+  writeFileSync(cfg, JSON.stringify({ server: 'https://x:1', node: 'n', user: 'node-n', password: 'pppppppp', fingerprint: { 'https://x:1': 42 } }));
+  t.throws(() => readCredentials(cfg), { message: /"fingerprint"\."https:\/\/x:1": must be a string/ });
   writeFileSync(cfg, JSON.stringify({ server: 'https://x:1', node: 'n', user: 'node-n', password: 'pppppppp', ca: 'not pem' }));
   t.throws(() => readCredentials(cfg), { message: /"ca" must be a PEM certificate/ });
 });
