@@ -86,3 +86,15 @@ export async function restoreNode(couch: ServerScope, id: string): Promise<NodeC
   await put(couch, { ...rest, roles: ['node'], password });
   return { node: id, db: nodeDbName(id), user: nodeUserName(id), password };
 }
+
+/** Each node's credential state, for `node ls`: active, a rotation offered and not yet taken, or revoked. */
+export async function credentialStates(couch: ServerScope, ids: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (!ids.length) return out;
+  const res = await couch.use('_users').fetch({ keys: ids.map((id) => `org.couchdb.user:${nodeUserName(id)}`) });
+  ids.forEach((id, i) => {
+    const doc = (res.rows[i] as { doc?: NodeUserDoc | null }).doc;
+    out.set(id, !doc ? 'no user' : doc.revoked ? `revoked ${doc.revoked}` : doc.rotation ? `rotation pending since ${doc.rotation.requested}` : 'active');
+  });
+  return out;
+}

@@ -15,7 +15,8 @@ const usage = `usage: anybios agent --config FILE [--data DIR]
 
 options:
   --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"} and,
-                       for https, "fingerprint" (the server certificate's SHA-256, pinned) and/or "ca" (PEM);
+                       for https, "fingerprint" (the server certificate's SHA-256, pinned; or {"URL": FP, …}
+                       per server for linked sites) and/or "ca" (PEM);
                        "insecureHttp": true allows credentials over plain http:// off loopback
   --server URL         server base URL (e.g. http://127.0.0.1:8080); repeat it for linked sites, in order of
                        preference: the agent fails over to the next one that answers

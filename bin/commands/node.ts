@@ -2,12 +2,13 @@
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../command.ts';
 import { addNode, listNodes, NodeError, removeNode } from '../../server/nodes.ts';
+import { credentialStates } from '../../server/node-credentials.ts';
 import { CREDENTIAL_USAGE, credentialCommand, printAgentConfig } from './node-credentials.ts';
 import { CONNECTION_USAGE, connectionOptions, couchOf, explainHttpError, resolveConnection } from '../lib/connection.ts';
 
 const usage = `usage: anybios node add ID [--json]   create node ID; prints its credentials and agent config once
        anybios node rm ID             remove node ID's database and user
-       anybios node ls [--json]       list enrolled nodes
+       anybios node ls [--json]       list enrolled nodes and their credential (active, rotation pending, revoked)
 ${CREDENTIAL_USAGE}
 
 ${CONNECTION_USAGE}`;
@@ -36,7 +37,8 @@ export const command: Command = {
       }
       if (sub === 'ls' && !id) {
         const nodes = await listNodes(couch);
-        console.log(values.json ? JSON.stringify(nodes) : nodes.join('\n') || '(no nodes)');
+        const states = await credentialStates(couch, nodes);
+        console.log(values.json ? JSON.stringify(nodes) : nodes.map((n) => `${n}  ${states.get(n)}`).join('\n') || '(no nodes)');
         return 0;
       }
       throw new CliError('USAGE', usage, 2);

@@ -134,4 +134,6 @@ test.serial('restore: back with a new credential; the revoked one stays dead', a
   const refused = await cli(['node', 'rotate', node, '--url', s.url, '--data', s.dataDir], { ANYBIOS_PASSWORD: s.adminPassword });
   t.not(refused.code, 0);
   t.regex(refused.stderr, /is revoked/);
+  const ls = await cli(['node', 'ls', '--url', s.url, '--data', s.dataDir], { ANYBIOS_PASSWORD: s.adminPassword });
+  t.regex(ls.stdout, new RegExp(`^${node}  revoked \\d{4}-`, 'm'), ls.stdout + ls.stderr);
 });
