@@ -108,15 +108,19 @@ export function trustedHttpsAgent(url: string, base: https.AgentOptions = {}): h
   (agent as unknown as { createConnection: (o: tls.ConnectionOptions, cb: Oncreate) => undefined }).createConnection = (options, cb) => {
     // The chain of a self-signed certificate cannot verify; the pin decides instead (below).
     const socket = tls.connect({ ...options, rejectUnauthorized: false });
+    let settled = false;
     const fail = (err: Error) => {
+      socket.on('error', () => {}); // late errors of a socket we gave up on are nobody's
       socket.destroy();
-      cb(err);
+      if (!settled) cb(err);
+      settled = true;
     };
     socket.once('error', fail);
     socket.once('secureConnect', () => {
       socket.removeListener('error', fail);
       const got = socket.getPeerCertificate()?.fingerprint256;
       if (got !== want) return fail(pinMismatch(`${options.host}:${options.port}`, want, got, t.log));
+      settled = true;
       cb(null, socket);
     });
     return undefined;

@@ -52,15 +52,13 @@ export function loadTls(certFile: string, keyFile: string): TlsMaterial {
   }
   let matches = false;
   try {
-    matches = x509.checkPrivateKey(createPrivateKeyFromPem(key));
+    matches = x509.checkPrivateKey(createPrivateKey({ key, format: 'pem' }));
   } catch (err) {
     throw new TlsError('TLS_INVALID', `${keyFile} is not a PEM private key (an encrypted key is not supported): ${(err as Error).message}`);
   }
   if (!matches) throw new TlsError('TLS_INVALID', `${keyFile} is not the private key of ${certFile}`);
   return { cert, key, fingerprint: x509.fingerprint256, selfSigned: x509.issuer === x509.subject, generated: false, certFile };
 }
-
-const createPrivateKeyFromPem = (pem: string) => createPrivateKey({ key: pem, format: 'pem' });
 
 /** Names the self-signed certificate is valid for: loopback, this host, and the bound address. */
 export function subjectAltNames(bindHost: string): string {

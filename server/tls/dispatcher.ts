@@ -48,6 +48,7 @@ export function dispatcherFor(trust: Trust): object | undefined {
       if (done) return;
       done = true;
       if (err) {
+        socket.on('error', () => {}); // late errors of a socket we gave up on are nobody's
         socket.destroy();
         cb(err, null);
       } else cb(null, socket);
