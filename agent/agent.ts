@@ -12,18 +12,38 @@ import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync } from './sync/node-sync.ts';
 import { NodeTemplates } from './templates/index.ts';
+import { trustServer } from './sync/tls.ts';
+import { CredentialRotation } from './sync/rotation.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 import { learnKeyParams } from '../bundle/device.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
-export interface AgentOptions {
+/** What `anybios node add` prints and the agent keeps in credentials.json. */
+export interface AgentConfig {
   /** Server base URL(s), e.g. http://127.0.0.1:8080 (the CouchDB API is at /db); several = linked sites, in order of preference. */
   server: string | string[];
   node: string;
   user: string;
   password: string;
+  /**
+   * TLS trust for the servers (agent/sync/tls.ts, docs/security.md): the pinned SHA-256 fingerprint
+   * (one for every server, or per server URL when linked sites each have their own) and/or a CA PEM.
+   */
+  fingerprint?: string | Record<string, string>;
+  ca?: string;
+  /** Allow credentials over plain http:// to a non-loopback server. */
+  insecureHttp?: boolean;
+  /** A rotated password being switched to, saved by a run that may have stopped mid-switch (sync/rotation.ts). */
+  nextPassword?: string;
+}
+
+export interface AgentOptions extends AgentConfig {
+  /** Saves the credentials when a rotation changes them (sync/rotation.ts); `next` while switching. */
+  persistCredentials?: (c: { password: string; next?: string }) => void;
+  /** How often the agent looks for a rotation offer (default: the watchdog period). */
+  rotationCheckMs?: number;
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
   dataDir: string;
   templateRoots?: string[];
@@ -68,6 +88,8 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];
+  const pinOf = (b: string) => (typeof o.fingerprint === 'string' ? o.fingerprint : o.fingerprint?.[b] ?? o.fingerprint?.[`${b}/`]);
+  for (const b of bases) trustServer(b, { fingerprint: pinOf(b), ca: o.ca, insecureHttp: o.insecureHttp }, log);
   const hostAllowed = o.hostTemplate ?? process.getuid?.() === 0;
   // Templates: the catalog documents in use followed live, their rootfs pulled resumably (see templates/).
   let reconciler: Reconciler | undefined;
@@ -123,6 +145,12 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const heartbeat = setInterval(() => void beat(), o.heartbeatMs ?? 30_000);
   heartbeat.unref();
 
+  // Credential rotation: offered in the node user's own _users document, picked up here.
+  const rotation = new CredentialRotation({ base: () => base, auth, next: o.nextPassword, log, persist: (c) => o.persistCredentials?.(c) });
+  void rotation.check();
+  const rotationTimer = setInterval(() => void rotation.check(), o.rotationCheckMs ?? o.watchdogMs ?? 15_000);
+  rotationTimer.unref();
+
   sync.start();
   reconciler.start();
   const bundleCtx = { node: o.node, password: o.password, db, catalog, statePath: join(own, 'bundle.json') };
@@ -144,6 +172,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
       await local.close();
       clearInterval(heartbeat);
       clearInterval(keyTimer);
+      clearInterval(rotationTimer);
       await reconciler!.stop();
       await templates.stop();
       await sync.stop();

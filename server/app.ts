@@ -1,6 +1,7 @@
 // The anybios server: the CouchDB API under /db (embedded PouchDB by default, or forwarded to
 // COUCH_URL), Fauxton at /db/_utils, and /healthz. Built in a function so tests start it on port 0.
 import http from 'node:http';
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -22,6 +23,10 @@ import { resolveLimits, type Limits } from './limits/config.ts';
 import { RequestGate } from './limits/gate.ts';
 import { NodeDbQuota } from './limits/quota.ts';
 import { webConsole } from './web.ts';
+import { chooseTransport, transportGuard, type TransportOptions } from './tls/transport.ts';
+import type { TlsMaterial } from './tls/cert.ts';
+import { dispatcherForUrl } from './tls/dispatcher.ts';
+import { trustServer } from '../agent/sync/tls.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -29,16 +34,27 @@ export interface ServerOptions {
   host?: string;
   /** An external Apache CouchDB, with admin credentials in the URL. */
   couchUrl?: string;
+  /** PEM of the CA that signed COUCH_URL's certificate (--couch-ca / ANYBIOS_COUCH_CA). */
+  couchCa?: string;
   /** Resource limits (server/limits/config.ts); unset ones take their defaults. */
   limits?: Partial<Limits>;
   log?: (msg: string) => void;
   /** SSE: events queued for a slow client before it is disconnected. */
   eventsMaxQueue?: number;
+  /** TLS (server/tls/transport.ts): HTTPS on a non-loopback address unless --insecure-http. */
+  transport?: TransportOptions;
 }
 
 export interface AnybiosServer {
-  /** Base URL of this server, e.g. http://127.0.0.1:8080 */
+  /** Base URL of this server, e.g. http://127.0.0.1:8080 (https://… under TLS) */
   url: string;
+  /** The certificate served under TLS (its fingerprint is what clients pin); null for plain HTTP. */
+  tls: TlsMaterial | null;
+  /**
+   * Where the server's own clients reach it (a local agent of `anybios up`): `url` in plain HTTP;
+   * under TLS a second listener on 127.0.0.1, plain HTTP, loopback only.
+   */
+  internalUrl: string;
   /** The CouchDB API as clients see it: `${url}/db` */
   couchUrl: string;
   adminName: string;
@@ -91,12 +107,14 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let couchHandler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   let upstreamAdmin: ServerScope | undefined;
   if (opts.couchUrl) {
+    // A private CA for COUCH_URL=https://… (--couch-ca): every client of it (proxy, nano, site links' local side) uses it.
+    if (opts.couchCa) trustServer(opts.couchUrl, { ca: opts.couchCa });
     const proxy = createCouchProxy(opts.couchUrl);
     couchHandler = (req, res) => {
       gate.proveWhenAccepted(req, res);
       proxy(req, res);
     };
-    upstreamAdmin = couchClient(opts.couchUrl);
+    upstreamAdmin = couchClient(opts.couchUrl, undefined, undefined, dispatcherForUrl(opts.couchUrl));
   } else {
     embedded = createEmbeddedCouch({
       dataDir: opts.dataDir,
@@ -141,26 +159,46 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
 
   // The gate sees every request first (caps, body allowance, budget); see server/limits/gate.ts.
   // Timeouts bound receiving a request, never a response: continuous _changes feeds live for hours.
-  const server = http.createServer(gate.serverOptions(), (req, res) => {
-    if (gate.admit(req, res)) app(req, res);
-  });
-  gate.attach(server);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const addr = server.address() as { port: number; address: string };
+  // Before it, the transport rule (server/tls/transport.ts): HSTS under TLS, no credentials in clear.
+  const bindHost = opts.host ?? '127.0.0.1';
+  const transport = chooseTransport(opts.dataDir, bindHost, opts.transport);
+  for (const notice of transport.notices) log(notice);
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (transportGuard(req, res, transport.insecureHttp) && gate.admit(req, res)) app(req, res);
+  };
+  const listen = async (s: http.Server, port: number, host: string) => {
+    gate.attach(s);
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => resolve());
+    });
+    return s.address() as { port: number; address: string };
+  };
+  const server = transport.tls
+    ? https.createServer({ ...gate.serverOptions(), cert: transport.tls.cert, key: transport.tls.key }, handler)
+    : http.createServer(gate.serverOptions(), handler);
+  const addr = await listen(server, opts.port ?? 8080, bindHost);
+  // Under TLS the server's own clients (admin client, fleet index, site links' local side, the local
+  // agent of `anybios up`) use a loopback listener: they need no trust configuration of their own.
+  const inner = transport.tls ? http.createServer(gate.serverOptions(), handler) : null;
+  const innerAddr = inner ? await listen(inner, 0, '127.0.0.1').catch(async (err) => {
+    server.close();
+    throw err;
+  }) : null;
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
-  const couchUrl = `${url}/db`;
+  const url = `${transport.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+  const internalUrl = innerAddr ? `http://127.0.0.1:${innerAddr.port}` : url;
+  const couchUrl = `${internalUrl}/db`;
   const admin = upstreamAdmin ?? couchClient(couchUrl, adminName, secrets.adminPassword);
 
   let sites: SiteSupervisor | undefined;
   const close = async () => {
     await sites?.stop();
     await index?.stop();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of inner ? [server, inner] : [server]) {
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
     await embedded?.close();
   };
   let setup: SetupReport;
@@ -188,10 +226,12 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     throw new Error(`reading the site links failed: ${(err as Error).message}`, { cause: err });
   }
   api = createApiRouter({ index, admin, couchUrl: plainCouch, maxBody: limits.apiMaxBody, eventsMaxQueue: opts.eventsMaxQueue, eventStats, services: { sites } });
-  log(`anybios server on ${url} (CouchDB API ${couchUrl}, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
+  log(`anybios server on ${url} (CouchDB API ${url}/db, ${opts.couchUrl ? 'forwarding to COUCH_URL' : 'embedded'})`);
   return {
     url,
-    couchUrl,
+    tls: transport.tls,
+    internalUrl,
+    couchUrl: `${url}/db`,
     adminName,
     adminPassword: opts.couchUrl ? new URL(opts.couchUrl).password : secrets.adminPassword,
     passwordGenerated: secrets.generated,

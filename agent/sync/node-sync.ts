@@ -8,7 +8,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import PouchDB from 'pouchdb';
-import { newAgent, remoteDb, retireAgent } from './remote.ts';
+import { newAgent, oneShotAgent, remoteDb, retireAgent } from './remote.ts';
 
 export { remoteDb };
 
@@ -83,7 +83,14 @@ export class NodeSync {
   private probe(url: string): Promise<{ ok: true; seq: unknown } | { ok: false; status: number | null }> {
     return new Promise((resolve) => {
       const mod = url.startsWith('https:') ? https : http;
-      const req = mod.get(url, { agent: false, headers: { Authorization: this.authHeader(), Accept: 'application/json' }, timeout: this.opts.probeTimeoutMs ?? 5000 }, (res) => {
+      let agent: http.Agent;
+      try {
+        agent = oneShotAgent(url); // the server's TLS trust (agent/sync/tls.ts); refuses plain HTTP off loopback
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        return resolve({ ok: false, status: null });
+      }
+      const req = mod.get(url, { agent, headers: { Authorization: this.authHeader(), Accept: 'application/json' }, timeout: this.opts.probeTimeoutMs ?? 5000 }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => { if (body.length < 1_000_000) body += d; });
@@ -98,7 +105,10 @@ export class NodeSync {
         res.on('error', () => resolve({ ok: false, status: null }));
       });
       req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve({ ok: false, status: null }));
+      req.on('error', (err) => {
+        this.lastError = err.message; // e.g. a certificate that is not the pinned one (agent/sync/tls.ts)
+        resolve({ ok: false, status: null });
+      });
     });
   }
 

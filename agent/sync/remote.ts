@@ -9,8 +9,8 @@
 //   `src.info().then(…)` with no catch after every batch, so a failure there is an unhandled
 //   rejection that kills a process; nobody waits for a cancelled replication's requests.
 import http from 'node:http';
-import https from 'node:https';
 import PouchDB from 'pouchdb';
+import { agentFor, checkTransport } from './tls.ts';
 
 /** Idle keep-alive sockets are closed after this; below any server keep-alive timeout we set or meet. */
 export const CLIENT_IDLE_MS = 4_000;
@@ -19,8 +19,13 @@ const RETRIES = 2;
 const retired = new WeakSet<http.Agent>();
 
 export function newAgent(url: string): http.Agent {
-  const o = { keepAlive: true, timeout: CLIENT_IDLE_MS };
-  return url.startsWith('https:') ? new https.Agent(o) : new http.Agent(o);
+  return agentFor(url, { keepAlive: true, timeout: CLIENT_IDLE_MS });
+}
+
+/** A connection of its own, closed with its response (the watchdog's probes), with the server's TLS trust. */
+export function oneShotAgent(url: string): http.Agent {
+  checkTransport(url);
+  return agentFor(url, { keepAlive: false, maxSockets: 1 });
 }
 
 /** Destroys a pool's sockets; what was in flight on it is dropped silently (see above). */
@@ -48,16 +53,42 @@ export function isIdempotent(url: string, options: { method?: string; body?: unk
 
 type Fetch = (url: string, options?: Record<string, unknown>) => Promise<unknown>;
 
-/** PouchDB's fetch on `agent`, with the retry and retirement rules above. */
-export function agentFetch(agent: http.Agent): Fetch {
+/** The credentials of a remote, read at every request: a rotated password takes effect at once. */
+export interface LiveAuth { username: string; password: string }
+
+const basicOf = (a: LiveAuth) => 'Basic ' + Buffer.from(`${a.username}:${a.password}`).toString('base64');
+
+function withAuth(options: Record<string, unknown>, auth: LiveAuth): Record<string, unknown> {
+  const h = options.headers as { set?: (k: string, v: string) => void } | Record<string, string> | undefined;
+  if (h && typeof (h as { set?: unknown }).set === 'function') {
+    (h as { set: (k: string, v: string) => void }).set('Authorization', basicOf(auth));
+    return options;
+  }
+  return { ...options, headers: { ...(h as Record<string, string> | undefined), Authorization: basicOf(auth) } };
+}
+
+/**
+ * PouchDB's fetch on `agent`, with the retry and retirement rules above. With `auth`, the
+ * Authorization header is set from it on every request; a request refused (401) because the password
+ * was rotated while it was in flight is sent again once with the new one.
+ */
+export function agentFetch(agent: http.Agent, auth?: LiveAuth): Fetch {
   const pouchFetch = (PouchDB as unknown as { fetch: Fetch }).fetch;
+  const send = async (url: string, options: Record<string, unknown>, a: http.Agent): Promise<unknown> => {
+    if (!auth) return pouchFetch(url, { ...options, agent: a });
+    const sent = auth.password;
+    const res = await pouchFetch(url, { ...withAuth(options, auth), agent: a });
+    if ((res as { status?: number }).status !== 401 || auth.password === sent) return res;
+    return pouchFetch(url, { ...withAuth(options, auth), agent: a });
+  };
   return async (url, options = {}) => {
+    checkTransport(url); // no credentials over plain HTTP off loopback (agent/sync/tls.ts)
     for (let attempt = 0; ; attempt++) {
       // A retry goes over a connection of its own (not kept alive: it closes with its response), since
       // the pool may hold more sockets the server closed.
-      const fresh = attempt > 0 ? (url.startsWith('https:') ? new https.Agent() : new http.Agent()) : null;
+      const fresh = attempt > 0 ? agentFor(url) : null;
       try {
-        return await pouchFetch(url, { ...options, agent: fresh ?? agent });
+        return await send(url, options, fresh ?? agent);
       } catch (err) {
         if (retired.has(agent)) return new Promise(() => {});
         const signal = options.signal as AbortSignal | undefined;
@@ -72,10 +103,9 @@ export function agentFetch(agent: http.Agent): Fetch {
  * connection that hangs silently is restarted with a fresh agent: reusing pooled keep-alive sockets
  * would put it straight back on the same dead connections.
  */
-export function remoteDb(url: string, auth: { username: string; password: string }, agent?: http.Agent): PouchDB.Database {
+export function remoteDb(url: string, auth: LiveAuth, agent?: http.Agent): PouchDB.Database {
   return new PouchDB(url, {
-    auth,
     skip_setup: true,
-    fetch: agentFetch(agent ?? newAgent(url)),
+    fetch: agentFetch(agent ?? newAgent(url), auth),
   } as PouchDB.Configuration.RemoteDatabaseConfiguration);
 }

@@ -1,18 +1,23 @@
 // `anybios agent`: run the node agent. Enrolment output of `anybios node add` is its --config; the
 // credentials are then kept in <data>/agent/credentials.json (mode 0600) so later starts need no file.
 import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, type Command } from '../command.ts';
-import { createAgent } from '../../agent/agent.ts';
+import { createAgent, type AgentConfig } from '../../agent/agent.ts';
 import { stopOnSignals } from '../lib/signals.ts';
 import { guardProcess } from '../lib/process-guard.ts';
+import { checkTrustConfig } from './node-trust.ts';
 
 const usage = `usage: anybios agent --config FILE [--data DIR]
        anybios agent --server URL --node ID [--data DIR]     (credentials from <data>/agent/credentials.json or env ANYBIOS_NODE_PASSWORD)
 
 options:
-  --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"}
+  --config FILE        agent config printed by \`anybios node add ID\`: {"server","node","user","password"} and,
+                       for https, "fingerprint" (the server certificate's SHA-256, pinned; or {"URL": FP, …}
+                       per server for linked sites) and/or "ca" (PEM);
+                       "insecureHttp": true allows credentials over plain http:// off loopback
   --server URL         server base URL (e.g. http://127.0.0.1:8080); repeat it for linked sites, in order of
                        preference: the agent fails over to the next one that answers
   --node ID            this node's id
@@ -29,7 +34,12 @@ options:
   --disk-reserve MB    a template pull that would leave less free on the data dir is refused (default 256)
   --status-history N   phase transitions kept in each status document (default 20, 0-100)`;
 
-export interface Credentials { server: string | string[]; node: string; user: string; password: string }
+export interface Credentials extends AgentConfig {
+  /** SHA-256 of passwords rotated away: a --config still holding one of them does not win over this file. */
+  rotatedFrom?: string[];
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function readCredentials(file: string): Credentials {
   let raw: Partial<Credentials>;
@@ -41,6 +51,7 @@ export function readCredentials(file: string): Credentials {
   for (const k of ['node', 'user', 'password'] as const) if (typeof raw[k] !== 'string' || !raw[k]) throw new CliError('CONFIG_INVALID', `${file}: "${k}" is missing`);
   const sv = raw.server;
   if (!(typeof sv === 'string' && sv) && !(Array.isArray(sv) && sv.length && sv.every((u) => typeof u === 'string' && u))) throw new CliError('CONFIG_INVALID', `${file}: "server" must be a URL or a list of URLs`);
+  checkTrustConfig(file, raw);
   return raw as Credentials;
 }
 
@@ -77,6 +88,11 @@ export const command: Command = {
     if (values.config) {
       cred = readCredentials(values.config);
       if (values.server?.length) cred.server = values.server;
+      const kept = existsSync(stored) ? readCredentials(stored) : null;
+      if (kept && kept.node === cred.node && kept.rotatedFrom?.includes(sha256(cred.password))) {
+        console.log(`agent ${cred.node}: the password in ${values.config} was rotated since; using the one in ${stored}`);
+        cred = { ...cred, password: kept.password, nextPassword: kept.nextPassword, rotatedFrom: kept.rotatedFrom };
+      }
       storeCredentials(dataDir, cred);
     } else if (existsSync(stored)) {
       cred = readCredentials(stored);
@@ -98,7 +114,14 @@ export const command: Command = {
     if (history !== undefined && !(/^\d+$/.test(history) && Number(history) <= 100)) throw new CliError('USAGE', `--status-history must be a whole number from 0 to 100 (got ${history})`, 2);
     guardProcess(`agent ${cred.node}`);
     const agent = await createAgent({
-      ...cred, dataDir, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
+      ...cred, dataDir,
+      // A rotation (`anybios node rotate`) changes the password: kept in credentials.json, 0600.
+      persistCredentials: (c) => {
+        const rotatedFrom = c.password !== cred.password ? [...(cred.rotatedFrom ?? []), sha256(cred.password)].slice(-8) : cred.rotatedFrom;
+        cred = { ...cred, password: c.password, nextPassword: c.next, rotatedFrom };
+        if (!c.next) delete cred.nextPassword;
+        storeCredentials(dataDir, cred);
+      }, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
       ...(hostTemplate ? { hostTemplate: hostTemplate === 'allow' } : {}),
       templateGraceMs: seconds(values['template-grace'], 'template-grace', 3600),

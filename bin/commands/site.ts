@@ -6,8 +6,9 @@ import { apiOf, path } from '../lib/api.ts';
 import { parseCommand, printJson, usageError } from '../lib/args.ts';
 import { CONNECTION_USAGE } from '../lib/connection.ts';
 import { ago, table } from '../lib/table.ts';
+import { SITE_TRUST_USAGE, linkConfirmingCertificate, siteTrustOptions } from './site-trust.ts';
 
-const usage = `usage: anybios site link URL [--remote-user U] [--remote-password P] [--json]
+const usage = `usage: anybios site link URL [--remote-user U] [--remote-password P] [--fingerprint FP] [--json]
        anybios site ls [--json]
        anybios site unlink ID|URL
 
@@ -23,6 +24,7 @@ resumes after a restart; the other server needs no link of its own. Admin only, 
                         in this process's command line at once (ps shows ***); stdin or env never show.
     --remote-user U     an admin of the other site (wins over the URL's)
     --remote-password P its password (env ANYBIOS_REMOTE_PASSWORD)
+${SITE_TRUST_USAGE}
   ls                    ID URL STATE LAST-SYNC PENDING ERROR of each link (--json: the API's status,
                         per-database details included)
   unlink ID|URL         stops replicating with that site (what was copied stays at both sites)
@@ -69,7 +71,7 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseCommand(argv, {
-      'remote-user': { type: 'string' }, 'remote-password': { type: 'string' }, json: { type: 'boolean' },
+      'remote-user': { type: 'string' }, 'remote-password': { type: 'string' }, json: { type: 'boolean' }, ...siteTrustOptions,
     }, usage);
     const [sub, arg, ...extra] = positionals;
     if (extra.length) throw usageError(`unexpected arguments: ${extra.join(' ')}`, usage);
@@ -84,7 +86,8 @@ export const command: Command = {
       const password = values['remote-password'] ?? process.env.ANYBIOS_REMOTE_PASSWORD ?? urlPassword;
       if (!password) throw usageError('the remote password is missing: put it in the URL, set ANYBIOS_REMOTE_PASSWORD or pass --remote-password', usage);
       // The URL goes to the server without credentials: they travel as fields, never in a URL it might log.
-      const s = await api.post<SiteStatus & { ok: true }>('/sites', { url, user, password });
+      const insecureHttp = values['remote-insecure-http'] || undefined;
+      const s = await linkConfirmingCertificate((t) => api.post<SiteStatus & { ok: true }>('/sites', { url, user, password, ...t, insecureHttp }), values.fingerprint);
       if (values.json) printJson(s);
       else console.log(`Linked with ${s.url} (site ${s.id}). Replication runs both ways; see \`anybios site ls\`.`);
       return 0;

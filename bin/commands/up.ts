@@ -24,7 +24,8 @@ export const command: Command = {
     let agent: Agent | undefined;
     if (!values['no-agent']) {
       const cred = JSON.parse(readFileSync(join(dataDir, 'nodes', `${seed.nodeId}.json`), 'utf8')) as { user: string; password: string };
-      agent = await createAgent({ server: server.url, node: seed.nodeId, user: cred.user, password: cred.password, dataDir });
+      // Under TLS the local agent uses the server's loopback listener (server.internalUrl).
+      agent = await createAgent({ server: server.internalUrl, node: seed.nodeId, user: cred.user, password: cred.password, dataDir });
     }
     printAccess(server);
     console.log(`Web: ${server.url}/   REST API: ${server.url}/api   CLI: npx anybios ls   Node: ${seed.nodeId}${agent ? ' (agent running)' : ' (no agent)'}`);

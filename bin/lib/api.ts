@@ -3,6 +3,7 @@
 // a server that cannot be reached becomes SERVER_UNREACHABLE naming the URL.
 import { CliError } from '../command.ts';
 import { resolveConnection, type Connection } from './connection.ts';
+import { tlsFailureHint } from './tls.ts';
 
 /** The API's error body: `{error, reason, details?}`. */
 export interface ApiErrorBody { error: string; reason: string; details?: { path: string; message: string }[] }
@@ -32,7 +33,8 @@ export class Api {
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const dispatcher = this.endpoint ? undefined : this.conn.dispatcher; // TLS trust (bin/lib/tls.ts)
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS), ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
     } catch (err) {
       throw unreachable(err, this.conn.url);
     }
@@ -76,6 +78,8 @@ export class Api {
 function unreachable(err: unknown, url: string): CliError {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return new CliError('SERVER_UNREACHABLE', `${url} did not answer within ${TIMEOUT_MS / 1000} s`, 1, { cause: err });
+  const hint = tlsFailureHint(err, url);
+  if (hint) return new CliError('TLS', hint, 1, { cause: err });
   const why = e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
   return new CliError('SERVER_UNREACHABLE', `cannot reach ${url}: ${why} (is \`anybios server\` running? set --url or ANYBIOS_URL)`, 1, { cause: err });
 }

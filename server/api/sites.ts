@@ -35,7 +35,7 @@ export function mountSiteRoutes(router: express.Router, ctx: ApiContext): void {
   router.post('/sites', h(async (req, _res, caller) => {
     adminOnly(caller);
     const b = (req.body ?? {}) as Record<string, unknown>;
-    return { ok: true, ...(await sites().link({ url: b.url as string, user: b.user as string, password: b.password as string }).catch(asApi)) };
+    return { ok: true, ...(await sites().link({ url: b.url as string, user: b.user as string, password: b.password as string, fingerprint: b.fingerprint as string | undefined, insecureHttp: b.insecureHttp === true }).catch(asApi)) };
   }, 201));
   router.delete('/sites/:id', h(async (req, _res, caller) => {
     adminOnly(caller);

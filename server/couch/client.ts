@@ -2,9 +2,10 @@
 // (nano would otherwise take the last path segment for a database name).
 import nano, { type Configuration, type ServerScope } from 'nano';
 
-export function couchClient(url: string, user?: string, password?: string): ServerScope {
+/** `dispatcher`: a fetch dispatcher (nano's `agentOptions`), e.g. one that verifies a pinned certificate. */
+export function couchClient(url: string, user?: string, password?: string, dispatcher?: object): ServerScope {
   const u = new URL(url);
   if (user !== undefined) u.username = encodeURIComponent(user); // the setter leaves '%' as is; nano decodes userinfo
   if (password !== undefined) u.password = encodeURIComponent(password);
-  return nano({ url: u.toString().replace(/\/$/, ''), parseUrl: false } as Configuration);
+  return nano({ url: u.toString().replace(/\/$/, ''), parseUrl: false, ...(dispatcher ? { agentOptions: dispatcher } : {}) } as Configuration);
 }

@@ -4,13 +4,15 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './http.ts';
+import { agentFor } from '../../agent/sync/tls.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
 export function createCouchProxy(couchUrl: string): (req: IncomingMessage, res: ServerResponse) => void {
   const target = new URL(couchUrl);
   const base = target.pathname.replace(/\/$/, '');
-  const agent = target.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  // https: with the trust registered for COUCH_URL (a private CA, --couch-ca; agent/sync/tls.ts).
+  const agent = agentFor(couchUrl, { keepAlive: true });
   return (req, res) => {
     res.on('error', () => {});
     const headers: Record<string, string | string[]> = {};

@@ -1,6 +1,8 @@
 // A small CouchDB HTTP client for site links (fetch, basic auth, a timeout on every call). Both ends of a
 // link are spoken to the same way: our own CouchDB API and the remote's, each with admin credentials.
 
+import { dispatcherForUrl } from '../tls/dispatcher.ts';
+
 export interface BasicAuth { username: string; password: string }
 
 /** A CouchDB refusal (`status` > 0) or a network failure (`status` 0, `code` from the socket). */
@@ -52,7 +54,8 @@ export class CouchHttp {
     const signal = signals.length > 1 ? AbortSignal.any(signals) : timeout;
     let res: Response;
     try {
-      res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      const dispatcher = dispatcherForUrl(this.url); // a pinned remote certificate (sites/trust.ts)
+      res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, ...(dispatcher ? { dispatcher } : {}) } as RequestInit);
     } catch (err) {
       const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
       if (e.name === 'TimeoutError') throw new CouchHttpError(0, 'timeout', `${showUrl(this.url)} did not answer within ${Math.round((opts.timeoutMs ?? this.timeoutMs) / 1000)} s`, 'ETIMEDOUT');

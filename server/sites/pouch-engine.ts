@@ -8,6 +8,8 @@
 // stable replication ids (the link's id and the database name, not the servers' URLs or per-boot uuids),
 // so a restart of either side resumes where it stopped.
 import PouchDB from 'pouchdb';
+import { trustFor } from '../../agent/sync/tls.ts';
+import { agentFetch, newAgent } from '../../agent/sync/remote.ts';
 import { CouchHttp, CouchHttpError } from './couch-http.ts';
 
 export type Direction = 'push' | 'pull';
@@ -177,7 +179,10 @@ export class PouchEngine {
 
   /** A PouchDB handle on one side's database whose replication identity is stable (see the header). */
   private pouch(http: CouchHttp, db: string, identity: string): PouchDB.Database {
-    const p = new PouchDB(`${http.url}/${encodeURIComponent(db)}`, { auth: http.auth, skip_setup: true } as PouchDB.Configuration.RemoteDatabaseConfiguration);
+    const url = `${http.url}/${encodeURIComponent(db)}`;
+    // A remote whose certificate is pinned (sites/trust.ts): connections checked before use.
+    const fetch = trustFor(url)?.fingerprint || trustFor(url)?.ca ? agentFetch(newAgent(url)) : undefined;
+    const p = new PouchDB(url, { auth: http.auth, skip_setup: true, ...(fetch ? { fetch } : {}) } as PouchDB.Configuration.RemoteDatabaseConfiguration);
     (p as unknown as { id: () => Promise<string> }).id = async () => identity;
     return p;
   }

@@ -11,6 +11,10 @@ export interface LinkRecord {
   user: string;
   password: string;
   createdAt: string;
+  /** The remote certificate's pinned SHA-256 (sites/trust.ts); absent when a trusted CA signs it. */
+  fingerprint?: string;
+  /** Plain http:// to a non-loopback remote was allowed when linking. */
+  insecureHttp?: boolean;
   /**
    * Databases seen on both sides at least once. A database in this list that one side no longer has
    * was deleted there: it is neither re-created nor deleted on the other side (see docs/architecture.md).

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { CouchHttp, CouchHttpError, cleanUrl } from './couch-http.ts';
 import { SiteLink, type SiteStatus } from './link.ts';
 import { SiteStore, type LinkRecord } from './store.ts';
+import { linkTransport, restoreLinkTransport } from './trust.ts';
 
 export type { SiteStatus, SiteDbStatus, LinkState } from './link.ts';
 export type { LaneStatus } from './pouch-engine.ts';
@@ -27,7 +28,15 @@ export interface SiteSupervisorOptions {
   log?: (msg: string) => void;
 }
 
-export interface LinkInput { url: string; user: string; password: string }
+export interface LinkInput {
+  url: string;
+  user: string;
+  password: string;
+  /** The remote certificate's SHA-256, when no trusted CA signs it (sites/trust.ts). */
+  fingerprint?: string;
+  /** Allow plain http:// to a non-loopback remote. */
+  insecureHttp?: boolean;
+}
 
 export class SiteSupervisor {
   private readonly store: SiteStore;
@@ -47,7 +56,10 @@ export class SiteSupervisor {
   async start(): Promise<void> {
     this.records = this.store.load();
     this.started = true;
-    for (const r of this.records) this.startLink(r);
+    for (const r of this.records) {
+      restoreLinkTransport(r.url, r); // how each remote is verified (sites/trust.ts)
+      this.startLink(r);
+    }
     if (this.records.length) this.log(`sites: ${this.records.length} link(s) started (${this.records.map((r) => r.url).join(', ')})`);
   }
 
@@ -102,6 +114,7 @@ export class SiteSupervisor {
   async link(input: LinkInput): Promise<SiteStatus> {
     if (!this.started) throw new SiteError(503, 'starting', 'the site supervisor is not running');
     const { url, user, password } = checkInput(input);
+    const transport = await linkTransport(url, input); // TLS verified (or plain HTTP allowed) before credentials go out
     const remote = await resolveRemote(url, { username: user, password });
     if (this.records.some((r) => r.url === remote.url)) throw new SiteError(409, 'exists', `${remote.url} is linked already (site ${this.records.find((r) => r.url === remote.url)!.id})`);
     const [mine, theirs] = await Promise.all([
@@ -109,7 +122,7 @@ export class SiteSupervisor {
       remote.get<{ uuid?: string }>('/'),
     ]);
     if ((mine.uuid && mine.uuid === theirs.uuid) || remote.url === this.local.url) throw new SiteError(400, 'self_link', `${remote.url} is this server itself`);
-    const record: LinkRecord = { id: randomBytes(4).toString('hex'), url: remote.url, user, password, createdAt: new Date().toISOString(), known: [] };
+    const record: LinkRecord = { id: randomBytes(4).toString('hex'), url: remote.url, user, password, ...transport, createdAt: new Date().toISOString(), known: [] };
     this.records.push(record);
     this.save();
     this.startLink(record);

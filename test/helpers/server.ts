@@ -54,7 +54,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
     const check = () => {
-      const m = /anybios ready on (http:\/\/[^\s]+)/.exec(out);
+      const m = /anybios ready on (https?:\/\/[^\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -100,8 +100,8 @@ export function removeDataDir(dir: string): void {
   if (dir.startsWith(join(tmpdir(), 'anybios-test-'))) rmSync(dir, { recursive: true, force: true });
 }
 
-/** fetch against the server with optional credentials; returns status, headers and parsed JSON (or text). */
-export async function call(base: string, path: string, init: RequestInit & { auth?: string; json?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers; text: string }> {
+/** RequestInit with `auth` as the Authorization header and `json` as the body. */
+export function requestInit(init: RequestInit & { auth?: string; json?: unknown }): RequestInit {
   const headers = new Headers(init.headers);
   if (init.auth) headers.set('Authorization', init.auth);
   let body = init.body;
@@ -109,7 +109,12 @@ export async function call(base: string, path: string, init: RequestInit & { aut
     headers.set('Content-Type', 'application/json');
     body = JSON.stringify(init.json);
   }
-  const res = await fetch(base + path, { ...init, headers, body });
+  return { ...init, headers, body };
+}
+
+/** fetch against the server with optional credentials; returns status, headers and parsed JSON (or text). */
+export async function call(base: string, path: string, init: RequestInit & { auth?: string; json?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers; text: string }> {
+  const res = await fetch(base + path, requestInit(init));
   const text = await res.text();
   let parsed: unknown = text;
   try {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { IncomingMessage } from 'node:http';
 import { CouchError, badRequest, forbidden, unauthorized } from '../errors.ts';
 import type { DbStore } from './store.ts';
+import { LiveCallers } from './live-callers.ts';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -53,6 +54,8 @@ async function derive(password: string, salt: string, iterations: number, prf: s
 export class Auth {
   private readonly verified = new Map<string, string>(); // derived key -> sha256(password)
   private readonly admin: Credential;
+  /** Requests in progress per user, ended when that user's credentials change (live-callers.ts). */
+  readonly live = new LiveCallers();
 
   constructor(private readonly store: DbStore, private readonly opts: AuthOptions) {
     const salt = randomBytes(16).toString('hex');
@@ -137,9 +140,9 @@ export class Auth {
    * Prepares a `_users` document for storage: checks its shape and replaces `password` with a
    * pbkdf2 derived key. Only admins write users (CouchDB lets users edit themselves; we do not need it).
    */
-  async prepareUserDoc(doc: Record<string, unknown>, userCtx: UserCtx): Promise<Record<string, unknown>> {
-    if (!userCtx.roles.includes('_admin')) throw forbidden('only admins write _users');
+  async prepareUserDoc(doc: Record<string, unknown>, userCtx: UserCtx, oldDoc: Record<string, unknown> | null = null): Promise<Record<string, unknown>> {
     const id = String(doc._id ?? '');
+    if (!userCtx.roles.includes('_admin')) checkSelfUpdate(id, doc, userCtx, oldDoc);
     if (id.startsWith('_design/') || doc._deleted) return doc;
     if (!id.startsWith(USER_PREFIX)) throw forbidden(`_users holds ${USER_PREFIX}<name> documents`);
     const name = id.slice(USER_PREFIX.length);
@@ -156,6 +159,26 @@ export class Auth {
     }
     return doc;
   }
+}
+
+/**
+ * CouchDB lets a user update its own `_users` document (a password change: an agent rotating its
+ * credential, docs/security.md) but not create, delete or rename it, nor change its roles.
+ */
+function checkSelfUpdate(id: string, doc: Record<string, unknown>, userCtx: UserCtx, oldDoc: Record<string, unknown> | null): void {
+  if (!userCtx.name || id !== USER_PREFIX + userCtx.name) throw forbidden('only admins write _users (a user may update its own document)');
+  if (!oldDoc || oldDoc._deleted) throw forbidden('only admins create users');
+  if (doc._deleted) throw forbidden('only admins delete users');
+  if (doc.name !== userCtx.name) throw forbidden('name must equal the name part of _id');
+  const roles = (r: unknown) => JSON.stringify(Array.isArray(r) ? [...r].map(String).sort() : r);
+  if (roles(doc.roles) !== roles(oldDoc.roles)) throw forbidden('Only _admin may edit roles');
+}
+
+/** True when a `_users` write changes what a user can log in with (password or roles, or deletes it). */
+export function credentialsChanged(doc: Record<string, unknown>, oldDoc: Record<string, unknown> | null): boolean {
+  if (!oldDoc) return false;
+  if (doc._deleted) return true;
+  return doc.derived_key !== oldDoc.derived_key || doc.salt !== oldDoc.salt || JSON.stringify(doc.roles) !== JSON.stringify(oldDoc.roles);
 }
 
 function safeEqual(a: string, b: string): boolean {

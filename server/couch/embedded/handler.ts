@@ -133,6 +133,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       const rawPath = q < 0 ? url : url.slice(0, q);
       const { userCtx, via } = await auth.authenticate(req);
       noteCaller(req, userCtx.name, userCtx.roles); // lifts the anonymous body allowance (server/limits/gate.ts)
+      if (userCtx.name !== null && userCtx.name !== opts.adminName) auth.live.track(userCtx.name, req, res); // ended if its credentials change
       const ctx: Ctx = {
         ...services,
         req,

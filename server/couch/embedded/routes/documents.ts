@@ -65,7 +65,8 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
     sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: `"${String(doc._rev ?? '')}"` });
     return;
   }
-  await requireReader(ctx, dbName);
+  // A user may PUT its own _users document (auth.ts checkSelfUpdate says what it may change).
+  await (method === 'PUT' ? requireDocReader(ctx, dbName, id) : requireReader(ctx, dbName));
   if (method === 'PUT') {
     const body = await readJsonObject(ctx.req, ctx.maxBody);
     if (body._id !== undefined && body._id !== id) throw badRequest('_id in the body differs from the URL');

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
 import { isObject, parseJson, readBody, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireServerAdmin, requireUser } from '../context.ts';
+import { sessionCookieFor } from '../../../tls/transport.ts';
 
 export const COUCH_VERSION = '3.3.3';
 
@@ -23,7 +24,7 @@ export async function session(ctx: Ctx): Promise<void> {
     return;
   }
   if (ctx.method === 'DELETE') {
-    sendJson(res, 200, { ok: true }, { 'Set-Cookie': 'AuthSession=; Version=1; Path=/; Max-Age=0; HttpOnly; SameSite=Lax' });
+    sendJson(res, 200, { ok: true }, { 'Set-Cookie': sessionCookieFor(ctx.req, 'AuthSession=; Version=1; Path=/; Max-Age=0; HttpOnly; SameSite=Lax') });
     return;
   }
   if (ctx.method !== 'POST') throw methodNotAllowed('GET,POST,DELETE');
@@ -41,7 +42,7 @@ export async function session(ctx: Ctx): Promise<void> {
   }
   if (typeof name !== 'string' || typeof password !== 'string') throw badRequest('name and password are required strings');
   const userCtx = await ctx.auth.login(name, password);
-  sendJson(res, 200, { ok: true, name: userCtx.name, roles: userCtx.roles }, { 'Set-Cookie': await ctx.auth.sessionCookie(name) });
+  sendJson(res, 200, { ok: true, name: userCtx.name, roles: userCtx.roles }, { 'Set-Cookie': sessionCookieFor(ctx.req, await ctx.auth.sessionCookie(name)) });
 }
 
 export async function allDbs(ctx: Ctx): Promise<void> {

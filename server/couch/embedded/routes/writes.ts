@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { CouchError, badRequest, forbidden } from '../../errors.ts';
 import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
-import { USERS_DB } from '../auth.ts';
+import { USERS_DB, USER_PREFIX, credentialsChanged } from '../auth.ts';
 import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
 
 const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
@@ -110,7 +110,7 @@ export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: R
   if (!newEdits && doc._rev === undefined && !id.startsWith('_local/')) throw badRequest('new_edits=false needs _rev on every document');
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
-  if (dbName === USERS_DB) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx);
+  if (dbName === USERS_DB) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
   await ctx.validator.check(dbName, doc, oldDoc, ctx.userCtx, sec);
   return doc;
 }
@@ -122,7 +122,8 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
   const db = ctx.store.get(dbName);
   await ctx.quota?.checkWrite(dbName, docs, (name) => ctx.store.diskSize(name));
   const ids = docs.map((d) => (isObject(d) && typeof d._id === 'string' ? d._id : ''));
-  const olds = await ctx.validator.oldDocs(dbName, ids);
+  // _users: the stored documents are needed for a user's own update and to end stale requests.
+  const olds = dbName === USERS_DB ? await storedDocs(db, ids) : await ctx.validator.oldDocs(dbName, ids);
   const admitted: { index: number; doc: Record<string, unknown> }[] = [];
   const results: (WriteResult | null)[] = docs.map(() => null);
   for (let i = 0; i < docs.length; i++) {
@@ -138,6 +139,7 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
     // A design document written here changes the rules for the very next write: drop the compiled ones now.
     if (admitted.some((a) => String(a.doc._id).startsWith('_design/'))) ctx.validator.forget(dbName);
     const written = await ctx.store.writing(dbName, () => db.bulkDocs(admitted.map((a) => a.doc) as PouchDB.Core.PutDocument<object>[], { new_edits: newEdits } as PouchDB.Core.BulkDocsOptions));
+    if (dbName === USERS_DB) endStaleRequests(ctx, admitted.map((a) => a.doc), olds);
     if (newEdits) {
       written.forEach((w, k) => {
         const r = w as { id?: string; rev?: string; ok?: boolean; error?: unknown; name?: string; message?: string; reason?: string; status?: number };
@@ -152,6 +154,29 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
   }
   if (!newEdits) return results.filter((r): r is WriteResult => r !== null && r.error !== undefined);
   return results as WriteResult[];
+}
+
+async function storedDocs(db: PouchDB.Database, ids: string[]): Promise<Map<string, Record<string, unknown> | null>> {
+  const out = new Map<string, Record<string, unknown> | null>();
+  const keys = [...new Set(ids.filter((id) => id && !id.startsWith('_local/')))];
+  if (!keys.length) return out;
+  for (const row of (await db.allDocs({ keys, include_docs: true })).rows) {
+    const r = row as { key: string; doc?: Record<string, unknown> | null };
+    out.set(r.key, r.doc ?? null);
+  }
+  return out;
+}
+
+/**
+ * A user whose password or roles changed (rotated, revoked, removed; here or replicated from a linked
+ * site) loses its requests in progress at once (but this one: a user changing its own password gets its answer): an open continuous `_changes` must not outlive the
+ * credential it was opened with. The next request authenticates against the new document.
+ */
+function endStaleRequests(ctx: Ctx, docs: Record<string, unknown>[], olds: Map<string, Record<string, unknown> | null>): void {
+  for (const doc of docs) {
+    const id = String(doc._id);
+    if (id.startsWith(USER_PREFIX) && credentialsChanged(doc, olds.get(id) ?? null)) ctx.auth.live.cut(id.slice(USER_PREFIX.length), ctx.req);
+  }
 }
 
 /** Single-document write: throws the document's error instead of returning it. */
