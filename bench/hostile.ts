@@ -15,7 +15,7 @@ import { addNode } from '../server/nodes.ts';
 import { nodeDbName } from '../ddocs/build.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { CLI, basic, call, removeDataDir, startServer } from '../test/helpers/server.ts';
-import { guardBench, percentile, report, timeIt, type Row } from './lib.ts';
+import { guardBench, statusRunningAt, percentile, report, timeIt, type Row } from './lib.ts';
 import { docErrors } from '../ddocs/validate.ts';
 
 const EDITS = Number(process.argv[2] ?? 100);
@@ -55,22 +55,8 @@ async function put(db: string, doc: Record<string, unknown>): Promise<string> {
   return r.body.rev;
 }
 
-/** Resolves when `status:<name>` on the server says running at `rev` (longpoll on that one document). */
-async function runningAt(db: string, name: string, rev: string, timeoutMs = 120_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let since: unknown = 'now';
-  const check = async () => {
-    const r = await call(s.couchUrl, `/${db}/status:${name}`, { auth: s.adminAuth });
-    return r.status === 200 && r.body.phase === 'running' && r.body.observedRev === rev;
-  };
-  if (await check()) return;
-  while (Date.now() < end) {
-    const r = await call(s.couchUrl, `/${db}/_changes?feed=longpoll&timeout=5000&filter=_doc_ids&doc_ids=${encodeURIComponent(JSON.stringify([`status:${name}`]))}&since=${encodeURIComponent(String(since))}`, { auth: s.adminAuth });
-    if (r.status === 200) since = r.body.last_seq;
-    if (await check()) return;
-  }
-  throw new Error(`status:${name} not running at ${rev} in ${timeoutMs} ms`);
-}
+/** Resolves when `status:<name>` on the server says running at `rev`. */
+const runningAt = (db: string, name: string, rev: string, timeoutMs = 120_000) => statusRunningAt((path) => call(s.couchUrl, path, { auth: s.adminAuth }), db, name, rev, timeoutMs);
 
 function startAgent(node: string, password: string): ChildProcess {
   const dataDir = join(work, node);

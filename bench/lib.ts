@@ -66,3 +66,23 @@ export function guardBench(name: string, cleanup: () => Promise<void>): { done: 
   }
   return { done: run };
 }
+
+/**
+ * Resolves when `status:<name>` in `db` says running at `rev` (a longpoll on that one document).
+ * `get(path)` reads the server's CouchDB API as an admin ({status, body}).
+ */
+export async function statusRunningAt(get: (path: string) => Promise<{ status: number; body: any }>, db: string, name: string, rev: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let since: unknown = 'now';
+  const check = async () => {
+    const r = await get(`/${db}/status:${name}`);
+    return r.status === 200 && r.body.phase === 'running' && r.body.observedRev === rev;
+  };
+  if (await check()) return;
+  while (Date.now() < end) {
+    const r = await get(`/${db}/_changes?feed=longpoll&timeout=5000&filter=_doc_ids&doc_ids=${encodeURIComponent(JSON.stringify([`status:${name}`]))}&since=${encodeURIComponent(String(since))}`);
+    if (r.status === 200) since = r.body.last_seq;
+    if (await check()) return;
+  }
+  throw new Error(`status:${name} not running at ${rev} in ${timeoutMs} ms`);
+}

@@ -9,14 +9,11 @@
 //
 // The layer is always a full copy of the template (nothing can overlay without mounts). The command and
 // env are in <sys>/bundle/run (0600), never in a host argv; proot itself runs with the fixed HOST_ENV.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { RuntimeError } from './errors.ts';
-import { HOST_ENV, type Launched, type Ready } from './launcher.ts';
+import { mkdirSync } from 'node:fs';
+import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED, spawnSupervisor, type Launched } from './launcher.ts';
 import type { VolumeMount } from './mounts.ts';
 import { readIfExistsSync, shq, writeAtomicSync } from './paths.ts';
-import { childrenFileSync, readStatSync, sleep } from './proc.ts';
-import { EXIT_SETUP_FAILED, EXIT_SUPERVISOR_FAILED } from './launcher.ts';
+import { childrenFileSync, readStatSync } from './proc.ts';
 import type { SystemPaths } from './state.ts';
 import type { Tools } from './tools.ts';
 
@@ -73,33 +70,14 @@ export function prootSupervisorScript(l: ProotLaunchSpec): string {
 }
 
 export function launchProot(l: ProotLaunchSpec, timeoutMs = 30_000): Launched {
-  const logFd = openSync(l.paths.log, 'a', 0o640);
-  let child;
-  try {
-    child = spawn(l.tools.sh, ['-c', prootSupervisorScript(l), l.marker], { detached: true, stdio: ['ignore', logFd, logFd], env: HOST_ENV, cwd: '/' });
-  } finally {
-    closeSync(logFd);
-  }
-  const pid = child.pid;
-  if (!pid) throw new RuntimeError('START_FAILED', `cannot spawn ${l.tools.sh}`);
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve((exitCode = code))));
   // Ready when proot's first tracee (the system's program) exists; or when the supervisor has exited
   // (a program as short as /bin/true): then only a setup failure of ours is a failure.
-  const ready = (async (): Promise<Ready> => {
-    const until = Date.now() + timeoutMs;
-    for (let wait = 1; ; wait = Math.min(wait + 1, 3)) {
-      for (const proot of childrenFileSync(pid) ?? []) {
-        const guest = (childrenFileSync(proot) ?? [])[0];
-        const st = guest ? readStatSync(guest) : null;
-        if (st) return { ok: true, init: { pid: st.pid, startTime: st.startTime } };
-      }
-      if (exitCode !== undefined) return { ok: exitCode !== EXIT_SETUP_FAILED && exitCode !== EXIT_SUPERVISOR_FAILED, init: null };
-      if (Date.now() > until) return { ok: false, init: null };
-      await sleep(wait);
+  return spawnSupervisor(l.paths.log, l.tools.sh, ['-c', prootSupervisorScript(l), l.marker], timeoutMs, (pid) => {
+    for (const proot of childrenFileSync(pid) ?? []) {
+      const guest = (childrenFileSync(proot) ?? [])[0];
+      const st = guest ? readStatSync(guest) : null;
+      if (st) return { ok: true, init: { pid: st.pid, startTime: st.startTime } };
     }
-  })();
-  child.on('error', () => {});
-  child.unref();
-  return { wrapperPid: pid, ready, exited, hold: (on) => (on ? child.ref() : child.unref()) };
+    return null;
+  }, (code) => ({ ok: code !== EXIT_SETUP_FAILED && code !== EXIT_SUPERVISOR_FAILED, init: null }));
 }

@@ -119,33 +119,40 @@ export function readInitPid(p: SystemPaths): number | null {
 }
 
 export function launch(l: LaunchSpec, timeoutMs = 30_000): Launched {
-  const logFd = openSync(l.paths.log, 'a', 0o640);
+  // crun writes init.pid once the system is set up, just before its program runs.
+  return spawnSupervisor(l.paths.log, l.tools.unshare, launchArgv(l), timeoutMs, () => {
+    const init = readInitPid(l.paths);
+    if (!init) return null;
+    const st = readStatSync(init);
+    return { ok: true, init: { pid: init, startTime: st ? st.startTime : null } };
+  }, () => ({ ok: false, init: null }));
+}
+
+/**
+ * Spawns a supervisor (detached: its own session and process group, so our exit or a terminal hangup
+ * does not reach it; stdout/stderr to the system's log; the fixed host environment) and watches for
+ * readiness: `probe` each tick (a stat or two per millisecond costs less than a watcher's setup), and
+ * `onExit(code)` once the supervisor has exited without `probe` saying ready.
+ */
+export function spawnSupervisor(log: string, cmd: string, args: string[], timeoutMs: number, probe: (pid: number) => Ready | null, onExit: (code: number | null) => Ready): Launched {
+  const logFd = openSync(log, 'a', 0o640);
   let child;
   try {
-    child = spawn(l.tools.unshare, launchArgv(l), {
-      detached: true, // own session and process group: our exit or a terminal hangup does not reach it
-      stdio: ['ignore', logFd, logFd],
-      env: HOST_ENV,
-      cwd: '/',
-    });
+    child = spawn(cmd, args, { detached: true, stdio: ['ignore', logFd, logFd], env: HOST_ENV, cwd: '/' });
   } finally {
     closeSync(logFd);
   }
   const pid = child.pid;
-  if (!pid) throw new RuntimeError('START_FAILED', `cannot spawn ${l.tools.unshare}`);
+  if (!pid) throw new RuntimeError('START_FAILED', `cannot spawn ${cmd}`);
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve((exitCode = code))));
-  // crun writes init.pid once the system is set up, just before its program runs: poll for it (a
-  // stat per millisecond costs less than a watcher's setup), or for the supervisor's exit.
   const ready = (async (): Promise<Ready> => {
     const until = Date.now() + timeoutMs;
     for (let wait = 1; ; wait = Math.min(wait + 1, 3)) {
-      const init = readInitPid(l.paths);
-      if (init) {
-        const st = readStatSync(init);
-        return { ok: true, init: { pid: init, startTime: st ? st.startTime : null } };
-      }
-      if (exitCode !== undefined || Date.now() > until) return { ok: false, init: null };
+      const r = probe(pid);
+      if (r) return r;
+      if (exitCode !== undefined) return onExit(exitCode);
+      if (Date.now() > until) return { ok: false, init: null };
       await sleep(wait); // ref'd: the caller awaits this (the child itself is unref'd)
     }
   })();
