@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { addNode, removeNode } from '../../../server/nodes.ts';
 import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { parseResponse, type RawResponse } from '../../helpers/raw-http.ts';
 
 let server: TestServer;
 let port: number;
@@ -61,23 +62,6 @@ function isError(t: ExecutionContext, r: Res, status: number | number[], opts: {
   if (opts.error && !external) t.is(r.body.error, opts.error, why);
 }
 
-interface RawRes { status: number; head: string; body: string; json: any }
-
-function parseRaw(text: string): RawRes {
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
-  const split = text.indexOf('\r\n\r\n');
-  const head = split < 0 ? text : text.slice(0, split);
-  let body = split < 0 ? '' : text.slice(split + 4);
-  if (/\r\ntransfer-encoding: chunked/i.test(head)) body = body.replace(/(^|\r\n)[0-9a-f]+\r\n/gi, '$1').replace(/\r\n/g, '');
-  let json: any;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: m ? Number(m[1]) : 0, head, body, json };
-}
-
 /** True once `text` holds one complete HTTP response (by Content-Length or a chunked terminator). */
 function complete(text: string): boolean {
   const split = text.indexOf('\r\n\r\n');
@@ -90,7 +74,7 @@ function complete(text: string): boolean {
 }
 
 /** Sends bytes on a fresh TCP connection and reads one response; the socket is closed afterwards. */
-function raw(payload: string | Buffer, timeoutMs = 10_000): Promise<RawRes> {
+function raw(payload: string | Buffer, timeoutMs = 10_000): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     let text = '';
@@ -98,7 +82,7 @@ function raw(payload: string | Buffer, timeoutMs = 10_000): Promise<RawRes> {
       clearTimeout(timer);
       sock.destroy();
       if (err) reject(err);
-      else resolve(parseRaw(text));
+      else resolve(parseResponse(text));
     };
     const timer = setTimeout(() => done(text ? undefined : new Error(`no response in ${timeoutMs} ms`)), timeoutMs);
     sock.on('error', () => done());
@@ -115,7 +99,7 @@ const authHeader = () => `Authorization: ${server.adminAuth}\r\n`;
 const req = (method: string, path: string, extra = '', body = '') =>
   `${method} /db${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${authHeader()}Connection: close\r\n${extra}${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`;
 
-function isRawError(t: ExecutionContext, r: RawRes, statuses: number[], ours = true): void {
+function isRawError(t: ExecutionContext, r: RawResponse, statuses: number[], ours = true): void {
   const why = `${r.status} ${r.head.split('\r\n')[0]} ${r.body.slice(0, 200)}`;
   if (external) t.true(r.status >= 400 && r.status < 500, why);
   else t.true(statuses.includes(r.status), why);
@@ -193,7 +177,7 @@ hostile('declared Content-Length over the body limit, no body sent', async (t) =
 });
 
 hostile('oversized body actually streamed (chunked, past the limit)', async (t) => {
-  const r = await new Promise<RawRes>((resolve, reject) => {
+  const r = await new Promise<RawResponse>((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     let text = '';
     let finished = false;
@@ -203,7 +187,7 @@ hostile('oversized body actually streamed (chunked, past the limit)', async (t) 
       clearTimeout(timer);
       sock.destroy();
       if (err && !text) reject(err);
-      else resolve(parseRaw(text));
+      else resolve(parseResponse(text));
     };
     const timer = setTimeout(() => finish(new Error('no answer to an oversized stream in 30 s')), 30_000);
     sock.on('data', (d) => {
