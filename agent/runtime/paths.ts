@@ -1,4 +1,4 @@
-// Safe paths: normalization, containment, shell/fstab quoting, and lookups in the merged view of a
+// Safe paths: normalization, containment, shell quoting, and lookups in the merged view of a
 // system's layers (upper over lowers) done from the host without mounting anything.
 //
 // Invariants:
@@ -46,11 +46,6 @@ export function prefixes(abs: string): string[] {
 /** Quote for POSIX sh as one word. */
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Escape a field of an fstab line (space, tab, newline and backslash as octal, like getmntent). */
-export function fstabEscape(s: string): string {
-  return s.replace(/[\\ \t\n]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
 }
 
 /** Mount points of the calling process's mount namespace (unescaped). */

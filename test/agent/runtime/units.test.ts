@@ -2,7 +2,7 @@
 import test from 'ava';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { fstabEscape, isInside, lookupMerged, ensureDirMerged, normalizeAbs, prefixes, shq, writeFileMerged } from '../../../agent/runtime/paths.ts';
+import { isInside, lookupMerged, ensureDirMerged, normalizeAbs, prefixes, shq, writeFileMerged } from '../../../agent/runtime/paths.ts';
 import { hostHides, overlayOptions } from '../../../agent/runtime/mounts.ts';
 import { APP_CAPS, ociConfig } from '../../../agent/runtime/oci-config.ts';
 import { seccompProfile } from '../../../agent/runtime/seccomp.ts';
@@ -38,9 +38,8 @@ test('isInside and prefixes', (t) => {
   t.deepEqual(prefixes('/a/b/c'), ['/a', '/a/b', '/a/b/c']);
 });
 
-test('shell and fstab quoting', (t) => {
+test('shell quoting', (t) => {
   t.is(shq("it's"), `'it'\\''s'`);
-  t.is(fstabEscape('/a b\\c\td'), '/a\\040b\\134c\\011d');
 });
 
 test('hostHides keeps only what the host lower shows, outermost first', (t) => {
