@@ -13,7 +13,15 @@ export function isNetworkError(err: unknown): boolean {
   );
 }
 
-export function guardProcess(label: string, log: (msg: string) => void = (m) => console.error(m)): void {
+export function guardProcess(label: string, write: (msg: string) => void = (m) => console.error(m)): void {
+  // Our own stdout/stderr closing (the parent is gone) is not a network error: it raises EPIPE on every
+  // later write, and logging that to the same closed pipe would raise it again, forever. A closed output
+  // is noted here, and from then on we stay quiet (the parent's death is handled by stopOnSignals).
+  let outputGone = false;
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => (outputGone = true));
+  const log = (m: string) => {
+    if (!outputGone) write(m);
+  };
   process.on('unhandledRejection', (reason) => {
     if (isNetworkError(reason)) log(`${label}: network error outside a handler (ignored): ${(reason as Error)?.message ?? reason}`);
     else log(`${label}: unhandled rejection (continuing): ${(reason as Error)?.stack ?? reason}`);
