@@ -5,7 +5,8 @@
 // A range is claimed by creating <data>/ids/<slot> with O_EXCL (atomic across processes, no lock),
 // holding the system's name; destroy releases it. A slot's file is the only record: state.json copies
 // the range for observe, but the claim decides.
-import { mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, readdirSync, writeSync, closeSync } from 'node:fs';
+import { rmForce } from './fs-util.ts';
 import { RuntimeError, errnoOf } from './errors.ts';
 import type { IdRange } from './oci-config.ts';
 
@@ -69,11 +70,7 @@ export function releaseIdRange(dataDir: string, name: string): void {
   }
   for (const f of files) {
     if (/^\d+$/.test(f) && readName(`${dir}/${f}`) === name) {
-      try {
-        unlinkSync(`${dir}/${f}`);
-      } catch (e) {
-        if (errnoOf(e) !== 'ENOENT') throw e;
-      }
+      rmForce(`${dir}/${f}`);
     }
   }
 }

@@ -87,6 +87,14 @@ export function systemPaths(dataDir: string, name: string): SystemPaths {
   };
 }
 
+/**
+ * Where a system's root is mounted (inside its namespace only) when we are root: under /run, not the
+ * 0700 data dir, because crun mounts as the system's root, which must reach it by path.
+ */
+export function stageDirOf(tag: string, name: string): string {
+  return `/run/anybios/${tag}/${name}`;
+}
+
 export async function readState(p: SystemPaths): Promise<SystemState | null> {
   return readStateSync(p);
 }

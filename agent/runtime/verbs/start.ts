@@ -18,7 +18,7 @@ import { ociConfig } from '../oci-config.ts';
 import { containerId, writeBundleSync } from '../bundle.ts';
 import { liveSupervisor, supervisorMarker, type Observed } from '../observe.ts';
 import { isSameProcess, readStatSync, sleepUnref } from '../proc.ts';
-import { readStateSync, withLock, writeStateSync, type SystemPaths, type SystemState } from '../state.ts';
+import { readStateSync, stageDirOf, withLock, writeStateSync, type SystemPaths, type SystemState } from '../state.ts';
 import { prepareSystem, type StartOptions } from './materialize.ts';
 import { observeOne, rotateIfOver } from './observe.ts';
 
@@ -144,11 +144,6 @@ export async function start(ctx: RuntimeContext, spec: SystemDoc, template: Temp
     trace('observed');
     return o!;
   });
-}
-
-/** Where a system's root is mounted (inside its namespace) when we are root: /run/anybios/<tag>/<name>. */
-export function stageDirOf(tag: string, name: string): string {
-  return `/run/anybios/${tag}/${name}`;
 }
 
 function stageDir(tag: string, name: string): string {

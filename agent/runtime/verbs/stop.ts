@@ -12,8 +12,7 @@ import { isInside, mountPoints } from '../paths.ts';
 import { childrenFileSync, isSameProcess, killGroupExcept, sleep } from '../proc.ts';
 import { readlinkSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
-import { stageDirOf } from './start.ts';
-import { readState, withLock, writeState } from '../state.ts';
+import { readState, stageDirOf, withLock, writeState } from '../state.ts';
 import { run } from '../tools.ts';
 import { releaseIdRange } from '../id-ranges.ts';
 
