@@ -99,9 +99,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       // Mango is not served; say so (to readers only) instead of CouchDB's "reserved document id"
       // 400, so Fauxton's query and index pages show why they are empty.
       case '_find': case '_index': case '_explain': return dbRoutes.notServed(ctx, db, `${second} (Mango queries)`);
-      case '_local':
-        if (more.length !== 1) throw notFound();
-        return localDoc(ctx, db, more[0]);
+      case '_local': return localDoc(ctx, db, more[0], more.slice(1));
       case '_design': {
         const [ddoc, ...tail] = more;
         if (!ddoc) throw notFound();
@@ -113,7 +111,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       }
     }
     if (second.startsWith('_design/') || second.startsWith('_local/')) {
-      if (second.startsWith('_local/')) return localDoc(ctx, db, second.slice(7));
+      if (second.startsWith('_local/')) return localDoc(ctx, db, second.slice(7), more);
       return more.length ? attachment(ctx, db, second, more.join('/')) : document(ctx, db, second);
     }
     if (second.startsWith('_')) throw badRequest('Only reserved document ids may start with underscore.');

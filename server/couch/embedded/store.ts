@@ -20,15 +20,27 @@ export interface DbUpdate {
   type: 'created' | 'updated' | 'deleted';
 }
 
-// CouchDB's rule minus `/` (each database is a directory here).
-const DB_NAME_RE = /^[a-z][a-z0-9_$()+-]{0,237}$/;
+// CouchDB's rule (couch_db.erl DBNAME_REGEX), `/` included, at most 238 characters; and the system
+// databases, also under a prefix (`team/_users`), as CouchDB's is_system_db_name allows.
+const DB_NAME_RE = /^[a-z][a-z0-9_$()+/-]{0,237}$/;
 const SYSTEM_DBS = new Set(['_users', '_replicator', '_global_changes']);
 
 export function checkDbName(name: string): void {
-  if (!DB_NAME_RE.test(name) && !SYSTEM_DBS.has(name)) {
-    throw new CouchError(400, 'illegal_database_name',
-      `Name: '${name.slice(0, 100)}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, and - are allowed. Must begin with a letter.`);
-  }
+  if (DB_NAME_RE.test(name) || SYSTEM_DBS.has(name)) return;
+  const slash = name.lastIndexOf('/');
+  if (slash > 0 && SYSTEM_DBS.has(name.slice(slash + 1)) && DB_NAME_RE.test(name.slice(0, slash)) && name.length <= 238) return;
+  throw new CouchError(400, 'illegal_database_name',
+    `Name: '${name.slice(0, 100)}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
+}
+
+/**
+ * The directory (under <data>/couch/) of a valid database name. A `/` in a name is a character, never
+ * a path separator: it becomes `~`, which no name may hold (so no two names share a directory), and no
+ * name holds `.` (so none can say `..`). Names without `/` keep their directories of old.
+ */
+export function dirOf(name: string): string {
+  checkDbName(name);
+  return name.replaceAll('/', '~');
 }
 
 export class DbStore {
@@ -111,7 +123,7 @@ export class DbStore {
   private handle(name: string): PouchDB.Database {
     let entry = this.open.get(name);
     if (!entry) {
-      const db = new this.Pouch(name, { auto_compaction: false });
+      const db = new this.Pouch(dirOf(name), { auto_compaction: false });
       // Every open _changes feed listens for 'destroyed' on the db: many concurrent feeds are normal.
       (db as unknown as { setMaxListeners(n: number): void }).setMaxListeners(0);
       // One live feed per database turns every write (ours or PouchDB's own replication) into a signal.
@@ -130,7 +142,7 @@ export class DbStore {
   /** Bytes of a database's LevelDB files (its directory is flat); 0 when they cannot be read. */
   async diskSize(name: string): Promise<number> {
     this.get(name);
-    const dir = join(this.dir, name);
+    const dir = join(this.dir, dirOf(name));
     try {
       const sizes = await Promise.all((await readdir(dir)).map((f) => stat(join(dir, f)).then((s) => (s.isFile() ? s.size : 0), () => 0)));
       return sizes.reduce((a, b) => a + b, 0);

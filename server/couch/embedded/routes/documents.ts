@@ -3,7 +3,7 @@ import { badRequest, conflict, methodNotAllowed, forbidden, notFound } from '../
 import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, isDbAdmin, isServerAdmin, requireReader } from '../context.ts';
 import { USERS_DB, USER_PREFIX } from '../auth.ts';
-import { checkDocId, checkRev, writeOne } from './writes.ts';
+import { checkDocId, checkRev, revEtag, writeOne } from './writes.ts';
 import { ATTACHMENT_HEADERS, attachmentNameProblem, cleanDoc, servedContentType } from '../attachments.ts';
 import { attachmentLimit, rangeResponse } from './range.ts';
 
@@ -58,11 +58,11 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
     if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
     else cleanDoc(doc);
     if (method === 'HEAD') {
-      res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
+      res.writeHead(200, { 'Content-Type': 'application/json', ETag: revEtag(doc._rev) });
       res.end();
       return;
     }
-    sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: `"${String(doc._rev ?? '')}"` });
+    sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: revEtag(doc._rev) });
     return;
   }
   // A user may PUT its own _users document (auth.ts checkSelfUpdate says what it may change).
@@ -75,7 +75,7 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
     if (rev !== undefined) doc._rev = checkRev(rev);
     const newEdits = ctx.query.bool('new_edits') ?? true;
     const r = await writeOne(ctx, dbName, doc, newEdits);
-    sendJson(res, 201, { ok: true, id: r.id, rev: r.rev }, { ETag: `"${r.rev}"` });
+    sendJson(res, 201, { ok: true, id: r.id, rev: r.rev }, { ETag: revEtag(r.rev) });
     return;
   }
   if (method === 'DELETE') {

@@ -7,60 +7,106 @@ import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB, USER_PREFIX, credentialsChanged } from '../auth.ts';
 import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
 
-const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
-
-export function checkRev(rev: unknown, what = 'rev'): string {
-  if (typeof rev !== 'string' || !REV_RE.test(rev)) throw badRequest(`${what}: invalid revision format`);
-  return rev;
+/**
+ * CouchDB's rule for a revision (couch_doc:parse_rev): `N-id`, N an integer, id any string (32
+ * characters must be hex, CouchDB stores those as 16 bytes). Two bounds of ours: N a safe integer and a
+ * non-empty id (PouchDB's revision tree takes neither a float position nor an empty id).
+ */
+export function revProblem(rev: unknown): string | null {
+  if (typeof rev !== 'string') return 'Invalid rev format';
+  const dash = rev.indexOf('-');
+  const pos = rev.slice(0, dash);
+  const id = rev.slice(dash + 1);
+  if (dash <= 0 || !/^\d{1,16}$/.test(pos) || !Number.isSafeInteger(Number(pos)) || id === '') return 'Invalid rev format';
+  if (id.length === 32 && !/^[0-9a-fA-F]{32}$/.test(id)) return 'Invalid rev format';
+  return null;
 }
 
+/** A revision from a request (`rev=`, `_rev`, open_revs…): 400 bad_request "Invalid rev format" as CouchDB. */
+export function checkRev(rev: unknown, _what = 'rev'): string {
+  const problem = revProblem(rev);
+  if (problem) throw badRequest(problem);
+  return rev as string;
+}
+
+/** A revision as an ETag header can carry it: a revision may hold any character, a header may not. */
+export const revEtag = (rev: unknown) => `"${String(rev ?? '').replace(/[^\x20-\x7e]|"/g, '')}"`;
+
+/** A string JSON can carry but UTF-8 cannot (CouchDB: "must be valid UTF-8"). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const illegalDocId = (reason: string) => new CouchError(400, 'illegal_docid', reason);
+
+/** CouchDB's document id rule (couch_doc:validate_docid), with its `illegal_docid` answers. */
 export function checkDocId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0) throw badRequest('document id must be a non-empty string');
-  if (id.length > 4096) throw badRequest('document id is longer than 4096 characters');
-  if (id.startsWith('_') && !id.startsWith('_design/') && !id.startsWith('_local/')) throw badRequest('Only reserved document ids may start with underscore.');
-  if (id === '_design/' || id === '_local/') throw badRequest('document id needs a name after the prefix');
+  if (typeof id !== 'string') throw illegalDocId('Document id must be a string');
+  if (id.length === 0) throw illegalDocId('Document id must not be empty');
+  if (id === '_design/' || id === '_local/') throw illegalDocId(`Illegal document id \`${id}\``);
+  // A bound of ours (CouchDB's max_document_id_length is unbounded by default).
+  if (id.length > 4096) throw illegalDocId('Document id is too long');
+  if (LONE_SURROGATE.test(id)) throw illegalDocId('Document id must be valid UTF-8');
+  if (id.startsWith('_') && !id.startsWith('_design/') && !id.startsWith('_local/')) throw illegalDocId('Only reserved document ids may start with underscore.');
   return id;
 }
 
-const REV_ID_RE = /^[0-9a-zA-Z]{1,64}$/;
 const docValidation = (reason: string) => new CouchError(400, 'doc_validation', reason);
 
+/**
+ * A refusal by one of our own rules on top of CouchDB's (attachment content types, digests, names with
+ * control characters: they become response headers and URLs). CouchDB would store such a document, so
+ * in `_bulk_docs` it fails that document alone, as a write failure, and the others are written; what
+ * CouchDB itself refuses fails the whole request, as there.
+ */
+class OwnRule extends CouchError {}
+const ownRule = (reason: string, error = 'doc_validation') => new OwnRule(400, error, reason);
+
 function checkRevisions(v: unknown): void {
-  if (!isObject(v)) throw docValidation('_revisions must be an object {start, ids}');
+  if (!isObject(v)) throw docValidation('Bad special document member: _revisions');
   const { start, ids } = v;
-  if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 1) throw docValidation('_revisions.start must be a positive integer');
-  if (!Array.isArray(ids) || ids.length === 0 || ids.length > start || ids.length > 10_000 || !ids.every((i) => typeof i === 'string' && REV_ID_RE.test(i))) {
-    throw docValidation('_revisions.ids must be a non-empty array of at most start revision ids');
+  if (typeof start !== 'number' || !Number.isSafeInteger(start)) throw docValidation("_revisions.start isn't an integer.");
+  if (!Array.isArray(ids)) throw docValidation("_revisions.ids isn't a array.");
+  for (const i of ids) {
+    if (typeof i !== 'string') throw docValidation("RevId isn't a string");
+    if (i.length === 32 && !/^[0-9a-fA-F]{32}$/.test(i)) throw docValidation("RevId isn't a valid hexadecimal");
+  }
+  // Ours: PouchDB builds a broken revision tree (or throws out of a callback) from these.
+  if (start < 1 || ids.length === 0 || ids.length > start || ids.length > 10_000 || ids.some((i) => i === '')) {
+    throw docValidation('_revisions.ids must be a non-empty array of at most start (>= 1) non-empty revision ids');
   }
 }
 
 function checkAttachments(v: unknown): void {
-  if (!isObject(v)) throw docValidation('_attachments must be an object');
+  if (!isObject(v)) throw docValidation('Bad special document member: _attachments');
   for (const [name, att] of Object.entries(v)) {
     const what = `_attachments.${JSON.stringify(name.slice(0, 80)).slice(1, -1)}`;
-    // Stubs keep the names already stored (served robustly, documents.ts); new data gets today's rule.
+    // CouchDB's rule (chttpd_db:validate_attachment_name), for every attachment, stubs included.
+    if (name.startsWith('_')) throw badRequest(`Attachment name '${name.slice(0, 200)}' starts with prohibited character '_'`);
+    if (LONE_SURROGATE.test(name)) throw badRequest('Attachment name is not UTF-8 encoded');
+    // Stubs keep the names already stored (served robustly, documents.ts); new data gets our rule.
     const nameProblem = isObject(att) && att.stub === true ? null : attachmentNameProblem(name);
-    if (nameProblem) throw docValidation(`${what}: the attachment name ${nameProblem}`);
-    if (!isObject(att)) throw docValidation(`${what} must be an object`);
+    if (nameProblem) throw ownRule(`${what}: the attachment name ${nameProblem}`);
+    if (!isObject(att)) throw ownRule(`${what} must be an object`);
     if (att.content_type !== undefined) {
       const problem = contentTypeProblem(att.content_type);
-      if (problem) throw docValidation(`${what}.content_type ${problem}`);
+      if (problem) throw ownRule(`${what}.content_type ${problem}`);
     }
     // Served as the attachment's ETag: printable ASCII only, like content_type.
-    if (att.digest !== undefined && (typeof att.digest !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(att.digest))) throw docValidation(`${what}.digest must be a digest like md5-<base64> (printable ASCII)`);
+    if (att.digest !== undefined && (typeof att.digest !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(att.digest))) throw ownRule(`${what}.digest must be a digest like md5-<base64> (printable ASCII)`);
     for (const k of ['length', 'revpos'] as const) {
-      if (att[k] !== undefined && (typeof att[k] !== 'number' || !Number.isSafeInteger(att[k]) || (att[k] as number) < 0)) throw docValidation(`${what}.${k} must be a non-negative integer`);
+      if (att[k] !== undefined && (typeof att[k] !== 'number' || !Number.isSafeInteger(att[k]) || (att[k] as number) < 0)) throw ownRule(`${what}.${k} must be a non-negative integer`);
     }
     if (att.stub === true) continue;
-    if (typeof att.data !== 'string') throw docValidation(`${what} needs data (base64) or stub: true`);
-    // PouchDB's own check, answered here as 400 (PouchDB reports it as a 500 mid-write).
-    if (Buffer.from(att.data, 'base64').toString('base64') !== att.data) throw new CouchError(400, 'bad_request', `${what}: invalid attachment data (not base64)`);
+    if (typeof att.data !== 'string') throw ownRule(`${what} needs data (base64) or stub: true`);
+    // CouchDB's check (couch_att:inline_from_json); PouchDB would report it as a 500 mid-write.
+    if (Buffer.from(att.data, 'base64').toString('base64') !== att.data) throw badRequest(`Invalid attachment data for ${name.slice(0, 200)}`);
   }
 }
 
 /**
- * CouchDB's rules for the special `_` members, checked before PouchDB sees them: malformed ones make
- * PouchDB throw out of a callback (killing the process) or corrupt the revision tree.
+ * CouchDB's rules for the special `_` members (couch_doc:transfer_fields), checked before PouchDB sees
+ * them: malformed ones make PouchDB throw out of a callback (killing the process) or corrupt the
+ * revision tree. `_access` and the replicator's `_replication_*` members are kept as data; the members
+ * CouchDB ignores on write are dropped; any other `_` member is a 400 doc_validation.
  */
 export function checkSpecialMembers(doc: Record<string, unknown>, newEdits: boolean): Record<string, unknown> {
   let out = doc;
@@ -74,12 +120,19 @@ export function checkSpecialMembers(doc: Record<string, unknown>, newEdits: bool
     switch (key) {
       case '_id':
       case '_rev':
+      case '_access':
+      case '_replication_id':
+      case '_replication_state':
+      case '_replication_state_time':
+      case '_replication_state_reason':
+      case '_replication_stats':
         break;
       case '_deleted':
-        if (typeof v !== 'boolean') throw docValidation('_deleted must be true or false');
+        if (typeof v !== 'boolean') throw docValidation('Bad special document member: _deleted');
         break;
       case '_attachments':
         checkAttachments(v);
+        if (String(doc._id).startsWith('_local/')) drop(key); // CouchDB keeps no attachments on _local documents
         break;
       case '_revisions':
         checkRevisions(v);
@@ -92,46 +145,77 @@ export function checkSpecialMembers(doc: Record<string, unknown>, newEdits: bool
         drop(key); // ignored on write, as CouchDB does
         break;
       default:
-        throw docValidation(`Bad special document member: ${key.slice(0, 80)}`);
+        throw docValidation(`Bad special document member: ${key.slice(0, 200)}`);
     }
   }
   return out;
 }
 
-/** Checks one document for a write by the caller; returns the document to store (users get hashed). */
-export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: Record<string, unknown> | null, newEdits: boolean): Promise<Record<string, unknown>> {
-  if (!isObject(raw)) throw badRequest('each document must be a JSON object');
+/**
+ * What CouchDB checks while it parses a request's documents (couch_doc:from_json_obj_validate and
+ * chttpd_db's validate_revs): a failure here fails the whole request, `_bulk_docs` included. Returns
+ * the document as it will be written (an id given, ignored members dropped).
+ */
+export function parseDoc(ctx: Ctx, dbName: string, raw: unknown, newEdits: boolean): Record<string, unknown> {
+  if (!isObject(raw)) throw badRequest('Document must be a JSON object');
   let doc = raw;
   if (doc._id === undefined) doc = { ...doc, _id: randomUUID().replace(/-/g, '') };
   const id = checkDocId(doc._id);
   if (doc._rev !== undefined) checkRev(doc._rev, '_rev');
   doc = checkSpecialMembers(doc, newEdits);
-  ctx.quota?.checkDoc(dbName, doc);
-  if (!newEdits && doc._rev === undefined && !id.startsWith('_local/')) throw badRequest('new_edits=false needs _rev on every document');
+  if (!newEdits && doc._rev === undefined && doc._revisions === undefined) {
+    throw badRequest('When `new_edits: false`, the document needs `_rev` or `_revisions` specified');
+  }
+  if (!newEdits && !id.startsWith('_local/') && /^0+-/.test(String(doc._rev ?? '1-'))) throw badRequest('Invalid rev format'); // PouchDB's tree has no position 0
+  ctx.quota?.checkDoc(dbName, doc); // 413 document_too_large, as CouchDB's max_document_size
+  return doc;
+}
+
+/**
+ * What is checked per document once the request is parsed, as CouchDB does in its update (a refusal
+ * is that document's error): design documents need a database admin, `_users` documents are prepared
+ * (hashed), validate_doc_update runs. Returns the document to store.
+ */
+async function admitDoc(ctx: Ctx, dbName: string, doc: Record<string, unknown>, oldDoc: Record<string, unknown> | null): Promise<Record<string, unknown>> {
+  const id = String(doc._id);
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
-  if (dbName === USERS_DB) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
+  if (dbName === USERS_DB && !id.startsWith('_local/')) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
   await ctx.validator.check(dbName, doc, oldDoc, ctx.userCtx, sec);
   return doc;
 }
 
 export interface WriteResult { id: string; ok?: true; rev?: string; error?: string; reason?: string }
 
-/** Writes many documents; the results line up with `docs` (new_edits=false: only failures, as CouchDB). */
+/**
+ * Writes many documents; the results line up with `docs` (new_edits=false: only failures, as CouchDB).
+ * A document CouchDB would refuse to parse fails the whole request (thrown); the rest is per document.
+ */
 export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEdits: boolean): Promise<WriteResult[]> {
   const db = ctx.store.get(dbName);
-  await ctx.quota?.checkWrite(dbName, docs, (name) => ctx.store.diskSize(name));
-  const ids = docs.map((d) => (isObject(d) && typeof d._id === 'string' ? d._id : ''));
+  const results: (WriteResult | null)[] = docs.map(() => null);
+  const parsed: (Record<string, unknown> | null)[] = docs.map((raw, i) => {
+    const doc = isObject(raw) && raw._id === undefined ? { ...raw, _id: randomUUID().replace(/-/g, '') } : raw;
+    try {
+      return parseDoc(ctx, dbName, doc, newEdits);
+    } catch (err) {
+      if (!(err instanceof OwnRule)) throw err;
+      results[i] = { id: String((doc as { _id: unknown })._id), error: err.error, reason: err.reason };
+      return null;
+    }
+  });
+  await ctx.quota?.checkWrite(dbName, parsed.filter((d) => d !== null), (name) => ctx.store.diskSize(name));
+  const ids = parsed.map((d) => (d ? String(d._id) : ''));
   // _users: the stored documents are needed for a user's own update and to end stale requests.
   const olds = dbName === USERS_DB ? await storedDocs(db, ids) : await ctx.validator.oldDocs(dbName, ids);
   const admitted: { index: number; doc: Record<string, unknown> }[] = [];
-  const results: (WriteResult | null)[] = docs.map(() => null);
-  for (let i = 0; i < docs.length; i++) {
+  for (let i = 0; i < parsed.length; i++) {
+    const doc = parsed[i];
+    if (!doc) continue;
     try {
-      admitted.push({ index: i, doc: await admitDoc(ctx, dbName, docs[i], olds.get(ids[i]) ?? null, newEdits) });
+      admitted.push({ index: i, doc: await admitDoc(ctx, dbName, doc, olds.get(ids[i]) ?? null) });
     } catch (err) {
       const e = err instanceof CouchError ? err : badRequest(String((err as Error).message));
-      if (e.status === 400 && !ids[i]) throw e; // a malformed entry fails the request, as CouchDB does
       results[i] = { id: ids[i], error: e.error, reason: e.reason };
     }
   }
@@ -184,7 +268,8 @@ export async function writeOne(ctx: Ctx, dbName: string, doc: unknown, newEdits 
   const [r] = await writeDocs(ctx, dbName, [doc], newEdits);
   if (!newEdits) {
     if (r) throw new CouchError(r.error === 'forbidden' ? 403 : /_too_large$/.test(r.error ?? '') ? 413 : 400, r.error!, r.reason ?? '');
-    return { id: String((doc as { _id: string })._id), rev: String((doc as { _rev: string })._rev) };
+    const d = doc as { _id: string; _rev?: string; _revisions?: { start: number; ids: string[] } };
+    return { id: String(d._id), rev: d._revisions ? `${d._revisions.start}-${d._revisions.ids[0]}` : String(d._rev) };
   }
   if (r.error) {
     const status = r.error === 'conflict' ? 409 : r.error === 'forbidden' ? 403 : r.error === 'unauthorized' ? 401 : /_too_large$/.test(r.error) ? 413 : 400;
