@@ -10,7 +10,7 @@ export class DdocFunctionError extends Error {
   }
 }
 
-const PRELUDE = `
+export const PRELUDE = `
 var __modules = {};
 function __makeRequire(ddoc, base) {
   return function require(id) {
@@ -42,19 +42,22 @@ export class DdocFunction {
   private readonly call: vm.Script;
 
   constructor(ddoc: DesignDocLike, source: string, private readonly timeoutMs = 1000) {
-    this.context = vm.createContext({ __ddocJson: JSON.stringify(ddoc), __args: '[]', log: () => {} }, {
+    // Only strings cross into the context: a host function there (a `log` of ours) would hand the code
+    // the host's Function constructor (`log.constructor('return process')()`), and with it the process.
+    this.context = vm.createContext({ __ddocJson: JSON.stringify(ddoc), __args: '[]' }, {
       codeGeneration: { strings: true, wasm: false },
     });
     vm.runInContext(
       PRELUDE +
         'var __ddoc = JSON.parse(__ddocJson); var require = __makeRequire(__ddoc, []);' +
-        'function isArray(x) { return Array.isArray(x); } function toJSON(x) { return JSON.stringify(x); }' +
+        'function log() {} function isArray(x) { return Array.isArray(x); } function toJSON(x) { return JSON.stringify(x); }' +
         `var __fn = (${source});` +
         "if (typeof __fn !== 'function') throw new Error('not a function');",
       this.context,
       { timeout: timeoutMs, filename: `${ddoc._id ?? 'ddoc'}` },
     );
-    this.call = new vm.Script('__fn.apply(null, JSON.parse(__args))');
+    // `this` is the design document, as in CouchDB's query server.
+    this.call = new vm.Script('__fn.apply(__ddoc, JSON.parse(__args))');
   }
 
   /** Calls the function; a thrown value comes back as DdocFunctionError with `.thrown` (e.g. {forbidden}). */

@@ -1,14 +1,16 @@
 // _changes and _db_updates: one feed engine for normal, longpoll and continuous feeds, with heartbeat,
 // timeout and limit, woken by the store's change signal. Subscribe-before-fetch means a write that
 // lands while we query is never missed; a client that goes away ends the loop.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { filter, type Observable } from 'rxjs';
-import { badRequest, methodNotAllowed } from '../../errors.ts';
+import { badRequest, methodNotAllowed, toCouchError } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireReader, requireServerAdmin } from '../context.ts';
 import type { DbStore, DbUpdate } from '../store.ts';
 import { compileSelector } from '../mango.ts';
 import { cleanDoc } from '../attachments.ts';
+import { FilterRunner, filterChanges, filterSpec, type ChangeRow } from '../filters.ts';
+import { dbInfo } from './server.ts';
 
 type Mode = 'normal' | 'longpoll' | 'continuous';
 interface Batch<Row> { results: Row[]; last_seq: unknown }
@@ -79,7 +81,17 @@ async function serveFeed<Row extends { seq?: unknown }>(ctx: Ctx, source: FeedSo
     let remaining = o.limit;
     for (;;) {
       dirty = false;
-      const batch = await source.fetch(since, remaining);
+      let batch: Batch<Row>;
+      try {
+        batch = await source.fetch(since, remaining);
+      } catch (err) {
+        // Mid-stream (a continuous feed, a heartbeat sent): the error is the last line, as CouchDB ends it.
+        if (!headers) throw err;
+        const e = toCouchError(err);
+        await write(JSON.stringify({ error: e.error, reason: e.reason }) + '\n');
+        res.end();
+        return;
+      }
       since = batch.last_seq;
       if (o.mode === 'longpoll') {
         const deadline = o.heartbeat ? Infinity : Date.now() + o.timeout;
@@ -144,6 +156,7 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
   };
   const filterName = q.str('filter');
   let selectorFailure: unknown;
+  let runner: FilterRunner | undefined;
   if (filterName === '_doc_ids') {
     const ids = body.doc_ids ?? q.json('doc_ids');
     if (!Array.isArray(ids) || ids.length > 10_000 || !ids.every((i) => typeof i === 'string')) throw badRequest('filter=_doc_ids needs doc_ids: an array of document ids');
@@ -165,21 +178,69 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
     };
   } else if (filterName === '_design') {
     base.filter = (doc: { _id: string }) => doc._id.startsWith('_design/');
-  } else if (filterName !== undefined) {
-    throw badRequest(`filter ${JSON.stringify(filterName.slice(0, 80))} is not supported by the embedded server; use _doc_ids, _selector or _design`);
+  } else if (filterName !== undefined && filterName !== '') {
+    // A design document's filter function, or _view: run in a worker (filters.ts).
+    const spec = await filterSpec(filterName, q.str('view'), async (id) => (await db.get(id)) as unknown as Record<string, unknown>, await requestObject(ctx, dbName, body));
+    runner = new FilterRunner(spec);
   }
+  // Under the store's read lock: a write committing mid-read would drop a change (store.ts `writing`).
+  const read = async (from: unknown, limit: number | undefined, opts: Record<string, unknown> = base) => {
+    const r = await ctx.store.reading(dbName, () => db.changes({ ...opts, since: from as number, ...(limit !== undefined ? { limit } : {}) })).catch((err) => {
+      throw selectorFailure ?? err;
+    });
+    return { results: r.results as unknown as ChangeRow[], last_seq: r.last_seq };
+  };
+  const filtered = runner;
   const source: FeedSource<{ seq?: unknown }> = {
     signal$: ctx.store.updates$.pipe(filter((u) => u.db_name === dbName)),
     async fetch(from, limit) {
-      // Under the store's read lock: a write committing mid-read would drop a change (store.ts `writing`).
-      const r = await ctx.store.reading(dbName, () => db.changes({ ...base, since: from as number, ...(limit !== undefined ? { limit } : {}) })).catch((err) => {
-        throw selectorFailure ?? err;
-      });
+      const r = filtered
+        ? await filterChanges(filtered, {
+          read: (since, pageLimit) => read(since, pageLimit, { ...base, include_docs: true }),
+          leaves: async (row) => ((await db.get(row.id, { open_revs: row.changes.map((c) => c.rev), conflicts: base.conflicts } as PouchDB.Core.GetOptions)) as unknown as { ok?: Record<string, unknown> }[])
+            .flatMap((x) => (x.ok ? [x.ok] : [])),
+          since: from,
+          limit,
+          includeDocs: base.include_docs === true,
+          allDocs: style === 'all_docs',
+          descending: base.descending === true,
+        })
+        : await read(from, limit);
       for (const row of r.results as { doc?: unknown }[]) cleanDoc(row.doc);
-      return { results: r.results as unknown as { seq?: unknown }[], last_seq: r.last_seq };
+      return r;
     },
   };
-  await serveFeed(ctx, source, feedOptions(ctx, since));
+  try {
+    await serveFeed(ctx, source, feedOptions(ctx, since));
+  } finally {
+    runner?.close();
+  }
+}
+
+/**
+ * CouchDB's request object for a filter function (chttpd_external:json_req_obj), minus the caller's
+ * credentials (its Authorization and Cookie headers): the design document's code has no business with them.
+ */
+async function requestObject(ctx: Ctx, dbName: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const { authorization: _a, cookie: _c, ...headers } = ctx.req.headers;
+  const url = ctx.req.url ?? '';
+  return {
+    info: await dbInfo(ctx, dbName),
+    id: null,
+    uuid: randomUUID().replace(/-/g, ''),
+    method: ctx.method,
+    requested_path: ctx.path,
+    path: ctx.path,
+    raw_path: url,
+    query: Object.fromEntries(ctx.query.params),
+    headers,
+    body: ctx.method === 'POST' ? JSON.stringify(body) : 'undefined',
+    peer: ctx.req.socket?.remoteAddress ?? null,
+    form: {},
+    cookie: {},
+    userCtx: { db: dbName, name: ctx.userCtx.name, roles: ctx.userCtx.roles },
+    secObj: await ctx.store.getSecurity(dbName),
+  };
 }
 
 /**
