@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { Subject } from 'rxjs';
 import PouchDB from 'pouchdb';
 import { CouchError, notFound } from '../errors.ts';
@@ -20,27 +21,40 @@ export interface DbUpdate {
   type: 'created' | 'updated' | 'deleted';
 }
 
-// CouchDB's rule (couch_db.erl DBNAME_REGEX), `/` included, at most 238 characters; and the system
-// databases, also under a prefix (`team/_users`), as CouchDB's is_system_db_name allows.
-const DB_NAME_RE = /^[a-z][a-z0-9_$()+/-]{0,237}$/;
+// CouchDB's rule (couch_db.erl DBNAME_REGEX), `/` included; as in CouchDB each `/`-separated segment
+// has at most 238 characters (the whole name at most 1024 here). And the system databases, also under
+// a prefix (`team/_users`), as CouchDB's is_system_db_name allows.
+const DB_NAME_RE = /^[a-z][a-z0-9_$()+/-]{0,1023}$/;
+const MAX_SEGMENT = 238;
 const SYSTEM_DBS = new Set(['_users', '_replicator', '_global_changes']);
 
 export function checkDbName(name: string): void {
-  if (DB_NAME_RE.test(name) || SYSTEM_DBS.has(name)) return;
   const slash = name.lastIndexOf('/');
-  if (slash > 0 && SYSTEM_DBS.has(name.slice(slash + 1)) && DB_NAME_RE.test(name.slice(0, slash)) && name.length <= 238) return;
-  throw new CouchError(400, 'illegal_database_name',
-    `Name: '${name.slice(0, 100)}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
+  const ok = DB_NAME_RE.test(name) || SYSTEM_DBS.has(name)
+    || (slash > 0 && SYSTEM_DBS.has(name.slice(slash + 1)) && DB_NAME_RE.test(name.slice(0, slash)));
+  if (!ok) {
+    throw new CouchError(400, 'illegal_database_name',
+      `Name: '${name.slice(0, 100)}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
+  }
+  if (name.split('/').some((s) => s.length > MAX_SEGMENT)) {
+    throw new CouchError(400, 'database_name_too_long', `At least one path segment of \`${name.slice(0, 300)}\` is too long.`);
+  }
 }
+
+/** Longer directory names are hashed: PouchDB adds `-mrview-<32 hex>` for view indexes, within 255 bytes. */
+const MAX_DIR = 200;
 
 /**
  * The directory (under <data>/couch/) of a valid database name. A `/` in a name is a character, never
  * a path separator: it becomes `~`, which no name may hold (so no two names share a directory), and no
- * name holds `.` (so none can say `..`). Names without `/` keep their directories of old.
+ * name holds `.` (so none can say `..`). A long name with `/` becomes its first 150 characters, `@`
+ * (in no other directory's name) and a hash. Names without `/` keep their directories of old.
  */
 export function dirOf(name: string): string {
   checkDbName(name);
-  return name.replaceAll('/', '~');
+  if (!name.includes('/')) return name;
+  const dir = name.replaceAll('/', '~');
+  return dir.length <= MAX_DIR ? dir : `${dir.slice(0, 150)}@${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
 }
 
 export class DbStore {
