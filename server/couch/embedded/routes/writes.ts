@@ -167,7 +167,13 @@ export function parseDoc(ctx: Ctx, dbName: string, raw: unknown, newEdits: boole
     throw badRequest('When `new_edits: false`, the document needs `_rev` or `_revisions` specified');
   }
   if (!newEdits && !id.startsWith('_local/') && /^0+-/.test(String(doc._rev ?? '1-'))) throw badRequest('Invalid rev format'); // PouchDB's tree has no position 0
-  ctx.quota?.checkDoc(dbName, doc); // 413 document_too_large, as CouchDB's max_document_size
+  try {
+    ctx.quota?.checkDoc(dbName, doc); // 413 document_too_large for the request, as CouchDB's max_document_size
+  } catch (err) {
+    // The node databases' attachment limit is ours: that document alone.
+    if (err instanceof CouchError && err.error === 'attachment_too_large') throw new OwnRule(err.status, err.error, err.reason);
+    throw err;
+  }
   return doc;
 }
 
