@@ -9,6 +9,7 @@
 // that allocates without end kills its worker, not the server), under a time limit per document and a
 // budget per batch of changes. A failure fails the request with CouchDB's error names (500
 // `compilation_error`, the thrown error's name, `os_process_error` for time and memory).
+import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { CouchError } from '../errors.ts';
 import { PRELUDE } from '../../../ddocs/sandbox.ts';
@@ -21,7 +22,7 @@ export const FILTER_BATCH_MS = 5000;
 export const FILTER_HEAP_MB = 96;
 /** Filter workers alive at once; more requests wait for one to end. */
 const MAX_WORKERS = 4;
-/** A live feed's worker ends after this long without work (a new one starts on the next change). */
+/** A pooled worker ends after this long without work. */
 const IDLE_MS = 10_000;
 /** Documents go to the worker in messages of about this many bytes of JSON. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -33,7 +34,7 @@ export type FilterKind = 'filter' | 'view';
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const vm = require('node:vm');
-const { ddocJson, source, kind, callMs, reqJson, filename } = workerData;
+const { ddocJson, source, kind, callMs, filename } = workerData;
 const SETUP = ${JSON.stringify(PRELUDE)} + [
   'var __ddoc = JSON.parse(__ddocJson); var require = __makeRequire(__ddoc, []);',
   'function log() {} function isArray(x) { return Array.isArray(x); } function toJSON(x) { return JSON.stringify(x); }',
@@ -60,14 +61,22 @@ const SETUP = ${JSON.stringify(PRELUDE)} + [
 let context;
 let compileError = null;
 try {
-  context = vm.createContext({ __ddocJson: ddocJson, __reqJson: reqJson, __kind: kind, __docJson: 'null' }, { codeGeneration: { strings: true, wasm: false } });
+  context = vm.createContext({ __ddocJson: ddocJson, __reqJson: 'null', __kind: kind, __docJson: 'null' }, { codeGeneration: { strings: true, wasm: false } });
   vm.runInContext(SETUP + '\\nvar __fn = (' + source + ');\\nif (typeof __fn !== "function") throw new Error("not a function");', context, { timeout: callMs * 10, filename });
 } catch (e) {
   compileError = String((e && e.message) || e);
 }
 const test = new vm.Script('__test(__docJson)');
-parentPort.on('message', ({ id, docs }) => {
+const setReq = new vm.Script('__req = JSON.parse(__reqJson)');
+let lastReq = null;
+parentPort.on('message', ({ id, docs, req }) => {
   if (compileError !== null) return parentPort.postMessage({ id, compileError });
+  // A pooled worker serves one request after another: each message brings its request's req.
+  if (req !== lastReq) {
+    context.__reqJson = req;
+    setReq.runInContext(context, { timeout: callMs });
+    lastReq = req;
+  }
   const passes = [];
   for (let i = 0; i < docs.length; i++) {
     context.__docJson = docs[i];
@@ -85,24 +94,78 @@ parentPort.on('message', ({ id, docs }) => {
 });
 `;
 
-// A counting semaphore over the workers alive at once.
+// Workers alive at once are counted; a worker between batches waits in a pool, keyed by its function,
+// for the next batch of any request that runs the same function (a live feed, a replication polling).
 let alive = 0;
 const waiting: (() => void)[] = [];
+const dead = new WeakSet<Worker>();
+const pool: { key: string; w: Worker; timer: NodeJS.Timeout }[] = [];
+
 async function acquire(): Promise<void> {
   if (alive < MAX_WORKERS) {
     alive++;
     return;
   }
+  const oldest = pool.shift(); // an idle worker gives its place up
+  if (oldest) {
+    clearTimeout(oldest.timer);
+    void oldest.w.terminate();
+  }
   await new Promise<void>((resolve) => waiting.push(resolve));
 }
+
 function release(): void {
   const next = waiting.shift();
   if (next) next();
   else alive--;
 }
 
+function take(key: string): Worker | null {
+  const i = pool.findIndex((p) => p.key === key);
+  if (i < 0) return null;
+  const [p] = pool.splice(i, 1);
+  clearTimeout(p.timer);
+  return p.w;
+}
+
+function park(key: string, w: Worker): void {
+  if (dead.has(w)) return;
+  if (waiting.length) {
+    void w.terminate(); // someone waits for a place: this one's
+    return;
+  }
+  const timer = setTimeout(() => {
+    const i = pool.findIndex((p) => p.w === w);
+    if (i >= 0) pool.splice(i, 1);
+    void w.terminate();
+  }, IDLE_MS).unref();
+  pool.push({ key, w, timer });
+}
+
+function spawn(spec: FilterSpec, ddocJson: string): Worker {
+  const w = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { ddocJson, source: spec.source, kind: spec.kind, callMs: FILTER_CALL_MS, filename: spec.name },
+    resourceLimits: { maxOldGenerationSizeMb: FILTER_HEAP_MB, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
+    stdout: true,
+    stderr: true,
+  });
+  w.unref();
+  w.on('error', () => {}); // a send in progress learns of it through 'exit' (see send)
+  w.once('exit', () => {
+    dead.add(w);
+    const i = pool.findIndex((p) => p.w === w);
+    if (i >= 0) {
+      clearTimeout(pool[i].timer);
+      pool.splice(i, 1);
+    }
+    release();
+  });
+  return w;
+}
+
 export interface FilterSpec {
-  /** `_design/x/filters/y` or `_design/x/views/y`, for messages. */
+  /** `the filter _design/x/filters/y` or `the map function _design/x/views/y`, for messages. */
   name: string;
   kind: FilterKind;
   ddoc: Record<string, unknown>;
@@ -113,101 +176,79 @@ export interface FilterSpec {
 
 const sanitize = (s: unknown, max = 500) => String(s).replace(/[^\x20-\x7e]/g, '?').slice(0, max);
 
-/** One request's filter: a worker started on first use, ended when idle or when the request ends. */
+/** One request's filter: each batch borrows a worker running this function (pooled or new). */
 export class FilterRunner {
-  private worker: Worker | null = null;
-  private starting: Promise<Worker> | null = null;
-  private idle: NodeJS.Timeout | null = null;
   private closed = false;
   private seq = 0;
   private readonly ddocJson: string;
   private readonly reqJson: string;
+  private readonly key: string;
 
   constructor(private readonly spec: FilterSpec) {
     this.ddocJson = JSON.stringify(spec.ddoc);
     this.reqJson = JSON.stringify(spec.req);
+    this.key = createHash('sha256').update(JSON.stringify([spec.kind, spec.name, spec.source, this.ddocJson])).digest('hex');
   }
 
   private fail(error: string, reason: string): CouchError {
     return new CouchError(500, error, reason);
   }
 
-  private async start(): Promise<Worker> {
+  private async borrow(): Promise<Worker> {
+    const pooled = take(this.key);
+    if (pooled) return pooled;
     await acquire();
     if (this.closed) {
       release();
       throw this.fail('os_process_error', 'the request ended');
     }
-    let w: Worker;
     try {
-      w = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { ddocJson: this.ddocJson, source: this.spec.source, kind: this.spec.kind, callMs: FILTER_CALL_MS, reqJson: this.reqJson, filename: this.spec.name },
-        resourceLimits: { maxOldGenerationSizeMb: FILTER_HEAP_MB, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
-        stdout: true,
-        stderr: true,
-      });
+      return spawn(this.spec, this.ddocJson);
     } catch (err) {
       release();
       throw err;
     }
-    w.unref();
-    w.once('exit', () => {
-      if (this.worker === w) this.worker = null;
-      release();
-    });
-    w.on('error', () => {}); // reported to the waiting call through 'exit' (see test)
-    this.worker = w;
-    return w;
   }
 
-  private async get(): Promise<Worker> {
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = null;
-    if (this.worker) return this.worker;
-    if (!this.starting) this.starting = this.start().finally(() => { this.starting = null; });
-    return this.starting;
-  }
-
-  /** Ends the worker (the request is over); safe to call twice. */
+  /** The request is over: no further batch starts a worker. */
   close(): void {
     this.closed = true;
-    if (this.idle) clearTimeout(this.idle);
-    void this.worker?.terminate();
-    this.worker = null;
   }
 
   /** Whether each document passes. `deadline` (ms since epoch) bounds the whole batch. */
   async test(docs: { _id?: unknown }[], deadline: number): Promise<boolean[]> {
-    const out: boolean[] = [];
-    let chunk: string[] = [];
-    let size = 0;
-    let from = 0;
-    const flush = async () => {
-      if (!chunk.length) return;
-      out.push(...(await this.send(chunk, docs, from, deadline)));
-      from += chunk.length;
-      chunk = [];
-      size = 0;
-    };
-    for (const doc of docs) {
-      const json = JSON.stringify(doc);
-      if (size + json.length > CHUNK_BYTES) await flush();
-      chunk.push(json);
-      size += json.length;
+    if (!docs.length) return [];
+    const w = await this.borrow();
+    try {
+      const out: boolean[] = [];
+      let chunk: string[] = [];
+      let size = 0;
+      const flush = async () => {
+        if (!chunk.length) return;
+        out.push(...(await this.send(w, chunk, docs, out.length, deadline)));
+        chunk = [];
+        size = 0;
+      };
+      for (const doc of docs) {
+        const json = JSON.stringify(doc);
+        if (size + json.length > CHUNK_BYTES) await flush();
+        chunk.push(json);
+        size += json.length;
+      }
+      await flush();
+      return out;
+    } finally {
+      park(this.key, w);
     }
-    await flush();
-    if (!this.closed && this.worker) this.idle = setTimeout(() => this.worker?.terminate(), IDLE_MS).unref();
-    return out;
   }
 
-  private async send(chunk: string[], docs: { _id?: unknown }[], from: number, deadline: number): Promise<boolean[]> {
-    const w = await this.get();
+  private send(w: Worker, chunk: string[], docs: { _id?: unknown }[], from: number, deadline: number): Promise<boolean[]> {
     const id = ++this.seq;
     const what = this.spec.name;
     const idOf = (i: number) => JSON.stringify(sanitize(docs[from + i]?._id ?? '', 200));
     return new Promise<boolean[]>((resolve, reject) => {
       let done = false;
+      let lastError: unknown = null;
       const finish = (fn: () => void) => {
         if (done) return;
         done = true;
@@ -217,13 +258,12 @@ export class FilterRunner {
         w.off('error', onError);
         fn();
       };
-      let lastError: unknown = null;
       const onError = (err: unknown) => { lastError = err; };
       const onExit = () => finish(() => {
         const code = (lastError as { code?: string } | null)?.code;
         reject(code === 'ERR_WORKER_OUT_OF_MEMORY'
           ? this.fail('os_process_error', `${what} ran out of memory (its limit is ${FILTER_HEAP_MB} MiB); the server stopped it`)
-          : this.fail('os_process_error', `${what} stopped: ${sanitize((lastError as Error | null)?.message ?? 'the request ended')}`));
+          : this.fail('os_process_error', `${what} stopped: ${sanitize((lastError as Error | null)?.message ?? 'its worker ended')}`));
       });
       const onMessage = (m: { id: number; passes?: boolean[]; compileError?: string; timeoutAt?: number; errorAt?: number; error?: [unknown, unknown] }) => {
         if (m.id !== id) return;
@@ -240,10 +280,11 @@ export class FilterRunner {
         void w.terminate();
         reject(this.fail('os_process_error', `${what} took longer than ${FILTER_BATCH_MS} ms over one batch of changes; the server stopped it`));
       }), Math.max(0, deadline - Date.now()));
+      if (dead.has(w)) return onExit();
       w.on('message', onMessage);
       w.once('exit', onExit);
       w.on('error', onError);
-      w.postMessage({ id, docs: chunk });
+      w.postMessage({ id, docs: chunk, req: this.reqJson });
     });
   }
 }

@@ -216,6 +216,35 @@ test('a filter that loops forever fails the request (500 os_process_error) and n
   t.true(worst < 750, `the server answered /_up in ${worst} ms at worst`);
 });
 
+test('eight looping filters at once: four workers run, the rest wait their turn; all fail, the server answers', async (t) => {
+  const db = await hostileDb();
+  const t0 = Date.now();
+  const all = Promise.all(Array.from({ length: 8 }, () => couch(`/${db}/_changes?filter=app/loop`)));
+  const worst = await latencyDuring(all);
+  for (const r of await all) isError(t, r, 500, 'os_process_error', /took longer than 1000 ms/);
+  t.true(Date.now() - t0 < 15_000, `${Date.now() - t0} ms`);
+  t.true(worst < 750, `the server answered /_up in ${worst} ms at worst`);
+});
+
+test('each request\'s own req reaches the filter, also on a worker another caller used before', async (t) => {
+  const db = await freshDb('cf-users', { filters: { ...DDOC.filters, mine: 'function (doc, req) { return doc.owner === req.userCtx.name; }' } });
+  const name = uniq('ursula');
+  const password = 'ursula-password-1';
+  t_ok(await couch(`/_users/org.couchdb.user:${name}`, { method: 'PUT', json: { _id: `org.couchdb.user:${name}`, name, type: 'user', roles: [], password } }));
+  t_ok(await couch(`/${db}/_security`, { method: 'PUT', json: { admins: { names: [], roles: [] }, members: { names: [name], roles: [] } } }));
+  t_ok(await couch(`/${db}/_bulk_docs`, { method: 'POST', json: { docs: [{ _id: 'mine-admin', owner: 'admin' }, { _id: 'mine-u', owner: name }] } }));
+  const asUser = { auth: 'Basic ' + Buffer.from(`${name}:${password}`).toString('base64') };
+  try {
+    for (let i = 0; i < 2; i++) {
+      t.deepEqual(ids(await couch(`/${db}/_changes?filter=app/mine`)), ['mine-admin']);
+      t.deepEqual(ids(await call(server.couchUrl, `/${db}/_changes?filter=app/mine`, asUser)), ['mine-u']);
+    }
+  } finally {
+    const u = await couch(`/_users/org.couchdb.user:${name}`);
+    await couch(`/_users/org.couchdb.user:${name}?rev=${u.body._rev}`, { method: 'DELETE' });
+  }
+});
+
 test('a slow filter (25 ms a document, 44 documents) runs off the event loop', async (t) => {
   const db = await hostileDb();
   const req = couch(`/${db}/_changes?filter=app/slow`);
