@@ -114,7 +114,8 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       if (second.startsWith('_local/')) return localDoc(ctx, db, second.slice(7), more);
       return more.length ? attachment(ctx, db, second, more.join('/')) : document(ctx, db, second);
     }
-    if (second.startsWith('_')) throw badRequest('Only reserved document ids may start with underscore.');
+    // As CouchDB: such a document cannot exist (404) and cannot be written (illegal_docid).
+    if (second.startsWith('_')) throw ctx.method === 'GET' || ctx.method === 'HEAD' ? notFound() : new CouchError(400, 'illegal_docid', 'Only reserved document ids may start with underscore.');
     if (more.length) return attachment(ctx, db, second, more.join('/'));
     return document(ctx, db, second);
   }

@@ -179,6 +179,9 @@ test('an illegal document id fails the whole _bulk_docs request: 400 illegal_doc
   // A lone surrogate: CouchDB refuses the body (400 bad_request "invalid UTF-8 JSON"); we, the id.
   isError(t, await bulk(db, { docs: [{ _id: 'ok', v: 1 }, { _id: 'a\ud800b' }] }), 400, 'illegal_docid', 'Document id must be valid UTF-8');
   isError(t, await bulk(db, { new_edits: false, docs: [{ _id: '_invalid', _rev: '1-a' }] }), 400, 'illegal_docid');
+  // By URL: written, 400 illegal_docid; read, 404 (CouchDB).
+  isError(t, await couch(`/${db}/_invalid`, { method: 'PUT', json: {} }), 400, 'illegal_docid', 'Only reserved document ids may start with underscore.');
+  isError(t, await couch(`/${db}/_invalid`), 404, 'not_found', 'missing');
   isError(t, await bulk(db, { docs: [{ _id: 'ok' }, 'not a doc'] }), 400, 'bad_request', 'Document must be a JSON object');
   await missing(t, db, 'ok');
 });
