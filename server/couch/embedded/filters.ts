@@ -215,8 +215,11 @@ export class FilterRunner {
     this.closed = true;
   }
 
-  /** Whether each document passes. `deadline` (ms since epoch) bounds the whole batch. */
-  async test(docs: { _id?: unknown }[], deadline: number): Promise<boolean[]> {
+  /**
+   * Whether each document passes. `budget.leftMs` bounds the time the worker spends on the batch (not
+   * the wait for a worker); what this call spends is taken off it.
+   */
+  async test(docs: { _id?: unknown }[], budget: { leftMs: number }): Promise<boolean[]> {
     if (!docs.length) return [];
     const w = await this.borrow();
     try {
@@ -225,7 +228,12 @@ export class FilterRunner {
       let size = 0;
       const flush = async () => {
         if (!chunk.length) return;
-        out.push(...(await this.send(w, chunk, docs, out.length, deadline)));
+        const started = Date.now();
+        try {
+          out.push(...(await this.send(w, chunk, docs, out.length, budget.leftMs)));
+        } finally {
+          budget.leftMs -= Date.now() - started;
+        }
         chunk = [];
         size = 0;
       };
@@ -242,7 +250,7 @@ export class FilterRunner {
     }
   }
 
-  private send(w: Worker, chunk: string[], docs: { _id?: unknown }[], from: number, deadline: number): Promise<boolean[]> {
+  private send(w: Worker, chunk: string[], docs: { _id?: unknown }[], from: number, leftMs: number): Promise<boolean[]> {
     const id = ++this.seq;
     const what = this.spec.name;
     const idOf = (i: number) => JSON.stringify(sanitize(docs[from + i]?._id ?? '', 200));
@@ -279,7 +287,7 @@ export class FilterRunner {
       const timer = setTimeout(() => finish(() => {
         void w.terminate();
         reject(this.fail('os_process_error', `${what} took longer than ${FILTER_BATCH_MS} ms over one batch of changes; the server stopped it`));
-      }), Math.max(0, deadline - Date.now()));
+      }), Math.max(0, leftMs));
       if (dead.has(w)) return onExit();
       w.on('message', onMessage);
       w.once('exit', onExit);
@@ -364,7 +372,7 @@ export async function filterChanges(runner: FilterRunner, o: {
   allDocs: boolean;
   descending: boolean;
 }): Promise<ChangesPage> {
-  const deadline = Date.now() + FILTER_BATCH_MS;
+  const budget = { leftMs: FILTER_BATCH_MS };
   const out: ChangeRow[] = [];
   let since = o.since;
   for (;;) {
@@ -374,7 +382,7 @@ export async function filterChanges(runner: FilterRunner, o: {
       const docs = o.allDocs && row.changes.length > 1 ? await o.leaves(row) : row.doc ? [row.doc] : [];
       tested.push({ row, docs });
     }
-    const passes = await runner.test(tested.flatMap((t) => t.docs.map(stubbed)), deadline);
+    const passes = await runner.test(tested.flatMap((t) => t.docs.map(stubbed)), budget);
     let k = 0;
     for (const { row, docs } of tested) {
       const passed = docs.filter(() => passes[k++]).map((d) => String(d._rev));
