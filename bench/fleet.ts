@@ -129,18 +129,26 @@ async function apiTimes(s: TestServer, path: string, auth: string, n: number, ex
 }
 
 /** From the server's spawn until `/api/systems` lists `expected` rows. */
-async function restartUntilIndexed(s: TestServer, expected: number, cold: boolean): Promise<{ server: TestServer; ms: number }> {
+async function restartUntilIndexed(s: TestServer, expected: number, cold: boolean): Promise<{ server: TestServer; ms: number; readyMs: number }> {
   await s.stop();
   if (cold) rmSync(join(s.dataDir, 'fleet-index.json'), { force: true });
   const t0 = performance.now();
   const next = await startServer({ dataDir: s.dataDir, ...(currentCouch ? { couchUrl: currentCouch } : {}) });
+  const readyMs = performance.now() - t0;
   for (;;) {
     const r = await call(next.url, '/api/systems', { auth: next.adminAuth }).catch(() => null);
     if (r?.status === 200 && (r.body as unknown[]).length >= expected) break;
     if (performance.now() - t0 > 600_000) throw new Error('the fleet index did not catch up in 10 minutes');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { server: next, ms: performance.now() - t0 };
+  return { server: next, ms: performance.now() - t0, readyMs };
+}
+
+/** The server's event-loop delay since the previous scrape, in ms (GET /metrics). */
+async function loopDelay(s: TestServer): Promise<{ p99: number; max: number }> {
+  const r = await call(s.url, '/metrics', { auth: s.adminAuth });
+  const q = (quantile: string) => Number(new RegExp(`anybios_event_loop_delay_seconds\\{quantile="${quantile}"\\} ([0-9.]+)`).exec(r.text)?.[1] ?? NaN) * 1000;
+  return { p99: q('0.99'), max: q('1') };
 }
 
 /** A new node with S systems: time until its local copy holds them all (the agent's own NodeSync). */
@@ -272,7 +280,9 @@ try {
     const real = `fl${run}-real`;
     const realCred = await enrol(s, real);
     startRealAgent(s, real, realCred.password);
+    await loopDelay(s);
     const alone = await editTimes(s, real, EDITS);
+    const loopAlone = await loopDelay(s);
     for (const id of ids.slice(0, SYNCING)) simulatedAgent(s, id, creds.get(id)!);
     let churn = true;
     let churned = 0;
@@ -291,9 +301,12 @@ try {
       }
     })();
     await new Promise((r) => setTimeout(r, 3000)); // the syncs connect
+    await loopDelay(s);
     const busy = await editTimes(s, real, EDITS);
+    const loopBusy = await loopDelay(s);
     churn = false;
     await churner;
+    console.log(`${tag} edit → running, ms: alone ${alone.map((t) => t.toFixed(0)).join(' ')}; busy ${busy.map((t) => t.toFixed(0)).join(' ')}`);
 
     const k = (n: number) => n / 1024;
     rows.push(
@@ -310,11 +323,13 @@ try {
       { metric: `${tag} /api/nodes operator, p50`, value: percentile(nodesOp, 50), unit: 'ms' },
       { metric: `${tag} /api/nodes operator, p99`, value: percentile(nodesOp, 99), unit: 'ms' },
       { metric: `${tag} /api/systems?node= operator, p50`, value: percentile(oneNode, 50), unit: 'ms' },
+      { metric: `${tag} server restart, spawn → listening`, value: warm.readyMs, unit: 'ms', note: 'setup checks every node database' },
       { metric: `${tag} index catch-up after restart, warm`, value: warm.ms, unit: 'ms', note: 'spawn → /api/systems complete, with the snapshot' },
       { metric: `${tag} index catch-up after restart, cold`, value: cold.ms, unit: 'ms', baseline: warm.ms, note: 'snapshot removed; baseline: warm' },
       { metric: `${tag} new agent catch-up, fleet of ${NODES}`, value: catchBig, unit: 'ms', baseline: catchSmall, note: 'baseline: fleet of 10 (flat = 1.0x)' },
       { metric: `${tag} edit → running p50, ${SYNCING} agents syncing`, value: percentile(busy, 50), unit: 'ms', baseline: percentile(alone, 50), note: `baseline: no other agent syncing; ${churned} churn edits` },
       { metric: `${tag} edit → running p99, ${SYNCING} agents syncing`, value: percentile(busy, 99), unit: 'ms', baseline: percentile(alone, 99) },
+      { metric: `${tag} server event-loop delay max, ${SYNCING} agents syncing`, value: loopBusy.max, unit: 'ms', baseline: loopAlone.max, note: `p99 ${loopBusy.p99.toFixed(1)} ms (alone ${loopAlone.p99.toFixed(1)} ms)` },
     );
     console.log(`${tag} done; cleaning up`);
     await cleanupStore(s);
