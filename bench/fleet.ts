@@ -300,7 +300,14 @@ try {
         await new Promise((r) => setTimeout(r, 50)); // ~20 edits/s across the 100 nodes
       }
     })();
-    await new Promise((r) => setTimeout(r, 3000)); // the syncs connect
+    // Measure once every simulated agent holds its node's documents (their first pulls are done).
+    for (const t = Date.now(); ;) {
+      const counts = await Promise.all(syncs.map((x) => x.db.info().then((i) => i.doc_count)));
+      if (counts.every((n) => n >= 2 * PER_NODE + 2)) break;
+      if (Date.now() - t > 300_000) throw new Error(`simulated agents not caught up after 5 minutes: ${counts.filter((n) => n < 2 * PER_NODE + 2).length} behind`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
     await loopDelay(s);
     const busy = await editTimes(s, real, EDITS);
     const loopBusy = await loopDelay(s);
