@@ -118,12 +118,9 @@ async function fill(s: TestServer, id: string, cred: { user: string; password: s
 async function apiTimes(s: TestServer, path: string, auth: string, n: number, expect: (body: unknown) => boolean): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
-    let ok = false;
-    out.push(await timeIt(async () => {
-      const r = await call(s.url, path, { auth });
-      ok = r.status === 200 && expect(r.body);
-    }));
-    if (!ok) throw new Error(`${path}: unexpected answer`);
+    let r: Awaited<ReturnType<typeof call>> | undefined;
+    out.push(await timeIt(async () => void (r = await call(s.url, path, { auth }))));
+    if (r!.status !== 200 || !expect(r!.body)) throw new Error(`${path}: unexpected answer ${r!.status}: ${Array.isArray(r!.body) ? `${r!.body.length} rows` : r!.text.slice(0, 300)}`);
   }
   return out;
 }

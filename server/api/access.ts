@@ -7,6 +7,8 @@ import type { ServerScope } from 'nano';
 
 interface Sec { admins?: { names?: string[]; roles?: string[] }; members?: { names?: string[]; roles?: string[] } }
 
+const READ_CONCURRENCY = 16;
+
 export class Access {
   private readonly cache = new Map<string, { sec: Sec; until: number }>();
   private readonly refreshing = new Map<string, Promise<Sec>>();
@@ -49,9 +51,16 @@ export class Access {
     return match(sec.admins) || match(sec.members);
   }
 
+  /** A few `_security` reads at a time: a thousand at once exhausted Apache CouchDB's connections. */
   async readableOf(user: { name: string; roles: string[] }, dbs: string[]): Promise<Set<string>> {
     const out = new Set<string>();
-    await Promise.all(dbs.map(async (db) => { if (await this.canRead(user, db)) out.add(db); }));
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, dbs.length) }, async () => {
+      while (next < dbs.length) {
+        const db = dbs[next++];
+        if (await this.canRead(user, db)) out.add(db);
+      }
+    }));
     return out;
   }
 }
