@@ -1,11 +1,26 @@
 // GET /metrics: Prometheus text exposition — requests by route and status, index lag, nodes online,
 // systems by observed phase.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NextFunction, Request, Response } from 'express';
 import type { FleetIndex } from '../fleet/fleet-index.ts';
 import type { EventStats } from './events.ts';
 
 export class Metrics {
   private readonly requests = new Map<string, number>();
+  /** Event-loop delay since the last scrape: a stalled loop delays every caller, so it is worth a gauge. */
+  private readonly loop = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.loop.enable();
+  }
+
+  /** Event-loop delay quantiles (seconds) since the last call; resets the histogram. */
+  loopDelay(): { p50: number; p99: number; max: number } {
+    const s = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    const out = { p50: s(this.loop.percentile(50)), p99: s(this.loop.percentile(99)), max: s(this.loop.max) };
+    this.loop.reset();
+    return out;
+  }
 
   middleware() {
     return (req: Request, res: Response, next: NextFunction) => {
@@ -29,6 +44,9 @@ export class Metrics {
       lines.push('# HELP anybios_event_clients Connected /api/events clients.', '# TYPE anybios_event_clients gauge', `anybios_event_clients ${events.clients}`);
       lines.push('# HELP anybios_event_clients_dropped_total /api/events clients dropped for not reading.', '# TYPE anybios_event_clients_dropped_total counter', `anybios_event_clients_dropped_total ${events.dropped}`);
     }
+    const loop = this.loopDelay();
+    lines.push('# HELP anybios_event_loop_delay_seconds Event-loop delay since the previous scrape (10 ms resolution).', '# TYPE anybios_event_loop_delay_seconds gauge');
+    for (const [q, v] of [['0.5', loop.p50], ['0.99', loop.p99], ['1', loop.max]] as const) lines.push(`anybios_event_loop_delay_seconds{quantile="${q}"} ${v.toFixed(4)}`);
     if (index) {
       lines.push('# HELP anybios_index_lag_seconds Age of the oldest database change the fleet index has not processed.', '# TYPE anybios_index_lag_seconds gauge', `anybios_index_lag_seconds ${index.lagSeconds().toFixed(3)}`);
       const nodes = index.nodeIds().map((n) => index.nodeRow(n)!);

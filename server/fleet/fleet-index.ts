@@ -88,6 +88,9 @@ export class FleetIndex {
   private follow?: Promise<void>;
   /** In-flight requests, aborted on stop (one controller each: a shared signal collects listeners). */
   private readonly inflight = new Set<AbortController>();
+  /** Per-database counts for node rows, dropped when the database changes (a listing of 1,000 nodes
+   * walked every document of every node on each call). */
+  private readonly summaries = new Map<string, { systems: number; phases: Record<string, number> }>();
   lastError: string | null = null;
   ready: Promise<void>;
   private markReady!: () => void;
@@ -201,6 +204,7 @@ export class FleetIndex {
   private apply(db: string, state: DbState, c: { id: string; deleted?: boolean; doc?: Record<string, unknown>; changes: { rev: string }[] }): void {
     const type = typeOf(c.id);
     if (!KINDS.has(type)) return;
+    this.summaries.delete(db);
     const name = c.id.slice(type.length + 1);
     if (c.deleted || !c.doc) {
       delete state.docs[c.id];
@@ -218,6 +222,7 @@ export class FleetIndex {
     const state = this.dbs.get(db);
     if (!state) return;
     this.dbs.delete(db);
+    this.summaries.delete(db);
     this.dirtySnapshot = true;
     for (const id of Object.keys(state.docs)) {
       const type = typeOf(id);
@@ -269,18 +274,25 @@ export class FleetIndex {
     const state = this.dbs.get(db);
     if (!state) return null;
     const info = state.docs[`node:${id}`] as unknown as NodeDoc | undefined;
-    const phases: Record<string, number> = {};
-    let systems = 0;
-    for (const [docId, doc] of Object.entries(state.docs)) {
-      if (docId.startsWith('system:')) systems++;
-      else if (docId.startsWith('status:')) phases[(doc as unknown as StatusDoc).phase] = (phases[(doc as unknown as StatusDoc).phase] ?? 0) + 1;
-    }
+    const { systems, phases } = this.summary(db, state);
     const hb = info?.heartbeat ?? null;
     return {
       id, db, hostname: info?.hostname ?? null, heartbeat: hb,
       online: hb !== null && Date.now() - Date.parse(hb) < (this.opts.onlineWithinMs ?? 90_000),
-      agentVersion: info?.agentVersion ?? null, systems, phases,
+      agentVersion: info?.agentVersion ?? null, systems, phases: { ...phases },
     };
+  }
+
+  private summary(db: string, state: DbState): { systems: number; phases: Record<string, number> } {
+    let sum = this.summaries.get(db);
+    if (sum) return sum;
+    sum = { systems: 0, phases: {} };
+    for (const [docId, doc] of Object.entries(state.docs)) {
+      if (docId.startsWith('system:')) sum.systems++;
+      else if (docId.startsWith('status:')) sum.phases[(doc as unknown as StatusDoc).phase] = (sum.phases[(doc as unknown as StatusDoc).phase] ?? 0) + 1;
+    }
+    this.summaries.set(db, sum);
+    return sum;
   }
 
   systemRows(node?: string): SystemRow[] {

@@ -37,14 +37,17 @@ export const uniq = (base: string) => `${base}-${randomBytes(3).toString('hex')}
 
 export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 
-export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; command?: 'server' | 'up'; noAdminPassword?: boolean; embedded?: boolean } = {}): Promise<TestServer> {
+export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; command?: 'server' | 'up'; noAdminPassword?: boolean; embedded?: boolean; couchUrl?: string } = {}): Promise<TestServer> {
   // `embedded`: always the embedded CouchDB, even with COUCH_URL set (multi-site tests need one store per site).
-  const ext = external && !opts.embedded;
+  // `couchUrl`: this Apache CouchDB rather than COUCH_URL's (bench/fleet compares several in one run).
+  const extUrl = opts.couchUrl ?? (external && !opts.embedded ? process.env.COUCH_URL! : undefined);
+  const ext = extUrl !== undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'anybios-test-'));
-  let adminPassword = ext ? new URL(process.env.COUCH_URL!).password : 'test-admin-password';
+  let adminPassword = ext ? decodeURIComponent(new URL(extUrl).password) : 'test-admin-password';
   const env: NodeJS.ProcessEnv = { ...process.env, ANYBIOS_ADMIN_PASSWORD: adminPassword, ...opts.env };
   if (opts.noAdminPassword) delete env.ANYBIOS_ADMIN_PASSWORD;
-  if (!ext) delete env.COUCH_URL;
+  if (ext) env.COUCH_URL = extUrl;
+  else delete env.COUCH_URL;
   const proc = spawn(process.execPath, [CLI, opts.command ?? 'server', '--port', '0', '--data', dataDir, ...(opts.args ?? [])], { env: { ...env, ANYBIOS_STOP_ON_STDIN_EOF: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -68,7 +71,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   });
   const couchUrl = `${url}/db`;
   if (opts.noAdminPassword && !ext) adminPassword = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
-  const adminUser = ext ? decodeURIComponent(new URL(process.env.COUCH_URL!).username) : 'admin';
+  const adminUser = ext ? decodeURIComponent(new URL(extUrl).username) : 'admin';
   const server: TestServer = {
     url,
     couchUrl,
