@@ -23,10 +23,14 @@ type Item = { id: string; attsSince: string[]; revisions: Revision[]; rev: strin
 function parseEntry(d: unknown): { id: string; rev?: string; attsSince: string[] } | { error: ItemError } {
   if (!isObject(d)) return { error: { id: null, rev: null, error: 'bad_request', reason: 'document must be a JSON object' } };
   if (d.id === undefined) return { error: { id: null, rev: null, error: 'bad_request', reason: 'document id missed' } };
+  // CouchDB's validate_docid reasons for the common cases, ours (as precise) for the rest.
+  const illegal = (reason: string) => ({ error: { id: d.id, rev: null, error: 'illegal_docid', reason } });
+  if (typeof d.id !== 'string') return illegal('Document id must be a string');
+  if (d.id === '') return illegal('Document id must not be empty');
   try {
     checkDocId(d.id);
   } catch (err) {
-    return { error: { id: d.id, rev: null, error: 'illegal_docid', reason: (err as Error).message } };
+    return illegal((err as Error).message);
   }
   const id = d.id as string;
   const badRev = (v: unknown) => ({ error: { id, rev: v, error: 'bad_request', reason: 'Invalid rev format' } });
