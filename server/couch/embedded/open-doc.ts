@@ -3,6 +3,7 @@
 // below the newest of its revisions in this one's history), and only the others are read from the
 // store: inline as base64 (`attachments=true` in JSON) or as bodies that follow (multipart). PouchDB
 // reads documents without attachment data here; each body is read alone, only when it is sent.
+import { notFound } from '../errors.ts';
 import { cleanDoc, servedContentType } from './attachments.ts';
 import type { AttachmentBody } from './multipart/write.ts';
 
@@ -14,6 +15,50 @@ export interface OpenedDoc {
 }
 
 interface Stub { content_type?: unknown; digest?: unknown; length?: unknown; revpos?: unknown }
+
+/**
+ * `db.get`, with `latest` resolved here: PouchDB resolves it by walking the revision tree and throws out
+ * of a storage callback for a revision that is not in it, which ends the process. Here the leaves are
+ * read and each revision asked for maps to the leaf whose history holds it (CouchDB's `latest`); one
+ * that no leaf descends from is `{missing}` (open_revs) or a 404 (rev).
+ */
+export async function readDoc(db: PouchDB.Database, id: string, opts: Record<string, unknown>): Promise<unknown> {
+  const { latest, ...rest } = opts;
+  const asked = Array.isArray(opts.open_revs) ? (opts.open_revs as string[]) : typeof opts.rev === 'string' ? [opts.rev] : [];
+  if (!latest || !asked.length || id.startsWith('_local/')) return db.get(id, rest);
+  let leaves: { ok?: Record<string, unknown> }[];
+  try {
+    const { rev: _one, ...base } = rest;
+    leaves = (await db.get(id, { ...base, open_revs: 'all', revs: true } as PouchDB.Core.GetOpenRevisions)) as unknown as { ok?: Record<string, unknown> }[];
+  } catch (err) {
+    if ((err as { status?: number }).status === 404 && Array.isArray(opts.open_revs)) leaves = [];
+    else throw err;
+  }
+  const holds = (leaf: Record<string, unknown>, rev: string) => {
+    const r = leaf._revisions as { start: number; ids: string[] } | undefined;
+    const dash = rev.indexOf('-');
+    const pos = Number(rev.slice(0, dash));
+    return !!r && pos <= r.start && r.ids[r.start - pos] === rev.slice(dash + 1);
+  };
+  const out: unknown[] = [];
+  const sent = new Set<string>();
+  for (const rev of asked) {
+    const leaf = leaves.find((l) => l.ok && holds(l.ok, rev))?.ok;
+    if (!leaf) {
+      out.push({ missing: rev });
+      continue;
+    }
+    if (sent.has(String(leaf._rev))) continue; // two revisions of one branch: its leaf once, as PouchDB and CouchDB do
+    sent.add(String(leaf._rev));
+    const doc = { ...leaf };
+    if (!opts.revs) delete doc._revisions;
+    out.push({ ok: doc });
+  }
+  if (Array.isArray(opts.open_revs)) return out;
+  const [only] = out as ({ ok: unknown } | { missing: string })[];
+  if ('missing' in only) throw notFound('missing');
+  return only.ok;
+}
 
 /** CouchDB's find_ancestor_rev_pos: the position of the newest revision of `revisions` named in `attsSince`, else 0. */
 export function ancestorPos(revisions: unknown, attsSince: string[] | undefined): number {

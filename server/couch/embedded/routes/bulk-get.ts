@@ -7,7 +7,7 @@
 import { badRequest, methodNotAllowed } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, requireReader } from '../context.ts';
-import { openDoc } from '../open-doc.ts';
+import { openDoc, readDoc } from '../open-doc.ts';
 import { acceptsExplicitly, newBoundary, relatedChunks, writeChunks } from '../multipart/write.ts';
 import { checkDocId, checkRev } from './writes.ts';
 
@@ -57,7 +57,7 @@ async function revisionsOf(db: PouchDB.Database, id: string, rev: string | undef
   if (id.startsWith('_local/')) return rev ? [{ missing: rev }] : [];
   try {
     // No attachment data here: openDoc reads what is wanted, when it is sent.
-    return (await db.get(id, { open_revs: rev ? [rev] : 'all', revs: true, latest: o.latest, attachments: false } as PouchDB.Core.GetOpenRevisions)) as unknown as Revision[];
+    return (await readDoc(db, id, { open_revs: rev ? [rev] : 'all', revs: true, latest: o.latest, attachments: false })) as Revision[];
   } catch (err) {
     if ((err as { status?: number }).status === 404) return rev ? [{ missing: rev }] : [];
     throw err;

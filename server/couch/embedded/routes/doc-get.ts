@@ -7,7 +7,7 @@ import { badRequest } from '../../errors.ts';
 import { sendJson } from '../../http.ts';
 import type { Ctx } from '../context.ts';
 import { cleanDoc } from '../attachments.ts';
-import { type AttMode, openDoc } from '../open-doc.ts';
+import { type AttMode, openDoc, readDoc } from '../open-doc.ts';
 import { acceptsExplicitly, newBoundary, relatedChunks, relatedType, writeChunks } from '../multipart/write.ts';
 import { requireDocReader } from './doc-access.ts';
 import { checkRev } from './writes.ts';
@@ -55,7 +55,7 @@ export async function getDocument(ctx: Ctx, dbName: string, id: string): Promise
   const wantData = !head && (o.attachments === true || attsSince !== undefined);
   if (!mixed && !wantData) {
     // The plain read: PouchDB's answer, stored content_types served sanitised (attachments.ts).
-    const doc = (await db.get(id, o)) as unknown as Record<string, unknown>;
+    const doc = (await readDoc(db, id, o)) as Record<string, unknown>;
     if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
     else cleanDoc(doc);
     if (head) {
@@ -69,7 +69,7 @@ export async function getDocument(ctx: Ctx, dbName: string, id: string): Promise
   const keepRevisions = o.revs === true;
   // Attachment data is read per attachment by openDoc, after atts_since has said which are wanted.
   const read = { ...o, attachments: false, revs: keepRevisions || attsSince !== undefined };
-  const got = (await db.get(id, read)) as unknown as Record<string, unknown> | RevResult[];
+  const got = (await readDoc(db, id, read)) as Record<string, unknown> | RevResult[];
   if (!Array.isArray(got)) {
     const mode: AttMode = acceptsExplicitly(ctx.req, 'multipart/related') ? 'follows' : 'inline';
     const opened = await openDoc(db, got, { mode, attsSince, keepRevisions });
