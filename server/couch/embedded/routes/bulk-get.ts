@@ -21,7 +21,8 @@ type Item = { id: string; attsSince: string[]; revisions: Revision[]; rev: strin
 
 /** Reads one entry as CouchDB's bulk_get_parse_arg does: a malformed entry is that entry's error. */
 function parseEntry(d: unknown): { id: string; rev?: string; attsSince: string[] } | { error: ItemError } {
-  if (!isObject(d)) return { error: { id: null, rev: null, error: 'bad_request', reason: 'document must be a JSON object' } };
+  // An empty object too: CouchDB matches `{[_ | _] = Props}`.
+  if (!isObject(d) || !Object.keys(d).length) return { error: { id: null, rev: null, error: 'bad_request', reason: 'document must be a JSON object' } };
   if (d.id === undefined) return { error: { id: null, rev: null, error: 'bad_request', reason: 'document id missed' } };
   // CouchDB's validate_docid reasons for the common cases, ours (as precise) for the rest.
   const illegal = (reason: string) => ({ error: { id: d.id, rev: null, error: 'illegal_docid', reason } });
@@ -89,19 +90,22 @@ export async function bulkGet(ctx: Ctx, name: string): Promise<void> {
   const results: unknown[] = [];
   for (const it of items) {
     if ('error' in it) {
-      results.push({ id: it.error.id, docs: [{ error: it.error }] });
+      results.push({ id: it.error.id, docs: [{ error: errorMap(it.error) }] });
       continue;
     }
     const mode = opts.attachments || it.attsSince.length ? 'inline' : 'stub';
     const docs: unknown[] = [];
     for (const r of it.revisions) {
-      if ('missing' in r) docs.push({ error: { id: it.id, rev: r.missing, error: 'not_found', reason: 'missing' } });
+      if ('missing' in r) docs.push({ error: errorMap({ id: it.id, rev: r.missing, error: 'not_found', reason: 'missing' }) });
       else docs.push({ ok: (await openDoc(db, r.ok, { mode, attsSince: it.attsSince, keepRevisions: opts.revs })).json });
     }
     results.push({ id: it.id, docs });
   }
   sendJson(ctx.res, 200, { results });
 }
+
+/** CouchDB's bulk_get_json_error_map, members in the order CouchDB 3.5 writes them. */
+const errorMap = (e: ItemError) => ({ rev: e.rev, reason: e.reason, id: e.id, error: e.error });
 
 /** CouchDB's bulk_get_ret_multipart: its boundary starts with "--"; a revision with attachment bodies is a nested multipart/related part. */
 async function sendMultipart(ctx: Ctx, db: PouchDB.Database, items: Item[], revs: boolean, type: string): Promise<void> {
@@ -112,7 +116,7 @@ async function sendMultipart(ctx: Ctx, db: PouchDB.Database, items: Item[], revs
   try {
     for (const it of items) {
       if ('error' in it) {
-        await writeChunks(ctx.res, [errorPart({ ...it.error })]);
+        await writeChunks(ctx.res, [errorPart(errorMap(it.error))]);
         continue;
       }
       for (const r of it.revisions) {

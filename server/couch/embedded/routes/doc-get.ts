@@ -6,7 +6,6 @@
 import { badRequest } from '../../errors.ts';
 import { sendJson } from '../../http.ts';
 import type { Ctx } from '../context.ts';
-import { cleanDoc } from '../attachments.ts';
 import { type AttMode, openDoc, readDoc } from '../open-doc.ts';
 import { acceptsExplicitly, newBoundary, relatedChunks, relatedType, writeChunks } from '../multipart/write.ts';
 import { requireDocReader } from './doc-access.ts';
@@ -53,25 +52,20 @@ export async function getDocument(ctx: Ctx, dbName: string, id: string): Promise
   const openRevs = o.open_revs !== undefined;
   const mixed = !head && openRevs && acceptsExplicitly(ctx.req, 'multipart/mixed');
   const wantData = !head && (o.attachments === true || attsSince !== undefined);
-  if (!mixed && !wantData) {
-    // The plain read: PouchDB's answer, stored content_types served sanitised (attachments.ts).
+  // CouchDB opens the winning revision when `latest` comes with `rev` (chttpd_db db_doc_req).
+  if (o.latest === true && !openRevs) delete o.rev;
+  const keepRevisions = o.revs === true;
+  if (head) {
     const doc = (await readDoc(db, id, o)) as Record<string, unknown>;
-    if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
-    else cleanDoc(doc);
-    if (head) {
-      res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
-      res.end();
-      return;
-    }
-    sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: `"${String(doc._rev ?? '')}"` });
+    res.writeHead(200, { 'Content-Type': 'application/json', ETag: `"${String(doc._rev ?? '')}"` });
+    res.end();
     return;
   }
-  const keepRevisions = o.revs === true;
   // Attachment data is read per attachment by openDoc, after atts_since has said which are wanted.
   const read = { ...o, attachments: false, revs: keepRevisions || attsSince !== undefined };
   const got = (await readDoc(db, id, read)) as Record<string, unknown> | RevResult[];
   if (!Array.isArray(got)) {
-    const mode: AttMode = acceptsExplicitly(ctx.req, 'multipart/related') ? 'follows' : 'inline';
+    const mode: AttMode = !wantData ? 'stub' : acceptsExplicitly(ctx.req, 'multipart/related') ? 'follows' : 'inline';
     const opened = await openDoc(db, got, { mode, attsSince, keepRevisions });
     const etag = `"${String(got._rev)}"`;
     if (!opened.bodies.length) return sendJson(res, 200, opened.json, { ETag: etag });
@@ -83,7 +77,7 @@ export async function getDocument(ctx: Ctx, dbName: string, id: string): Promise
   }
   if (!mixed) {
     const out: unknown[] = [];
-    for (const r of got) out.push('ok' in r ? { ok: (await openDoc(db, r.ok, { mode: 'inline', attsSince, keepRevisions })).json } : r);
+    for (const r of got) out.push('ok' in r ? { ok: (await openDoc(db, r.ok, { mode: wantData ? 'inline' : 'stub', attsSince, keepRevisions })).json } : r);
     return sendJson(res, 200, out);
   }
   await sendRevsMixed(ctx, db, got, attsSince, keepRevisions);
