@@ -19,7 +19,7 @@ interface Stub { content_type?: unknown; digest?: unknown; length?: unknown; rev
 /**
  * `db.get`, with `latest` resolved here: PouchDB resolves it by walking the revision tree and throws out
  * of a storage callback for a revision that is not in it, which ends the process. Here the leaves are
- * read and each revision asked for maps to the leaf whose history holds it (CouchDB's `latest`); one
+ * read and each revision asked for maps to the leaves whose history holds it (CouchDB's `latest`); one
  * that no leaf descends from is `{missing}` (open_revs) or a 404 (rev).
  */
 export async function readDoc(db: PouchDB.Database, id: string, opts: Record<string, unknown>): Promise<unknown> {
@@ -43,21 +43,21 @@ export async function readDoc(db: PouchDB.Database, id: string, opts: Record<str
   const out: unknown[] = [];
   const sent = new Set<string>();
   for (const rev of asked) {
-    const leaf = leaves.find((l) => l.ok && holds(l.ok, rev))?.ok;
-    if (!leaf) {
-      out.push({ missing: rev });
-      continue;
+    // Every leaf that descends from it (a revision below a conflict has two), as CouchDB's get_key_leafs.
+    const found = leaves.filter((l) => l.ok && holds(l.ok, rev)).map((l) => l.ok!);
+    if (!found.length) out.push({ missing: rev });
+    for (const leaf of found) {
+      if (sent.has(String(leaf._rev))) continue; // two revisions of one branch: its leaf once
+      sent.add(String(leaf._rev));
+      const doc = { ...leaf };
+      if (!opts.revs) delete doc._revisions;
+      out.push({ ok: doc });
     }
-    if (sent.has(String(leaf._rev))) continue; // two revisions of one branch: its leaf once, as PouchDB and CouchDB do
-    sent.add(String(leaf._rev));
-    const doc = { ...leaf };
-    if (!opts.revs) delete doc._revisions;
-    out.push({ ok: doc });
   }
   if (Array.isArray(opts.open_revs)) return out;
-  const [only] = out as ({ ok: unknown } | { missing: string })[];
-  if ('missing' in only) throw notFound('missing');
-  return only.ok;
+  const [first] = out as ({ ok: unknown } | { missing: string })[];
+  if ('missing' in first) throw notFound('missing');
+  return first.ok;
 }
 
 /** CouchDB's find_ancestor_rev_pos: the position of the newest revision of `revisions` named in `attsSince`, else 0. */

@@ -102,6 +102,14 @@ test('an entry without rev gets every leaf (conflicts and deleted leaves too); l
   t.is(latest.body.results[0].docs[0].ok._rev, c2);
   const old = await bulkGet(db, '', [{ id: 'x', rev: a }]);
   t.is(old.body.results[0].docs[0].ok._rev, a);
+  // Below a conflict, latest gives every leaf that descends from the revision (as CouchDB 3.5 answers).
+  const fork = await call(server.couchUrl, `/${db}/_bulk_docs`, { method: 'POST', auth: server.adminAuth, json: { new_edits: false, docs: [
+    { _id: 'y', _rev: '2-bbbb', _revisions: { start: 2, ids: ['bbbb', 'aaaa'] } },
+    { _id: 'y', _rev: '2-cccc', _revisions: { start: 2, ids: ['cccc', 'aaaa'] } },
+  ] } });
+  t.is(fork.status, 201, fork.text);
+  const both = await bulkGet(db, '?latest=true', [{ id: 'y', rev: '1-aaaa' }]);
+  t.deepEqual(both.body.results[0].docs, [{ ok: { _id: 'y', _rev: '2-bbbb' } }, { ok: { _id: 'y', _rev: '2-cccc' } }]);
 });
 
 test('errors per entry as CouchDB formats them; results in request order', async (t) => {
