@@ -15,6 +15,7 @@ import * as nodeRoutes from './routes/node.ts';
 import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
+import { bulkGet } from './routes/bulk-get.ts';
 import { noteCaller } from '../../limits/gate.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
 
@@ -88,7 +89,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       case '_all_docs': return dbRoutes.allDocs(ctx, db);
       case '_design_docs': return dbRoutes.allDocs(ctx, db, true);
       case '_bulk_docs': return dbRoutes.bulkDocs(ctx, db);
-      case '_bulk_get': return dbRoutes.bulkGet(ctx, db);
+      case '_bulk_get': return bulkGet(ctx, db);
       case '_revs_diff': return dbRoutes.revsDiff(ctx, db);
       case '_changes': return changes(ctx, db);
       case '_security': return dbRoutes.security(ctx, db);

@@ -1,8 +1,8 @@
-// Database-level endpoints: create/info/delete, _all_docs, _bulk_docs, _bulk_get, _revs_diff,
+// Database-level endpoints: create/info/delete, _all_docs, _bulk_docs, _revs_diff (_bulk_get: bulk-get.ts),
 // _security, views, and the small replication helpers (_ensure_full_commit, _revs_limit).
 import { createHash } from 'node:crypto';
 import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
-import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
+import { readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';
 import { checkRev, writeDocs } from './writes.ts';
@@ -97,42 +97,6 @@ export async function bulkDocs(ctx: Ctx, name: string): Promise<void> {
   const newEdits = body.new_edits === undefined ? true : body.new_edits;
   if (typeof newEdits !== 'boolean') throw badRequest('new_edits must be true or false');
   sendJson(ctx.res, 201, await writeDocs(ctx, name, body.docs, newEdits));
-}
-
-export async function bulkGet(ctx: Ctx, name: string): Promise<void> {
-  if (ctx.method !== 'POST') throw methodNotAllowed('POST');
-  await requireReader(ctx, name);
-  const body = await readJsonObject(ctx.req, ctx.maxBody);
-  const docs = body.docs;
-  if (!Array.isArray(docs) || docs.length > 10_000) throw badRequest('docs must be an array of at most 10000 {id, rev} objects');
-  for (const d of docs) {
-    if (!isObject(d) || typeof d.id !== 'string' || !d.id) throw badRequest('each entry of docs needs an id');
-    if (d.rev !== undefined) checkRev(d.rev);
-    if (d.atts_since !== undefined && (!Array.isArray(d.atts_since) || !d.atts_since.every((r) => typeof r === 'string'))) throw badRequest('atts_since must be an array of revisions');
-  }
-  const q = ctx.query;
-  const opts = { revs: q.bool('revs') ?? false, attachments: q.bool('attachments') ?? false, latest: q.bool('latest') ?? false, binary: false };
-  const db = ctx.store.get(name);
-  // One result per requested entry, in order, as CouchDB answers (PouchDB's bulkGet groups by id and
-  // drops entries without a rev); a missing revision is an `error` entry, not PouchDB's `missing`.
-  const one = async (d: { id: string; rev?: string; atts_since?: string[] }) => {
-    const missing = (reason = 'missing') => ({ error: { id: d.id, rev: d.rev ?? 'undefined', error: 'not_found', reason } });
-    const o: Record<string, unknown> = { ...opts, ...(d.atts_since && opts.attachments ? { atts_since: d.atts_since } : {}) };
-    if (d.rev === undefined) {
-      try {
-        return { id: d.id, docs: [{ ok: cleanDoc(await db.get(d.id, o)) }] };
-      } catch (err) {
-        if ((err as { status?: number }).status === 404) return { id: d.id, docs: [missing((err as { reason?: string }).reason)] };
-        throw err;
-      }
-    }
-    const found = (await db.get(d.id, { ...o, open_revs: [d.rev] })) as unknown as ({ ok: unknown } | { missing: string })[];
-    return { id: d.id, docs: found.map((f) => ('ok' in f ? { ok: cleanDoc(f.ok) } : missing())) };
-  };
-  const results: unknown[] = [];
-  const list = docs as { id: string; rev?: string; atts_since?: string[] }[];
-  for (let i = 0; i < list.length; i += 64) results.push(...(await Promise.all(list.slice(i, i + 64).map(one))));
-  sendJson(ctx.res, 200, { results });
 }
 
 export async function revsDiff(ctx: Ctx, name: string): Promise<void> {

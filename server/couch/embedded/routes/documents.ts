@@ -1,81 +1,32 @@
 // Documents, local documents and attachments: GET/HEAD/PUT/POST/DELETE.
-import { badRequest, conflict, methodNotAllowed, forbidden, notFound } from '../../errors.ts';
+import { badRequest, conflict, methodNotAllowed, notFound } from '../../errors.ts';
 import { isObject, readBody, readJsonObject, sendJson } from '../../http.ts';
-import { type Ctx, isDbAdmin, isServerAdmin, requireReader } from '../context.ts';
-import { USERS_DB, USER_PREFIX } from '../auth.ts';
-import { checkDocId, checkRev, revEtag, writeOne } from './writes.ts';
+import { type Ctx, isDbAdmin, requireReader } from '../context.ts';
+import { checkDocId, checkRev, writeOne } from './writes.ts';
 import { ATTACHMENT_HEADERS, attachmentNameProblem, cleanDoc, servedContentType } from '../attachments.ts';
 import { attachmentLimit, rangeResponse } from './range.ts';
+import { requireDocReader } from './doc-access.ts';
+import { getDocument } from './doc-get.ts';
+import { isMultipartRelated, readMultipartDoc } from '../multipart/read-doc.ts';
 
 const headerOf = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
-function getOptions(ctx: Ctx): Record<string, unknown> {
-  const q = ctx.query;
-  const o: Record<string, unknown> = {};
-  const rev = q.str('rev');
-  if (rev !== undefined) o.rev = checkRev(rev);
-  for (const flag of ['revs', 'revs_info', 'conflicts', 'deleted_conflicts', 'attachments', 'latest', 'local_seq', 'att_encoding_info'] as const) {
-    const v = q.bool(flag);
-    if (v !== undefined) o[flag] = v;
-  }
-  if (q.bool('meta')) Object.assign(o, { conflicts: true, deleted_conflicts: true, revs_info: true });
-  const attsSince = q.json('atts_since');
-  if (attsSince !== undefined) {
-    if (!Array.isArray(attsSince) || !attsSince.every((r) => typeof r === 'string')) throw badRequest('atts_since must be a JSON array of revisions');
-    o.atts_since = attsSince;
-  }
-  const openRevs = q.str('open_revs');
-  if (openRevs !== undefined) {
-    if (openRevs === 'all') o.open_revs = 'all';
-    else {
-      const revs = q.json('open_revs');
-      if (!Array.isArray(revs) || revs.length > 1000) throw badRequest('open_revs must be "all" or a JSON array of revisions');
-      revs.forEach((r) => checkRev(r, 'open_revs'));
-      o.open_revs = revs;
-    }
-  }
-  o.binary = false;
-  return o;
-}
-
-/** _users: a non-admin may read only their own user document. */
-async function requireDocReader(ctx: Ctx, dbName: string, id: string): Promise<void> {
-  if (dbName === USERS_DB && ctx.userCtx.name !== null && !isServerAdmin(ctx.userCtx)) {
-    if (id !== USER_PREFIX + ctx.userCtx.name) throw forbidden('You may only read your own user document.');
-    return;
-  }
-  await requireReader(ctx, dbName);
-}
-
 export async function document(ctx: Ctx, dbName: string, id: string): Promise<void> {
   checkDocId(id);
-  const db = ctx.store.get(dbName);
   const { method, res } = ctx;
-  if (method === 'GET' || method === 'HEAD') {
-    await requireDocReader(ctx, dbName, id);
-    const doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
-    // open_revs answers [{ok: doc} | {missing}]; stored content_types are served sanitised (attachments.ts).
-    if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
-    else cleanDoc(doc);
-    if (method === 'HEAD') {
-      res.writeHead(200, { 'Content-Type': 'application/json', ETag: revEtag(doc._rev) });
-      res.end();
-      return;
-    }
-    sendJson(res, 200, doc, Array.isArray(doc) ? {} : { ETag: revEtag(doc._rev) });
-    return;
-  }
+  if (method === 'GET' || method === 'HEAD') return getDocument(ctx, dbName, id);
   // A user may PUT its own _users document (auth.ts checkSelfUpdate says what it may change).
   await (method === 'PUT' ? requireDocReader(ctx, dbName, id) : requireReader(ctx, dbName));
   if (method === 'PUT') {
-    const body = await readJsonObject(ctx.req, ctx.maxBody);
+    // CouchDB's replicator pushes a document with attachments as multipart/related (multipart/read-doc.ts).
+    const body = isMultipartRelated(ctx.req.headers['content-type']) ? await readMultipartDoc(ctx.req, await multipartLimit(ctx, dbName)) : await readJsonObject(ctx.req, ctx.maxBody);
     if (body._id !== undefined && body._id !== id) throw badRequest('_id in the body differs from the URL');
     const rev = ctx.query.str('rev');
     const doc: Record<string, unknown> = { ...body, _id: id };
     if (rev !== undefined) doc._rev = checkRev(rev);
     const newEdits = ctx.query.bool('new_edits') ?? true;
     const r = await writeOne(ctx, dbName, doc, newEdits);
-    sendJson(res, 201, { ok: true, id: r.id, rev: r.rev }, { ETag: revEtag(r.rev) });
+    sendJson(res, 201, { ok: true, id: r.id, rev: r.rev }, { ETag: `"${r.rev}"` });
     return;
   }
   if (method === 'DELETE') {
@@ -86,6 +37,15 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
     return;
   }
   throw methodNotAllowed('GET,HEAD,PUT,DELETE');
+}
+
+/**
+ * A multipart document carries its attachments: it gets the attachment upload's limit (a template's
+ * rootfs), except in node databases, whose body limit (server/limits) already counts attachments.
+ */
+async function multipartLimit(ctx: Ctx, dbName: string): Promise<number> {
+  if (ctx.quota?.isNodeDb(dbName)) return ctx.maxBody;
+  return attachmentLimit(ctx.userCtx.roles, isDbAdmin(ctx.userCtx, await ctx.store.getSecurity(dbName)), ctx.maxBody);
 }
 
 export async function postDocument(ctx: Ctx, dbName: string): Promise<void> {
