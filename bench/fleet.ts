@@ -84,6 +84,11 @@ async function cleanupStore(s: TestServer): Promise<void> {
   for (const o of (await rt?.list().catch(() => [])) ?? []) await rt!.destroy(o.name).catch(() => {});
   // Remove what this run made (an external CouchDB is shared), a few at a time.
   await pool(enrolled.splice(0), 8, async (id) => void (await call(s.url, `/api/nodes/${id}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {})));
+  // Whatever a failed DELETE left (a busy CouchDB answers 500 all_dbs_active): this run's names only.
+  const left = await call(s.couchUrl, '/_all_dbs', { auth: s.adminAuth }).catch(() => null);
+  for (const db of (Array.isArray(left?.body) ? (left.body as string[]) : []).filter((d) => d.startsWith(nodeDbName(`fl${run}-`)))) await call(s.couchUrl, `/${encodeURIComponent(db)}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
+  const users = await call(s.couchUrl, `/_users/_all_docs?startkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-`))}&endkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-\ufff0`))}`, { auth: s.adminAuth }).catch(() => null);
+  for (const r of (users?.body?.rows ?? []) as { id: string; value: { rev: string } }[]) await call(s.couchUrl, `/_users/${encodeURIComponent(r.id)}?rev=${r.value.rev}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
   const u = await call(s.couchUrl, `/_users/org.couchdb.user:${OPERATOR}`, { auth: s.adminAuth }).catch(() => null);
   if (u?.status === 200) await call(s.couchUrl, `/_users/org.couchdb.user:${OPERATOR}?rev=${u.body._rev}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
   await s.stop();
@@ -220,6 +225,14 @@ try {
     server = await startServer(store.couchUrl ? { couchUrl: store.couchUrl } : {});
     let s = server;
     const couchPid = store.couchUrl ? listenerPid(store.couchUrl) : null;
+    if (store.couchUrl) {
+      // Each node database is q shard files; when CouchDB cannot close one to open another it answers
+      // 500 all_dbs_active (seen at 662 nodes with the default 500). Say so before minutes of enrolment.
+      const open = await call(s.couchUrl, '/_node/_local/_config/couchdb/max_dbs_open', { auth: s.adminAuth });
+      const q = await call(s.couchUrl, '/_node/_local/_config/cluster/q', { auth: s.adminAuth });
+      const need = (Number(q.body) || 2) * (NODES + 2) + 100;
+      if (Number(open.body || 500) < need) console.log(`${tag} warning: [couchdb] max_dbs_open is ${open.body || '500 (default)'}; ${NODES} nodes need about ${need} (docs/production.md)`);
+    }
     await call(s.couchUrl, '/anybios/template:host', { method: 'PUT', auth: s.adminAuth, json: { type: 'template', name: 'host', source: 'host' } });
     const op = await call(s.couchUrl, `/_users/org.couchdb.user:${OPERATOR}`, { method: 'PUT', auth: s.adminAuth, json: { type: 'user', name: OPERATOR, roles: ['operator'], password: OPERATOR_PASSWORD } });
     if (op.status !== 201) throw new Error(`operator: ${op.text}`);
