@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { initramfs, type CpioEntry } from './cpio.ts';
 import { findBusybox, findKernel } from './sources.ts';
 import { PE_MODULES, resolveModules } from './modules.ts';
+import { buildAgentBundle } from './agent-bundle.ts';
+import { packagesOf, sharedLibraries } from './node-libs.ts';
 
 export interface BuildOptions {
   out: string;
@@ -15,6 +17,9 @@ export interface BuildOptions {
   /** Where downloaded and unpacked packages are kept between builds. */
   cache?: string;
   modules?: string[];
+  /** Carry the agent: this node binary (default: the one running the build), its libraries, the agent bundle. */
+  agent?: boolean;
+  node?: string;
   log?: (msg: string) => void;
 }
 
@@ -26,6 +31,8 @@ export interface ImageManifest {
   absent: string[];
   initrdBytes: number;
   builtAt: string;
+  /** With --agent: the node binary, its shared libraries and their Debian packages, the bundle's size. */
+  agent?: { node: string; nodeVersion: string; libraries: Record<string, string | null>; bundleBytes: number; leveldown: string };
 }
 
 export const DEFAULT_CACHE = '/var/cache/anybios/image';
@@ -50,11 +57,52 @@ export function peEntries(busybox: Buffer, applets: string[], modules: { name: s
   entries.push({ path: 'sbin/init', type: 'symlink', target: '../bin/busybox' });
   entries.push({ path: 'init', type: 'file', data: asset('init.sh'), mode: 0o755 });
   entries.push({ path: 'lib/anybios/stop.sh', type: 'file', data: asset('stop.sh'), mode: 0o755 });
+  entries.push({ path: 'lib/anybios/systems.sh', type: 'file', data: asset('systems.sh') });
+  entries.push({ path: 'lib/anybios/start-system', type: 'file', data: asset('start-system.sh'), mode: 0o755 });
+  entries.push({ path: 'lib/anybios/stop-system', type: 'file', data: asset('stop-system.sh'), mode: 0o755 });
+  entries.push({ path: 'lib/anybios/udhcpc.sh', type: 'file', data: asset('udhcpc.sh'), mode: 0o755 });
   entries.push({ path: 'bin/anybios-enter', type: 'file', data: asset('enter.sh'), mode: 0o755 });
   for (const m of modules) entries.push({ path: `lib/modules/anybios/${m.name}.ko`, type: 'file', data: m.data });
   entries.push({ path: 'lib/modules/anybios/load', type: 'file', data: Buffer.from(modules.map((m) => m.name).join('\n') + '\n') });
   entries.push({ path: 'etc/anybios-image', type: 'file', data: Buffer.from(info) });
   return entries;
+}
+
+/** Files at absolute paths of the PE (a leading / or not), with every parent directory entered once first. */
+export function withParents(files: { path: string; data: Buffer; mode?: number }[], existing: CpioEntry[]): CpioEntry[] {
+  const have = new Set(existing.map((e) => e.path));
+  const out: CpioEntry[] = [];
+  for (const f of files) {
+    const rel = f.path.replace(/^\/+/, '');
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (!have.has(d)) {
+        have.add(d);
+        out.push({ path: d, type: 'dir' });
+      }
+    }
+    out.push({ path: rel, type: 'file', data: f.data, mode: f.mode });
+    have.add(rel);
+  }
+  return out;
+}
+
+/** The agent's part of the initrd: /lib/anybios/agent/{node,agent.mjs,…}, node's libraries, agent.sh. */
+async function agentEntries(nodeBin: string, existing: CpioEntry[], log: (m: string) => void): Promise<{ entries: CpioEntry[]; info: NonNullable<ImageManifest['agent']> }> {
+  const bundle = await buildAgentBundle();
+  log(`agent bundle ${(bundle.bundleBytes / 1024).toFixed(0)} KiB; leveldown from ${bundle.leveldownFrom}`);
+  const libs = sharedLibraries([nodeBin, bundle.leveldownFrom]);
+  const packages = packagesOf(libs.map((l) => l.path));
+  log(`node ${nodeBin} with ${libs.map((l) => `${path.basename(l.path)} (${packages[l.path] ?? 'no package'})`).join(', ')}`);
+  const nodeVersion = execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim();
+  const files = [
+    { path: 'lib/anybios/agent/node', data: readFileSync(nodeBin), mode: 0o755 },
+    ...bundle.files.map((f) => ({ path: `lib/anybios/agent/${f.path}`, data: f.data })),
+    { path: 'lib/anybios/agent.sh', data: asset('agent.sh'), mode: 0o755 },
+    ...libs.map((l) => ({ path: l.path, data: readFileSync(l.from), mode: 0o755 })),
+  ];
+  return { entries: withParents(files, existing), info: { node: nodeBin, nodeVersion, libraries: packages, bundleBytes: bundle.bundleBytes, leveldown: bundle.leveldownFrom } };
 }
 
 export async function buildImage(opts: BuildOptions): Promise<ImageManifest> {
@@ -69,7 +117,10 @@ export async function buildImage(opts: BuildOptions): Promise<ImageManifest> {
   log(`modules: ${mods.modules.map((m) => m.name).join(' ') || 'none'}${mods.builtin.length ? `; built in: ${mods.builtin.join(' ')}` : ''}${mods.absent.length ? `; not in this kernel: ${mods.absent.join(' ')}` : ''}`);
   const builtAt = new Date().toISOString();
   const info = `kernel=${kernel.version}\nbuilt=${builtAt}\n`;
-  const initrd = initramfs(peEntries(readFileSync(busybox.file), applets, mods.modules, info));
+  const entries = peEntries(readFileSync(busybox.file), applets, mods.modules, info);
+  const agent = opts.agent ? await agentEntries(opts.node ?? process.execPath, entries, log) : undefined;
+  if (agent) entries.push(...agent.entries);
+  const initrd = initramfs(entries);
   mkdirSync(opts.out, { recursive: true });
   copyFileSync(kernel.vmlinuz, path.join(opts.out, 'vmlinuz'));
   writeFileSync(path.join(opts.out, 'initrd.img'), initrd);
@@ -81,6 +132,7 @@ export async function buildImage(opts: BuildOptions): Promise<ImageManifest> {
     absent: mods.absent,
     initrdBytes: initrd.length,
     builtAt,
+    ...(agent ? { agent: agent.info } : {}),
   };
   writeFileSync(path.join(opts.out, 'image.json'), JSON.stringify(manifest, null, 2) + '\n');
   log(`wrote ${path.join(opts.out, 'vmlinuz')} (${(statSync(kernel.vmlinuz).size / 1048576).toFixed(1)} MiB) and initrd.img (${(initrd.length / 1048576).toFixed(1)} MiB)`);

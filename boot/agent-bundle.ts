@@ -1,0 +1,87 @@
+// The agent for the boot image (`image build --agent`): bin/agent-main.ts and every package it uses in
+// one ES module made by esbuild (a dependency already: the CLI bundles itself the same way), plus the
+// one native piece, leveldown's N-API binary for this machine, beside it. node-gyp-build (which finds
+// that binary by scanning directories at run time) is replaced by a require of the file we put there.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as path from 'node:path';
+import { BootError } from './debs.ts';
+import { compileSchemasModule, schemasCache } from '../ddocs/build.ts';
+
+export interface AgentBundle {
+  /** Files of the agent's directory (paths relative to it): agent.mjs, leveldown.node, ddocs/, node_modules/. */
+  files: { path: string; data: Buffer }[];
+  leveldownFrom: string;
+  bundleBytes: number;
+}
+
+/** The design documents' sources (ddocs/**.js): ddocs/build.ts reads them at run time, beside the bundle. */
+function ddocSources(root: string): { path: string; data: Buffer }[] {
+  const out: { path: string; data: Buffer }[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.name.endsWith('.js')) out.push({ path: r, data: readFileSync(path.join(root, r)) });
+    }
+  };
+  walk('ddocs');
+  return out;
+}
+
+const repoRoot = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** leveldown's prebuilt N-API binary for this platform (glibc; the PE's libc is the host's). */
+export function leveldownBinary(root = repoRoot()): string {
+  const req = createRequire(path.join(root, 'package.json'));
+  const pkg = path.dirname(req.resolve('leveldown/package.json'));
+  const arch = `${process.platform}-${process.arch}`;
+  for (const f of [`prebuilds/${arch}/node.napi.glibc.node`, `prebuilds/${arch}/node.napi.node`, 'build/Release/leveldown.node']) {
+    if (existsSync(path.join(pkg, f))) return path.join(pkg, f);
+  }
+  throw new BootError('AGENT_BUNDLE_FAILED', `leveldown has no binary for ${arch} in ${pkg}`);
+}
+
+export async function buildAgentBundle(root = repoRoot()): Promise<AgentBundle> {
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch (e) {
+    throw new BootError('TOOL_MISSING', `esbuild (an npm dependency of anybios) is needed for --agent: ${(e as Error).message}`);
+  }
+  const native = leveldownBinary(root);
+  const r = await esbuild.build({
+    entryPoints: [path.join(root, 'bin', 'agent-main.ts')],
+    bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20', minify: true, legalComments: 'none', logLevel: 'silent',
+    // CommonJS packages (PouchDB, leveldown) call require() for node's own modules and name __dirname:
+    // give the ES module both.
+    banner: { js: "import { createRequire as __anybiosRequire } from 'node:module'; import { dirname as __anybiosDirname } from 'node:path'; import { fileURLToPath as __anybiosPath } from 'node:url'; const require = __anybiosRequire(import.meta.url); const __filename = __anybiosPath(import.meta.url); const __dirname = __anybiosDirname(__filename);" },
+    plugins: [{
+      name: 'leveldown-binary',
+      setup(b) {
+        b.onResolve({ filter: /^node-gyp-build$/ }, () => ({ path: 'node-gyp-build', namespace: 'anybios-native' }));
+        b.onLoad({ filter: /.*/, namespace: 'anybios-native' }, () => ({ contents: "module.exports = () => require('./leveldown.node');", loader: 'js' }));
+        b.onResolve({ filter: /\.node$/ }, (a) => ({ path: a.path, external: true }));
+      },
+    }],
+  }).catch((e: Error) => {
+    throw new BootError('AGENT_BUNDLE_FAILED', `esbuild: ${e.message}`);
+  });
+  const js = Buffer.from(r.outputFiles[0]!.contents);
+  // The compiled schemas, where ddocs/build.ts looks for its cache (so the PE needs no ajv): an ajv
+  // package.json for require.resolve to find, and the cached module beside it.
+  const cache = schemasCache();
+  const rel = (p: string) => path.relative(path.join(cache.cacheDir, '..', '..'), p);
+  return {
+    files: [
+      { path: 'agent.mjs', data: js },
+      { path: 'leveldown.node', data: readFileSync(native) },
+      ...ddocSources(root),
+      { path: 'node_modules/ajv/package.json', data: Buffer.from(JSON.stringify({ name: 'ajv', version: cache.ajvVersion, description: 'stand-in: the boot image carries the compiled schemas, not ajv' }) + '\n') },
+      { path: path.join('node_modules', rel(cache.cacheFile)), data: Buffer.from(compileSchemasModule()) },
+    ],
+    leveldownFrom: native,
+    bundleBytes: js.length,
+  };
+}
