@@ -30,7 +30,15 @@ function ddocSources(root: string): { path: string; data: Buffer }[] {
   return out;
 }
 
-const repoRoot = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The project's root: above this module, or above the CLI's own bundle (node_modules/.cache/anybios). */
+function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(path.join(dir, 'bin', 'agent-main.ts'))) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new BootError('AGENT_BUNDLE_FAILED', `bin/agent-main.ts not found above ${fileURLToPath(import.meta.url)}`);
+}
 
 /** leveldown's prebuilt N-API binary for this platform (glibc; the PE's libc is the host's). */
 export function leveldownBinary(root = repoRoot()): string {

@@ -1,0 +1,134 @@
+// The PE built with --agent under qemu (software emulation, user networking): resident mode starts the
+// data disk's two systems with its shell runtime and runs the agent (node + the bundle from the initrd)
+// with the node credential from the disk; the agent reaches the server this test started on the host's
+// loopback (10.0.2.2 from inside) and the systems' status documents arrive there. Each qemu and the
+// server are stopped in teardown, whatever happened.
+import test, { type ExecutionContext } from 'ava';
+import { promises as fsp } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { buildImage } from '../../boot/image.ts';
+import { QemuMachine } from '../../boot/qemu.ts';
+import { fixtureDisk } from '../../fixtures/boot/disk.ts';
+import { addNode } from '../../server/nodes.ts';
+import { CATALOG_DB, nodeDbName } from '../../ddocs/build.ts';
+import { removeDataDir, startServer, type TestServer } from '../helpers/server.ts';
+
+const TEST_BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
+const CACHE = process.env.ANYBIOS_IMAGE_CACHE ?? '/var/tmp/anybios-image-cache';
+const BOOT_MS = 120_000; // PE boot ~10 s under TCG here with the 40 MB initrd; the margin is for a busy machine
+const AGENT_MS = 240_000; // node starting under TCG, then the first sync
+
+let base = '';
+let image = '';
+let server: TestServer | undefined;
+
+test.before(async (t) => {
+  t.timeout(600_000);
+  for (const tool of ['qemu-system-x86_64', 'mkfs.ext4', 'debugfs', 'ldd']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is needed (apt-get install qemu-system-x86 e2fsprogs)`);
+  }
+  base = await fsp.mkdtemp(`${TEST_BASE}/anybios-boot-agent-test-`);
+  image = `${base}/image`;
+  const m = await buildImage({ out: image, cache: CACHE, agent: true, log: (s) => t.log(s) });
+  t.log(`initrd ${(m.initrdBytes / 1048576).toFixed(1)} MiB with node ${m.agent?.nodeVersion}`);
+  server = await startServer();
+});
+
+test.after.always(async () => {
+  if (server) {
+    await server.stop();
+    removeDataDir(server.dataDir);
+  }
+  if (base) await fsp.rm(base, { recursive: true, force: true });
+});
+
+const portOf = (url: string) => new URL(url).port;
+
+/** A node on the server with system0 and system1 (fixture template, a dir template on the disk). */
+async function fleetNode(id: string, systems: string[]): Promise<{ credential: object; db: ReturnType<TestServer['admin']['use']> }> {
+  const s = server!;
+  const c = await addNode(s.admin, id);
+  const catalog = s.admin.use(CATALOG_DB);
+  await catalog.insert({ _id: 'template:fixture', type: 'template', name: 'fixture', source: 'dir', path: '/anybios/templates/fixture' } as never).catch((e: { statusCode?: number }) => {
+    if (e.statusCode !== 409) throw e;
+  });
+  const db = s.admin.use(nodeDbName(id));
+  for (const name of systems) await db.insert({ _id: `system:${name}`, type: 'system', name, kind: 'os', template: 'fixture', state: 'running' } as never);
+  // What `anybios node add` prints, for a server the PE reaches over qemu's user network (not loopback
+  // from inside: plain http must be allowed explicitly).
+  const credential = { server: `http://10.0.2.2:${portOf(s.url)}`, node: c.node, user: c.user, password: c.password, insecureHttp: true };
+  return { credential, db };
+}
+
+async function boot(t: ExecutionContext, append: string, node?: object): Promise<QemuMachine> {
+  const dir = await fsp.mkdtemp(`${base}/run-`);
+  const disk = await fixtureDisk(dir, ['system0', 'system1'], node);
+  const m = new QemuMachine({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append: `console=ttyS0 panic=-1 ${append}`, disks: [disk], net: true, memMiB: 1024 });
+  t.teardown(async () => {
+    await m.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+  return m;
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms: number, context: () => string): Promise<T> {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  while (Date.now() < end) {
+    last = await fn().catch(() => undefined as T);
+    if (last !== undefined && ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(last)}); console:\n${context()}`);
+}
+
+const count = (s: string, re: RegExp) => (s.match(new RegExp(re.source, 'g')) ?? []).length;
+
+test.serial('resident --agent: both systems run and their status documents reach the server (running); a fleet edit stops one', async (t) => {
+  t.timeout(AGENT_MS + 3 * BOOT_MS);
+  const { credential, db } = await fleetNode('pe1', ['system0', 'system1']);
+  const m = await boot(t, `anybios.root=LABEL=anybios anybios.mode=resident anybios.boot=system0,system1 anybios.server=http://10.0.2.2:${portOf(server!.url)} anybios.debug`, credential);
+  await m.waitFor(/anybios: resident: running system0 system1/, BOOT_MS);
+  await m.waitFor(/anybios: network: eth0 10\.0\.2\.15\/24 via 10\.0\.2\.2 \(DHCP\)/, BOOT_MS);
+  await m.waitFor(/anybios: agent: starting \(node data \/anybios\/node on LABEL=anybios, server http:\/\/10\.0\.2\.2:\d+/, BOOT_MS);
+  const t0 = performance.now();
+  for (const name of ['system0', 'system1']) {
+    const st = await until(`status:${name} running on the server`, async () => (await db.get(`status:${name}`)) as unknown as { phase: string; pid: number | null }, (d) => d.phase === 'running', AGENT_MS, () => m.tail(60));
+    t.true(typeof st.pid === 'number' && st.pid > 1, `${name} reports the init's pid in the PE`);
+  }
+  t.log(`status documents running ${((performance.now() - t0) / 1000).toFixed(1)} s after the agent started; ${((performance.now() - m.startedAt) / 1000).toFixed(1)} s after qemu started`);
+  // Adopted as /init started them: each init ran once (no restart by the agent).
+  t.is(count(m.output, /test-init: system=system0 /), 1);
+  t.is(count(m.output, /test-init: system=system1 /), 1);
+  const nodeDoc = (await db.get('node:pe1')) as unknown as { hostname: string; capabilities: { launcherReason: string } };
+  t.is(nodeDoc.hostname, 'anybios');
+  t.regex(nodeDoc.capabilities.launcherReason, /the anybios PE/);
+  // The fleet stops system1: the agent halts it through the PE's stop-system, and says so.
+  const spec = (await db.get('system:system1')) as unknown as Record<string, unknown>;
+  await db.insert({ ...spec, state: 'stopped' } as never);
+  await m.waitFor(/test-init: system1 stopping/, AGENT_MS);
+  await until('status:system1 stopped', async () => (await db.get("status:system1")) as unknown as { phase: string }, (d) => d.phase === 'stopped', AGENT_MS, () => m.tail(60));
+  t.is(((await db.get('status:system0')) as unknown as { phase: string }).phase, 'running');
+});
+
+const rescues: [string, string, boolean, RegExp][] = [
+  ['an anybios.server that is not an http(s) URL', 'anybios.server=ftp://10.0.2.2', true, /anybios: rescue: anybios\.server=ftp:\/\/10\.0\.2\.2: expected http:\/\/HOST\[:PORT\] or https:\/\/HOST\[:PORT\]/],
+  ['an anybios.server with characters a URL host has not', 'anybios.server=http://a;b', true, /anybios: rescue: anybios\.server=http:\/\/a;b: expected http:\/\/HOST\[:PORT\]/],
+  ['an anybios.server without a node credential on the disk', 'anybios.server=http://10.0.2.2:9', false, /anybios: rescue: anybios\.server=http:\/\/10\.0\.2\.2:9: no node credential on LABEL=anybios at \/anybios\/node\/agent\/credentials\.json/],
+  ['a bad anybios.net', 'anybios.net=10.0.2.15', true, /anybios: rescue: anybios\.net=10\.0\.2\.15: expected dhcp, none or ADDRESS\/PREFIX/],
+];
+
+for (const [what, param, withCredential, message] of rescues) {
+  test.serial(`resident --agent: rescue shell for ${what}, saying which parameter`, async (t) => {
+    t.timeout(2 * BOOT_MS);
+    const cred = withCredential ? { server: 'http://10.0.2.2:9', node: 'x', user: 'node-x', password: 'p' } : undefined;
+    const m = await boot(t, `anybios.root=LABEL=anybios anybios.mode=resident anybios.boot=system0,system1 ${param}`, cred);
+    await m.waitFor(message, BOOT_MS);
+    await m.waitFor(/rescue: starting a shell on the console/, BOOT_MS);
+    t.notRegex(m.output, /test-init:/, 'no system was started');
+    t.notRegex(m.output, /anybios: agent: starting/);
+    await new Promise((r) => setTimeout(r, 500));
+    m.send('echo rescue-$((40 + 2))\n');
+    await m.waitFor(/^rescue-42$/m, BOOT_MS);
+  });
+}
