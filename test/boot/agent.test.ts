@@ -60,7 +60,7 @@ async function fleetNode(id: string, systems: string[]): Promise<{ credential: o
   return { credential, db };
 }
 
-async function boot(t: ExecutionContext, append: string, node?: object): Promise<QemuMachine> {
+async function boot(t: ExecutionContext, append: string, node?: object): Promise<QemuMachine & { disk: string }> {
   const dir = await fsp.mkdtemp(`${base}/run-`);
   const disk = await fixtureDisk(dir, ['system0', 'system1'], node);
   const m = new QemuMachine({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append: `console=ttyS0 panic=-1 ${append}`, disks: [disk], net: true, memMiB: 1024 });
@@ -68,7 +68,7 @@ async function boot(t: ExecutionContext, append: string, node?: object): Promise
     await m.close();
     await fsp.rm(dir, { recursive: true, force: true });
   });
-  return m;
+  return Object.assign(m, { disk });
 }
 
 async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms: number, context: () => string): Promise<T> {
@@ -109,6 +109,18 @@ test.serial('resident --agent: both systems run and their status documents reach
   await m.waitFor(/test-init: system1 stopping/, AGENT_MS);
   await until('status:system1 stopped', async () => (await db.get("status:system1")) as unknown as { phase: string }, (d) => d.phase === 'stopped', AGENT_MS, () => m.tail(60));
   t.is(((await db.get('status:system0')) as unknown as { phase: string }).phase, 'running');
+  // poweroff at the PE's shell: the agent is stopped first (it would start system0 again), then
+  // system0 halts, the disk is unmounted and qemu exits; the agent's database stayed on the disk.
+  await m.waitFor(/Please press Enter to activate this console/, BOOT_MS);
+  m.send('\n');
+  await new Promise((r) => setTimeout(r, 1000));
+  m.send('poweroff\n');
+  await m.waitFor(/test-init: system0 stopping[\s\S]*anybios: resident: systems stopped, data disk unmounted/, BOOT_MS);
+  const code = await Promise.race([m.exited, new Promise((r) => setTimeout(() => r('still running'), BOOT_MS))]);
+  t.is(code, 0, 'qemu exits when the PE powers off');
+  t.notRegex(m.output, /anybios: agent exited/);
+  const ls = spawnSync('debugfs', ['-R', 'ls /anybios/node/agent/db', m.disk], { encoding: 'utf8' }).stdout;
+  t.regex(ls, new RegExp(nodeDbName('pe1')), 'the agent\'s local copy of its node database is on the data disk');
 });
 
 const rescues: [string, string, boolean, RegExp][] = [
