@@ -1,8 +1,9 @@
 // `anybios image build`: the PE, a kernel and an initrd made of Debian's packages (the distribution
 // kernel and its modules, busybox-static) and our /init. See docs/boot.md.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initramfs, type CpioEntry } from './cpio.ts';
 import { findBusybox, findKernel } from './sources.ts';
@@ -88,6 +89,22 @@ export function withParents(files: { path: string; data: Buffer; mode?: number }
   return out;
 }
 
+/**
+ * The binary without its symbol tables (binutils `strip`, when there: node's 99 MB become 86, the
+ * initrd ~4 MB smaller and quicker to unpack under emulation); as it is otherwise.
+ */
+function strippedBinary(file: string, log: (m: string) => void): Buffer {
+  const dir = mkdtempSync(path.join(tmpdir(), 'anybios-strip-'));
+  try {
+    const r = spawnSync('strip', ['--strip-all', '-o', path.join(dir, 'out'), file], { encoding: 'utf8' });
+    if (r.status === 0) return readFileSync(path.join(dir, 'out'));
+    log(`strip ${file}: ${r.error?.message ?? r.stderr.trim()}; taken as it is`);
+    return readFileSync(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The agent's part of the initrd: /lib/anybios/agent/{node,agent.mjs,…}, node's libraries, agent.sh. */
 async function agentEntries(nodeBin: string, existing: CpioEntry[], log: (m: string) => void): Promise<{ entries: CpioEntry[]; info: NonNullable<ImageManifest['agent']> }> {
   const bundle = await buildAgentBundle();
@@ -97,7 +114,7 @@ async function agentEntries(nodeBin: string, existing: CpioEntry[], log: (m: str
   log(`node ${nodeBin} with ${libs.map((l) => `${path.basename(l.path)} (${packages[l.path] ?? 'no package'})`).join(', ')}`);
   const nodeVersion = execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim();
   const files = [
-    { path: 'lib/anybios/agent/node', data: readFileSync(nodeBin), mode: 0o755 },
+    { path: 'lib/anybios/agent/node', data: strippedBinary(nodeBin, log), mode: 0o755 },
     ...bundle.files.map((f) => ({ path: `lib/anybios/agent/${f.path}`, data: f.data })),
     { path: 'lib/anybios/agent.sh', data: asset('agent.sh'), mode: 0o755 },
     ...libs.map((l) => ({ path: l.path, data: readFileSync(l.from), mode: 0o755 })),
