@@ -5,7 +5,8 @@
 // `state: running|stopped`. A system is what the disk says (its system.conf: template, init); its spec
 // must agree: kind os, and its template a `dir` template whose path is the template's directory on the
 // disk. State lives in the PE's /run/anybios: NAME.pid (the process whose child is the init), NAME.since,
-// and NAME.rev (the spec revision this runtime applied; none: started by /init at boot).
+// NAME.log (its output, also on the console; capped here like the runtime's logs) and NAME.rev (the spec
+// revision this runtime applied; none: started by /init at boot).
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
@@ -17,6 +18,10 @@ import { inputValidator, type CheckDoc } from '../runtime/inputs.ts';
 import { childrenOf, readStatSync } from '../runtime/proc.ts';
 import { detectCgroups } from '../runtime/cgroups.ts';
 import { which } from '../runtime/tools.ts';
+import { readLog, rotateLog, tailLog } from '../runtime/logs.ts';
+
+/** A system's log in the PE's RAM (tmpfs) is kept under this (copy-truncate to NAME.log.1, as the runtime does). */
+const LOG_CAP = 1 << 20;
 
 export interface PeRuntimeOptions {
   checkDoc: CheckDoc;
@@ -110,12 +115,14 @@ export async function createPeRuntime(o: PeRuntimeOptions): Promise<Runtime> {
     };
   };
 
+  const logOf = (name: string) => path.join(runDir, `${name}.log`);
   const list = async (): Promise<Observed[]> => {
     const names = existsSync(systemsDir) ? (await fsp.readdir(systemsDir)).filter((n) => NAME_RE.test(n)).sort() : [];
     const out: Observed[] = [];
     for (const n of names) {
       const x = await observe(n);
       if (x) out.push(x);
+      await rotateLog(logOf(n), LOG_CAP).catch(() => false);
     }
     return out;
   };
@@ -204,11 +211,11 @@ export async function createPeRuntime(o: PeRuntimeOptions): Promise<Runtime> {
       }
       return null;
     },
-    // The systems' output goes to the PE's console (docs/boot.md): there is no per-system log here.
-    async *logs() {},
-    async logTail() {
-      return '';
+    async *logs(name, opts = {}) {
+      if (!(await observe(name))) throw new RuntimeError('NOT_FOUND', `no system ${name} on the data disk`);
+      yield* readLog(logOf(name), opts);
     },
+    logTail: (name, bytes = 4096) => (NAME_RE.test(name) ? tailLog(logOf(name), bytes) : Promise.resolve('')),
     async enterArgs(name, cmd = []) {
       const o1 = await observe(name);
       if (o1?.phase !== 'running') throw new RuntimeError('NOT_RUNNING', `system ${name} is not running`);

@@ -1,7 +1,7 @@
 # anybios PE: the shell runtime's functions, sourced by /init and by /lib/anybios/start-system (which
 # the agent's PE runtime runs). Needs DISK (the data disk's mount point) and SYSTEMS (anybios.systems).
-# Per started system, /run/anybios holds NAME.pid (the process whose child is the system's init) and
-# NAME.since (when it was started, UTC).
+# Per started system, /run/anybios holds NAME.pid (the process whose child is the system's init),
+# NAME.since (when it was started, UTC) and NAME.log (its output, also shown on the console).
 
 # load_system NAME: reads <systems>/NAME/system.conf (key=value lines, not sourced) into S_*.
 load_system() {
@@ -47,11 +47,16 @@ start_system() {
   # In its namespaces (the inner shell is pid 1 of the new pid namespace, then execs the init): its own
   # /proc, /sys and cgroup2, its hostname, container=anybios (so systemd acts as in a container), then
   # chroot. (busybox's --mount-proc fails here: it makes the target private, which is not a mount point.)
+  # Its output: to the console (as it always was) and to /run/anybios/NAME.log (the agent's logs and the
+  # status' logTail; the agent keeps its size), through a fifo and tee, which ends with the system.
+  out=/run/anybios/$n.out
+  rm -f "$out"; mkfifo -m 600 "$out"
+  tee -a "/run/anybios/$n.log" < "$out" > /dev/console 2>&1 &
   setsid sh -c 'echo $$ > "$0/cgroup.procs"; exec unshare -m -u -i -p -f sh -c "$@"' "$cg" \
     'mount --make-rprivate /; [ -d "$1/proc" ] && mount -t proc proc "$1/proc"
      if [ -d "$1/sys" ]; then mount -t sysfs sysfs "$1/sys"; [ -d "$1/sys/fs/cgroup" ] && mount -t cgroup2 cgroup2 "$1/sys/fs/cgroup"; fi
      hostname "$0"; exec env -i container=anybios TERM=linux PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin chroot "$1" "$2"' \
-    "$n" "$r" "$S_INIT" </dev/null >/dev/console 2>&1 &
+    "$n" "$r" "$S_INIT" </dev/null >"$out" 2>&1 &
   echo $! > "/run/anybios/$n.pid"
   date -u +%Y-%m-%dT%H:%M:%SZ > "/run/anybios/$n.since"
   say "resident: system $n starting (template $S_TEMPLATE, init $S_INIT, pid $!)"
@@ -81,5 +86,5 @@ release_system() {
   r=/run/anybios/systems/$1
   umount "$r/dev" 2>/dev/null; umount "$r" 2>/dev/null || umount -l "$r" 2>/dev/null
   rmdir "/sys/fs/cgroup/anybios/$1" 2>/dev/null
-  rm -f "/run/anybios/$1.pid" "/run/anybios/$1.since"
+  rm -f "/run/anybios/$1.pid" "/run/anybios/$1.since" "/run/anybios/$1.out"
 }

@@ -93,8 +93,10 @@ test.serial('resident --agent: both systems run and their status documents reach
   await m.waitFor(/anybios: agent: starting \(node data \/anybios\/node on LABEL=anybios, server http:\/\/10\.0\.2\.2:\d+/, BOOT_MS);
   const t0 = performance.now();
   for (const name of ['system0', 'system1']) {
-    const st = await until(`status:${name} running on the server`, async () => (await db.get(`status:${name}`)) as unknown as { phase: string; pid: number | null }, (d) => d.phase === 'running', AGENT_MS, () => m.tail(60));
+    const st = await until(`status:${name} running on the server`, async () => (await db.get(`status:${name}`)) as unknown as { phase: string; pid: number | null; logTail: string }, (d) => d.phase === 'running', AGENT_MS, () => m.tail(60));
     t.true(typeof st.pid === 'number' && st.pid > 1, `${name} reports the init's pid in the PE`);
+    // Its output reaches the console and its log in the PE (the status' logTail).
+    t.regex(st.logTail, new RegExp(`test-init: system=${name} pid=1 template=fixture hostname=${name}`));
   }
   t.log(`status documents running ${((performance.now() - t0) / 1000).toFixed(1)} s after the agent started; ${((performance.now() - m.startedAt) / 1000).toFixed(1)} s after qemu started`);
   // Adopted as /init started them: each init ran once (no restart by the agent).

@@ -76,3 +76,19 @@ test('start refuses what the disk does not hold or says otherwise, with the runt
   // A valid spec of a stopped system runs the PE's start-system: absent here, so START_FAILED says why.
   t.regex(await code(rt.start(spec(), dirTemplate())), /^START_FAILED: system system0: /);
 });
+
+test('logs: NAME.log in the PE\'s run dir, its tail and its stream; kept under 1 MiB by copy-truncate when listed', async (t) => {
+  const { run, rt } = await pe(t);
+  t.is(await rt.logTail('system0'), '');
+  await fsp.writeFile(`${run}/system0.log`, 'line one\nline two\n');
+  t.is(await rt.logTail('system0', 9), 'line two\n');
+  const chunks: Buffer[] = [];
+  for await (const c of rt.logs('system0')) chunks.push(c);
+  t.is(Buffer.concat(chunks).toString(), 'line one\nline two\n');
+  t.is(await rt.logTail('../etc/passwd'), '');
+  await t.throwsAsync(async () => { for await (const _ of rt.logs('system9')) void _; }, { message: /no system system9 on the data disk/ });
+  await fsp.writeFile(`${run}/system0.log`, Buffer.alloc((1 << 20) + 10, 'x'));
+  await rt.list();
+  t.is((await fsp.stat(`${run}/system0.log`)).size, 0);
+  t.is((await fsp.stat(`${run}/system0.log.1`)).size, (1 << 20) + 10);
+});
