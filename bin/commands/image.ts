@@ -2,7 +2,7 @@
 // of both. The work is in boot/; docs/boot.md says how a machine boots them.
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { CliError, type Command } from '../command.ts';
 import { buildImage, DEFAULT_CACHE } from '../../boot/image.ts';
@@ -29,13 +29,14 @@ disk    a data disk for it: an ext4 image (mkfs.ext4 -d; no mount) labelled L (d
 qemu    boots DIR's PE with the data disk under qemu on this terminal (serial console; quit with
         Ctrl-A X). --append adds kernel parameters (default: anybios.root=LABEL=anybios
         anybios.boot=system0). --kvm uses KVM (else software emulation), --net user networking (the
-        host's loopback is 10.0.2.2 from inside).
+        host's loopback is 10.0.2.2 from inside; on by default for an --agent image, which also gets
+        --mem 1024 by default, else 512).
 
 Examples:
   anybios image build --out /srv/pe --agent
   anybios node add pe1 --json > pe1.json
   anybios image disk --out disk.img --template bookworm=bookworm.tar --system system0 --system system1 --node pe1.json
-  anybios image qemu --image /srv/pe --disk disk.img --net --mem 1024 --append 'anybios.boot=system0,system1 anybios.mode=resident anybios.server=http://10.0.2.2:8080'`
+  anybios image qemu --image /srv/pe --disk disk.img --append 'anybios.boot=system0,system1 anybios.mode=resident anybios.server=http://10.0.2.2:8080'`
 
 function parse(argv: string[]) {
   try {
@@ -98,7 +99,15 @@ function disk(values: ReturnType<typeof parse>['values']): number {
 function qemu(values: ReturnType<typeof parse>['values']): number {
   const image = path.resolve(need(values.image, '--image'));
   const append = `console=ttyS0 ${values.append?.includes('anybios.root=') ? '' : 'anybios.root=LABEL=anybios '}${values.append ?? 'anybios.boot=system0'}`;
-  const args = qemuArgs({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append, disks: [path.resolve(need(values.disk, '--disk'))], net: values.net, accel: values.kvm ? 'kvm' : 'tcg', memMiB: values.mem ? Number(values.mem) : undefined });
+  // An image with the agent needs room for node and a network to reach its server.
+  let withAgent = false;
+  try {
+    withAgent = !!JSON.parse(readFileSync(`${image}/image.json`, 'utf8')).agent;
+  } catch {
+    // no image.json (a kernel and initrd from elsewhere): the defaults
+  }
+  if (values.mem !== undefined && !/^\d+$/.test(values.mem)) throw new CliError('USAGE', `--mem must be whole MiB (got ${values.mem})`, 2);
+  const args = qemuArgs({ kernel: `${image}/vmlinuz`, initrd: `${image}/initrd.img`, append, disks: [path.resolve(need(values.disk, '--disk'))], net: values.net || withAgent, accel: values.kvm ? 'kvm' : 'tcg', memMiB: values.mem ? Number(values.mem) : withAgent ? 1024 : undefined });
   const r = spawnSync('qemu-system-x86_64', args, { stdio: 'inherit' });
   if (r.error) throw new CliError('TOOL_MISSING', `qemu-system-x86_64: ${r.error.message} (apt-get install qemu-system-x86)`);
   return r.status ?? 1;

@@ -5,7 +5,7 @@
 // server are stopped in teardown, whatever happened.
 import test, { type ExecutionContext } from 'ava';
 import { promises as fsp } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { buildImage } from '../../boot/image.ts';
 import { QemuMachine } from '../../boot/qemu.ts';
 import { fixtureDisk } from '../../fixtures/boot/disk.ts';
@@ -83,6 +83,15 @@ async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolea
 }
 
 const count = (s: string, re: RegExp) => (s.match(new RegExp(re.source, 'g')) ?? []).length;
+
+test.serial('image build --agent: node, its libraries at their ldd paths, the bundle, leveldown\'s binary and the scripts are in the initrd', async (t) => {
+  const list = execFileSync('sh', ['-c', `zcat '${image}/initrd.img' | cpio -t --quiet`], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n');
+  for (const f of ['lib/anybios/agent/node', 'lib/anybios/agent/agent.mjs', 'lib/anybios/agent/leveldown.node', 'lib/anybios/agent/ddocs/lib/rules.js', 'lib/anybios/agent.sh', 'lib/anybios/udhcpc.sh', 'lib/anybios/start-system', 'lib/anybios/stop-system', 'lib64/ld-linux-x86-64.so.2', 'lib/x86_64-linux-gnu/libc.so.6', 'lib/x86_64-linux-gnu/libstdc++.so.6']) t.true(list.includes(f), f);
+  t.true(list.some((f) => /^lib\/anybios\/agent\/node_modules\/\.cache\/anybios\/schemas-[0-9a-f]{16}\.js$/.test(f)), 'the compiled schemas');
+  const manifest = JSON.parse(await fsp.readFile(`${image}/image.json`, 'utf8'));
+  t.is(manifest.agent.libraries['/lib/x86_64-linux-gnu/libc.so.6'], 'libc6');
+  t.is(manifest.agent.nodeVersion, process.version);
+});
 
 test.serial('resident --agent: both systems run and their status documents reach the server (running); a fleet edit stops one', async (t) => {
   t.timeout(AGENT_MS + 3 * BOOT_MS);
