@@ -134,6 +134,16 @@ test.serial('resident --agent: both systems run and their status documents reach
   t.regex(ls, new RegExp(nodeDbName('pe1')), 'the agent\'s local copy of its node database is on the data disk');
 });
 
+test.serial('resident --agent with a static address (anybios.net): the agent reaches the server without DHCP', async (t) => {
+  t.timeout(AGENT_MS + 2 * BOOT_MS);
+  const { credential, db } = await fleetNode('pe2', []);
+  const m = await boot(t, `anybios.root=LABEL=anybios anybios.mode=resident anybios.boot=system0 anybios.net=10.0.2.42/24,10.0.2.2,10.0.2.3 anybios.server=http://10.0.2.2:${portOf(server!.url)}`, credential);
+  await m.waitFor(/anybios: network: eth0 10\.0\.2\.42\/24 via 10\.0\.2\.2 \(anybios\.net\)/, BOOT_MS);
+  const node = await until('node:pe2 heartbeat on the server', async () => (await db.get('node:pe2')) as unknown as { hostname: string }, (d) => d.hostname === 'anybios', AGENT_MS, () => m.tail(60));
+  t.is(node.hostname, 'anybios');
+  t.notRegex(m.output, /\(DHCP\)/);
+});
+
 const rescues: [string, string, boolean, RegExp][] = [
   ['an anybios.server that is not an http(s) URL', 'anybios.server=ftp://10.0.2.2', true, /anybios: rescue: anybios\.server=ftp:\/\/10\.0\.2\.2: expected http:\/\/HOST\[:PORT\] or https:\/\/HOST\[:PORT\]/],
   ['an anybios.server with characters a URL host has not', 'anybios.server=http://a;b', true, /anybios: rescue: anybios\.server=http:\/\/a;b: expected http:\/\/HOST\[:PORT\]/],
