@@ -1,18 +1,18 @@
 // The agent for the boot image (`image build --agent`): bin/agent-main.ts and every package it uses in
 // one ES module made by esbuild (a dependency already: the CLI bundles itself the same way), plus the
-// one native piece, leveldown's N-API binary for this machine, beside it. node-gyp-build (which finds
-// that binary by scanning directories at run time) is replaced by a require of the file we put there.
+// native pieces, leveldown's N-API binaries for this machine, beside it. node-gyp-build (which finds
+// a binary by scanning directories at run time) is replaced by a require of the file we put there.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import { BootError } from './debs.ts';
 import { compileSchemasModule, schemasCache } from '../ddocs/build.ts';
 
 export interface AgentBundle {
-  /** Files of the agent's directory (paths relative to it): agent.mjs, leveldown.node, ddocs/, node_modules/. */
+  /** Files of the agent's directory (paths relative to it): agent.mjs, leveldown-<version>.node, ddocs/, node_modules/. */
   files: { path: string; data: Buffer }[];
-  leveldownFrom: string;
+  /** The native binaries it carries (their sources). */
+  natives: string[];
   bundleBytes: number;
 }
 
@@ -40,15 +40,27 @@ function repoRoot(): string {
   throw new BootError('AGENT_BUNDLE_FAILED', `bin/agent-main.ts not found above ${fileURLToPath(import.meta.url)}`);
 }
 
-/** leveldown's prebuilt N-API binary for this platform (glibc; the PE's libc is the host's). */
-export function leveldownBinary(root = repoRoot()): string {
-  const req = createRequire(path.join(root, 'package.json'));
-  const pkg = path.dirname(req.resolve('leveldown/package.json'));
+/** A package's prebuilt N-API binary for this platform (glibc: the PE's libc is this machine's). */
+export function nativeBinary(pkg: string): string {
   const arch = `${process.platform}-${process.arch}`;
   for (const f of [`prebuilds/${arch}/node.napi.glibc.node`, `prebuilds/${arch}/node.napi.node`, 'build/Release/leveldown.node']) {
     if (existsSync(path.join(pkg, f))) return path.join(pkg, f);
   }
-  throw new BootError('AGENT_BUNDLE_FAILED', `leveldown has no binary for ${arch} in ${pkg}`);
+  throw new BootError('AGENT_BUNDLE_FAILED', `${pkg} has no binary for ${arch}`);
+}
+
+/** The package directory (with package.json) a file belongs to. */
+function packageOf(file: string): { dir: string; name: string; version: string } {
+  let dir = path.dirname(file);
+  for (let i = 0; i < 8; i++) {
+    const pj = path.join(dir, 'package.json');
+    if (existsSync(pj)) {
+      const { name, version } = JSON.parse(readFileSync(pj, 'utf8')) as { name: string; version: string };
+      return { dir, name, version };
+    }
+    dir = path.dirname(dir);
+  }
+  throw new BootError('AGENT_BUNDLE_FAILED', `no package.json above ${file}`);
 }
 
 export async function buildAgentBundle(root = repoRoot()): Promise<AgentBundle> {
@@ -58,7 +70,9 @@ export async function buildAgentBundle(root = repoRoot()): Promise<AgentBundle> 
   } catch (e) {
     throw new BootError('TOOL_MISSING', `esbuild (an npm dependency of anybios) is needed for --agent: ${(e as Error).message}`);
   }
-  const native = leveldownBinary(root);
+  // Each package that finds its binary through node-gyp-build (two leveldown versions: PouchDB's and
+  // the one under level) gets its own: <name>-<version>.node beside the bundle.
+  const natives = new Map<string, string>();
   const r = await esbuild.build({
     entryPoints: [path.join(root, 'bin', 'agent-main.ts')],
     bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20', minify: true, legalComments: 'none', logLevel: 'silent',
@@ -66,10 +80,15 @@ export async function buildAgentBundle(root = repoRoot()): Promise<AgentBundle> 
     // give the ES module both.
     banner: { js: "import { createRequire as __anybiosRequire } from 'node:module'; import { dirname as __anybiosDirname } from 'node:path'; import { fileURLToPath as __anybiosPath } from 'node:url'; const require = __anybiosRequire(import.meta.url); const __filename = __anybiosPath(import.meta.url); const __dirname = __anybiosDirname(__filename);" },
     plugins: [{
-      name: 'leveldown-binary',
+      name: 'native-binaries',
       setup(b) {
-        b.onResolve({ filter: /^node-gyp-build$/ }, () => ({ path: 'node-gyp-build', namespace: 'anybios-native' }));
-        b.onLoad({ filter: /.*/, namespace: 'anybios-native' }, () => ({ contents: "module.exports = () => require('./leveldown.node');", loader: 'js' }));
+        b.onResolve({ filter: /^node-gyp-build$/ }, (a) => {
+          const pkg = packageOf(a.importer);
+          const file = `${pkg.name.replace(/[^a-z0-9-]/gi, '_')}-${pkg.version}.node`;
+          natives.set(file, nativeBinary(pkg.dir));
+          return { path: file, namespace: 'anybios-native' };
+        });
+        b.onLoad({ filter: /.*/, namespace: 'anybios-native' }, (a) => ({ contents: `module.exports = () => require('./${a.path}');`, loader: 'js' }));
         b.onResolve({ filter: /\.node$/ }, (a) => ({ path: a.path, external: true }));
       },
     }],
@@ -84,12 +103,12 @@ export async function buildAgentBundle(root = repoRoot()): Promise<AgentBundle> 
   return {
     files: [
       { path: 'agent.mjs', data: js },
-      { path: 'leveldown.node', data: readFileSync(native) },
+      ...[...natives].map(([file, from]) => ({ path: file, data: readFileSync(from) })),
       ...ddocSources(root),
       { path: 'node_modules/ajv/package.json', data: Buffer.from(JSON.stringify({ name: 'ajv', version: cache.ajvVersion, description: 'stand-in: the boot image carries the compiled schemas, not ajv' }) + '\n') },
       { path: path.join('node_modules', rel(cache.cacheFile)), data: Buffer.from(compileSchemasModule()) },
     ],
-    leveldownFrom: native,
+    natives: [...natives.values()],
     bundleBytes: js.length,
   };
 }

@@ -33,7 +33,7 @@ export interface ImageManifest {
   initrdBytes: number;
   builtAt: string;
   /** With --agent: the node binary, its shared libraries and their Debian packages, the bundle's size. */
-  agent?: { node: string; nodeVersion: string; libraries: Record<string, string | null>; bundleBytes: number; leveldown: string };
+  agent?: { node: string; nodeVersion: string; libraries: Record<string, string | null>; bundleBytes: number; natives: string[] };
 }
 
 export const DEFAULT_CACHE = '/var/cache/anybios/image';
@@ -108,8 +108,8 @@ function strippedBinary(file: string, log: (m: string) => void): Buffer {
 /** The agent's part of the initrd: /lib/anybios/agent/{node,agent.mjs,…}, node's libraries, agent.sh. */
 async function agentEntries(nodeBin: string, existing: CpioEntry[], log: (m: string) => void): Promise<{ entries: CpioEntry[]; info: NonNullable<ImageManifest['agent']> }> {
   const bundle = await buildAgentBundle();
-  log(`agent bundle ${(bundle.bundleBytes / 1024).toFixed(0)} KiB; leveldown from ${bundle.leveldownFrom}`);
-  const libs = sharedLibraries([nodeBin, bundle.leveldownFrom]);
+  log(`agent bundle ${(bundle.bundleBytes / 1024).toFixed(0)} KiB; native: ${bundle.natives.join(', ')}`);
+  const libs = sharedLibraries([nodeBin, ...bundle.natives]);
   const packages = packagesOf(libs.map((l) => l.path));
   log(`node ${nodeBin} with ${libs.map((l) => `${path.basename(l.path)} (${packages[l.path] ?? 'no package'})`).join(', ')}`);
   const nodeVersion = execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim();
@@ -119,7 +119,7 @@ async function agentEntries(nodeBin: string, existing: CpioEntry[], log: (m: str
     { path: 'lib/anybios/agent.sh', data: asset('agent.sh'), mode: 0o755 },
     ...libs.map((l) => ({ path: l.path, data: readFileSync(l.from), mode: 0o755 })),
   ];
-  return { entries: withParents(files, existing), info: { node: nodeBin, nodeVersion, libraries: packages, bundleBytes: bundle.bundleBytes, leveldown: bundle.leveldownFrom } };
+  return { entries: withParents(files, existing), info: { node: nodeBin, nodeVersion, libraries: packages, bundleBytes: bundle.bundleBytes, natives: bundle.natives } };
 }
 
 export async function buildImage(opts: BuildOptions): Promise<ImageManifest> {

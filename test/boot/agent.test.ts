@@ -84,9 +84,11 @@ async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolea
 
 const count = (s: string, re: RegExp) => (s.match(new RegExp(re.source, 'g')) ?? []).length;
 
-test.serial('image build --agent: node, its libraries at their ldd paths, the bundle, leveldown\'s binary and the scripts are in the initrd', async (t) => {
+test.serial('image build --agent: node, its libraries at their ldd paths, the bundle, leveldown\'s binaries and the scripts are in the initrd', async (t) => {
   const list = execFileSync('sh', ['-c', `zcat '${image}/initrd.img' | cpio -t --quiet`], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n');
-  for (const f of ['lib/anybios/agent/node', 'lib/anybios/agent/agent.mjs', 'lib/anybios/agent/leveldown.node', 'lib/anybios/agent/ddocs/lib/rules.js', 'lib/anybios/agent.sh', 'lib/anybios/udhcpc.sh', 'lib/anybios/start-system', 'lib/anybios/stop-system', 'lib64/ld-linux-x86-64.so.2', 'lib/x86_64-linux-gnu/libc.so.6', 'lib/x86_64-linux-gnu/libstdc++.so.6']) t.true(list.includes(f), f);
+  for (const f of ['lib/anybios/agent/node', 'lib/anybios/agent/agent.mjs', 'lib/anybios/agent/ddocs/lib/rules.js', 'lib/anybios/agent.sh', 'lib/anybios/udhcpc.sh', 'lib/anybios/start-system', 'lib/anybios/stop-system', 'lib64/ld-linux-x86-64.so.2', 'lib/x86_64-linux-gnu/libc.so.6', 'lib/x86_64-linux-gnu/libstdc++.so.6']) t.true(list.includes(f), f);
+  // leveldown's binary per leveldown version in the bundle (PouchDB's and level's), each its own.
+  t.is(list.filter((f) => /^lib\/anybios\/agent\/leveldown-\d+\.\d+\.\d+\.node$/.test(f)).length, 2);
   t.true(list.some((f) => /^lib\/anybios\/agent\/node_modules\/\.cache\/anybios\/schemas-[0-9a-f]{16}\.js$/.test(f)), 'the compiled schemas');
   const manifest = JSON.parse(await fsp.readFile(`${image}/image.json`, 'utf8'));
   t.is(manifest.agent.libraries['/lib/x86_64-linux-gnu/libc.so.6'], 'libc6');
