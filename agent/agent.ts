@@ -8,6 +8,7 @@ import PouchDB from 'pouchdb';
 import { CATALOG_DB, nodeDbName } from '../ddocs/build.ts';
 import type { NodeDoc } from '../ddocs/schemas/types.ts';
 import { createRuntime, type Runtime } from './runtime/index.ts';
+import { createPeRuntime } from './pe/runtime.ts';
 import { Reconciler } from './loop.ts';
 import { loadMemory } from './memory.ts';
 import { NodeSync } from './sync/node-sync.ts';
@@ -47,8 +48,11 @@ export interface AgentOptions extends AgentConfig {
   /** The node's data dir: systems/, volumes/ (runtime) and agent/ (local databases, memory). */
   dataDir: string;
   templateRoots?: string[];
-  /** How systems run here (default auto: crun containers, or proot where neither root nor a user namespace works). */
-  strategy?: 'auto' | 'overlay' | 'copy' | 'proot';
+  /**
+   * How systems run here (default auto: crun containers, or proot where neither root nor a user namespace
+   * works); pe: inside the anybios PE, the data disk's systems in the PE's shell runtime (agent/pe/).
+   */
+  strategy?: 'auto' | 'overlay' | 'copy' | 'proot' | 'pe';
   fullPassMs?: number;
   heartbeatMs?: number;
   watchdogMs?: number;
@@ -84,7 +88,9 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   const dbName = nodeDbName(o.node);
   const db = new Local(dbName, { auto_compaction: true });
   const catalog = new Local(CATALOG_DB, { auto_compaction: true });
-  const runtime = await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], strategy: o.strategy, log });
+  const runtime = o.strategy === 'pe'
+    ? await createPeRuntime({ checkDoc: docErrors, dataDir: o.dataDir, log })
+    : await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], strategy: o.strategy, log });
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
   let base = bases[0];

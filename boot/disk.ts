@@ -3,13 +3,17 @@
 //   <disk>/anybios/templates/<template>/      a template's root file system (read-only lower layer)
 //   <disk>/anybios/systems/<name>/system.conf template=/anybios/templates/<t> (path on the disk), init=…
 //   <disk>/anybios/systems/<name>/upper/ work/  the system's own layer (overlay upper and work dir)
-import { existsSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+//   <disk>/anybios/node/                      the PE agent's data dir: agent/credentials.json (0600),
+//                                             its local database (agent/db), kept across boots
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { BootError } from './debs.ts';
 
 export const DISK_TEMPLATES = '/anybios/templates';
 export const DISK_SYSTEMS = '/anybios/systems';
+export const DISK_NODE = '/anybios/node';
+export const DISK_CREDENTIALS = `${DISK_NODE}/agent/credentials.json`;
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export interface DiskSystem {
@@ -53,6 +57,35 @@ export function addSystem(dir: string, sys: DiskSystem): string {
     writeFileSync(f, content);
   }
   return sdir;
+}
+
+/** A node credential file (`anybios node add ID --json`), its fields checked as the agent checks them. */
+export function readNodeCredential(file: string): Record<string, unknown> {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new BootError('CONFIG_INVALID', `--node ${file}: ${(e as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new BootError('CONFIG_INVALID', `--node ${file}: expected a JSON object`);
+  for (const k of ['node', 'user', 'password']) if (typeof raw[k] !== 'string' || !raw[k]) throw new BootError('CONFIG_INVALID', `--node ${file}: "${k}" is missing`);
+  const sv = raw.server;
+  if (!(typeof sv === 'string' && sv) && !(Array.isArray(sv) && sv.length && sv.every((u) => typeof u === 'string' && u))) throw new BootError('CONFIG_INVALID', `--node ${file}: "server" must be a URL or a list of URLs`);
+  return raw;
+}
+
+/**
+ * The node's credential for the PE's agent (what `anybios node add ID --json` prints: server, node, user,
+ * password, and for https the fingerprint): the agent's own credentials.json in its data dir on the disk,
+ * 0600 in a 0700 directory (mkfs.ext4 -d keeps modes).
+ */
+export function addNodeCredential(dir: string, credential: object): string {
+  const file = path.join(dir, DISK_CREDENTIALS);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  chmodSync(path.join(dir, DISK_NODE), 0o700);
+  chmodSync(path.dirname(file), 0o700);
+  writeFileSync(file, JSON.stringify(credential, null, 2) + '\n', { mode: 0o600 });
+  return file;
 }
 
 /** Sum of file sizes under `dir` in bytes (du -sb). */

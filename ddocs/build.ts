@@ -44,13 +44,19 @@ let schemasModule: string | undefined;
  * left in the output is a build error, since CouchDB cannot resolve it. The result is cached on disk
  * by the schemas' content, so agents and CLI runs do not load ajv at all once it is built.
  */
-export function compileSchemasModule(): string {
-  if (schemasModule) return schemasModule;
+/** Where compileSchemasModule keeps its result: `<node_modules>/.cache/anybios/schemas-<key>.js` (the boot image carries one). */
+export function schemasCache(): { ajvVersion: string; cacheDir: string; cacheFile: string } {
   const require = createRequire(import.meta.url);
   const ajvVersion = (require('ajv/package.json') as { version: string }).version;
   const key = createHash('sha256').update(JSON.stringify(schemas)).update(ajvVersion).digest('hex').slice(0, 16);
   const cacheDir = join(dirname(require.resolve('ajv/package.json')), '..', '.cache', 'anybios');
-  const cacheFile = join(cacheDir, `schemas-${key}.js`);
+  return { ajvVersion, cacheDir, cacheFile: join(cacheDir, `schemas-${key}.js`) };
+}
+
+export function compileSchemasModule(): string {
+  if (schemasModule) return schemasModule;
+  const require = createRequire(import.meta.url);
+  const { cacheDir, cacheFile } = schemasCache();
   if (existsSync(cacheFile)) return (schemasModule = readFileSync(cacheFile, 'utf8'));
   const Ajv = require('ajv').default as typeof import('ajv').default;
   const standaloneCode = require('ajv/dist/standalone').default as typeof import('ajv/dist/standalone/index.js').default;

@@ -55,6 +55,9 @@ function planOne(name: string, d: DesiredSystem, o: Observed | undefined, input:
     if (applied?.hash === hash) return applied.rev === rev ? [] : [{ action: 'adopt', name, rev, hash }];
     // Our record is gone (agent state lost) but the runtime ran exactly this revision: adopt it.
     if (!applied && o!.specRev === rev) return [{ action: 'adopt', name, rev, hash }];
+    // Started at boot by the PE (anybios.boot) before any agent ran, as the disk describes it: the first
+    // agent that wants it running takes it as it is (a later edit of the spec restarts it as usual).
+    if (!applied && o!.startedBy === 'boot') return [{ action: 'adopt', name, rev, hash }];
     // Same revision, another hash: only the template document can have changed.
     const reason: Reason = applied?.rev === rev ? 'template-changed' : d.spec.restartedAt && applied && o!.specRev !== rev ? 'restart-requested' : 'spec-changed';
     return [startOrWait(name, d, hash, reason, b, input.now, true)];

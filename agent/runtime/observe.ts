@@ -23,6 +23,8 @@ export interface Observed {
   restarts: number;
   /** The spec revision that was applied. */
   specRev: string | null;
+  /** Running, but started by the anybios PE's /init at boot (anybios.boot), not by an agent (agent/pe/). */
+  startedBy?: 'boot';
   strategy: 'overlay' | 'copy';
   startedAt: string | null;
   diskUsed: number | null;

@@ -24,7 +24,8 @@ options:
   --data DIR           node data dir: systems, volumes and the agent's local database (default ./.anybios-node; env ANYBIOS_NODE_DATA)
   --template-root DIR  a directory under which \`dir\` templates may live (repeatable)
   --strategy S         how systems run: auto (default: crun containers as root or in a user namespace,
-                       proot where neither works), overlay, copy, or proot (no isolation; a phone without root)
+                       proot where neither works), overlay, copy, or proot (no isolation; a phone without root);
+                       pe: inside the anybios boot image (PE), the data disk's systems (docs/boot.md)
   --full-pass SECONDS  periodic full reconcile pass (default 30)
   --heartbeat SECONDS  node heartbeat interval (default 30)
   --watchdog SECONDS   restart a replication that makes no progress for this long (default 15)
@@ -105,7 +106,7 @@ export const command: Command = {
       throw new CliError('NO_CREDENTIALS', `no agent credentials: pass --config FILE (from \`anybios node add ID\`) or keep them in ${stored}\n\n${usage}`, 2);
     }
     const strategy = values.strategy ?? 'auto';
-    if (!['auto', 'overlay', 'copy', 'proot'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy or proot (got ${strategy})`, 2);
+    if (!['auto', 'overlay', 'copy', 'proot', 'pe'].includes(strategy)) throw new CliError('USAGE', `--strategy must be auto, overlay, copy, proot or pe (got ${strategy})`, 2);
     const hostTemplate = values['host-template'];
     if (hostTemplate !== undefined && hostTemplate !== 'allow' && hostTemplate !== 'deny') throw new CliError('USAGE', `--host-template must be allow or deny, not ${JSON.stringify(hostTemplate)}`, 2);
     const reserve = values['disk-reserve'];
@@ -121,7 +122,7 @@ export const command: Command = {
         cred = { ...cred, password: c.password, nextPassword: c.next, rotatedFrom };
         if (!c.next) delete cred.nextPassword;
         storeCredentials(dataDir, cred);
-      }, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot',
+      }, templateRoots: values['template-root'] ?? [], strategy: strategy as 'auto' | 'overlay' | 'copy' | 'proot' | 'pe',
       fullPassMs: seconds(values['full-pass'], 'full-pass', 30), heartbeatMs: seconds(values.heartbeat, 'heartbeat', 30), watchdogMs: seconds(values.watchdog, 'watchdog', 15),
       ...(hostTemplate ? { hostTemplate: hostTemplate === 'allow' } : {}),
       templateGraceMs: seconds(values['template-grace'], 'template-grace', 3600),

@@ -23,8 +23,8 @@ rescue() {
   done
 }
 
-KNOWN="anybios.root anybios.systems anybios.boot anybios.mode anybios.server anybios.rootwait anybios.debug"
-ROOT= SYSTEMS=/anybios/systems BOOT= MODE= SERVER= ROOTWAIT=10 DEBUG= UNKNOWN=
+KNOWN="anybios.root anybios.systems anybios.boot anybios.mode anybios.server anybios.net anybios.rootwait anybios.debug"
+ROOT= SYSTEMS=/anybios/systems BOOT= MODE= SERVER= NET= ROOTWAIT=10 DEBUG= UNKNOWN=
 for w in $(cat /proc/cmdline); do
   case "$w" in
     anybios.root=*) ROOT=${w#*=} ;;
@@ -32,6 +32,7 @@ for w in $(cat /proc/cmdline); do
     anybios.boot=*) BOOT=${w#*=} ;;
     anybios.mode=*) MODE=${w#*=} ;;
     anybios.server=*) SERVER=${w#*=} ;;
+    anybios.net=*) NET=${w#*=} ;;
     anybios.rootwait=*) ROOTWAIT=${w#*=} ;;
     anybios.debug|anybios.debug=*) DEBUG=1 ;;
     anybios.*) UNKNOWN="$UNKNOWN ${w%%=*}" ;;
@@ -76,7 +77,25 @@ case "$MODE" in
   resident) ;;
   *) rescue "anybios.mode=$MODE: expected switch or resident" ;;
 esac
-[ -z "$SERVER" ] || [ -e /lib/anybios/agent ] || say "anybios.server=$SERVER is ignored: this image was built without --agent"
+AGENT=
+if [ -e /lib/anybios/agent/agent.mjs ] && [ "$MODE" = resident ]; then AGENT=1; fi
+if [ -n "$SERVER" ]; then
+  if [ ! -e /lib/anybios/agent/agent.mjs ]; then say "anybios.server=$SERVER is ignored: this image was built without --agent"
+  elif [ "$MODE" != resident ]; then say "anybios.server=$SERVER is ignored: the agent runs in resident mode only"
+  else
+    # A URL the agent can take (host and port, nothing the shell or the agent's config could misread).
+    case "$SERVER" in
+      http://?*|https://?*) case "${SERVER#*://}" in *[!A-Za-z0-9.:/_-]*|/*|:*) rescue "anybios.server=$SERVER: expected http://HOST[:PORT] or https://HOST[:PORT] (letters, digits and . : / _ - only)" ;; esac ;;
+      *) rescue "anybios.server=$SERVER: expected http://HOST[:PORT] or https://HOST[:PORT], e.g. anybios.server=http://10.0.2.2:8080" ;;
+    esac
+  fi
+fi
+[ -n "$NET" ] || { [ -n "$AGENT" ] && NET=dhcp || NET=none; }
+case "$NET" in
+  dhcp|none) ;;
+  *) echo "$NET" | grep -Eq '^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}(,([0-9]{1,3}\.){3}[0-9]{1,3}){0,2}$' \
+       || rescue "anybios.net=$NET: expected dhcp, none or ADDRESS/PREFIX[,GATEWAY[,DNS]], e.g. anybios.net=10.0.2.15/24,10.0.2.2" ;;
+esac
 
 # --- the data disk -------------------------------------------------------------------------------
 find_disk() {
@@ -100,21 +119,7 @@ mount -o rw "$DEV" "$DISK" || rescue "anybios.root=$ROOT: cannot mount $DEV"
 say "data disk $ROOT is $DEV"
 [ -d "$DISK$SYSTEMS" ] || rescue "anybios.systems=$SYSTEMS: no such directory on $ROOT ($DEV)"
 
-# load_system NAME: reads <systems>/NAME/system.conf (key=value lines, not sourced) into S_*.
-load_system() {
-  S_DIR=$DISK$SYSTEMS/$1 S_TEMPLATE= S_INIT=/sbin/init
-  [ -f "$S_DIR/system.conf" ] || return 1
-  while IFS='=' read -r k v; do
-    case "$k" in template) S_TEMPLATE=$v ;; init) S_INIT=$v ;; esac
-  done < "$S_DIR/system.conf"
-  S_LOWER=$DISK$S_TEMPLATE
-  [ -n "$S_TEMPLATE" ] && [ -d "$S_LOWER" ] || { S_ERR="its template \"$S_TEMPLATE\" is not a directory on the disk"; return 2; }
-  mkdir -p "$S_DIR/upper" "$S_DIR/work"
-}
-# The system's root: its template, read-only, under its own layer (the runtime's overlay, by hand).
-mount_system() {
-  mount -t overlay "anybios-$1" -o "lowerdir=$S_LOWER,upperdir=$S_DIR/upper,workdir=$S_DIR/work" "$2"
-}
+. /lib/anybios/systems.sh
 have_systems() { ls "$DISK$SYSTEMS" 2>/dev/null | tr '\n' ' '; }
 check_system() {
   load_system "$1"
@@ -143,41 +148,28 @@ if [ "$MODE" = switch ]; then
   exec switch_root /newroot "$S_INIT"
 fi
 
-# --- resident: the PE stays, each system runs in its own namespaces ---------------------------------
-# The shell runtime of the PE: mount, uts, ipc and pid namespaces and a chroot (no user namespace, no
-# seccomp: the full runtime, crun and the agent, needs node; see docs/boot.md).
-start_system() {
-  n=$1
-  load_system "$n" || { say "system $n: not started: ${S_ERR:-no such system in $SYSTEMS}"; return 1; }
-  r=/run/anybios/systems/$n
-  mkdir -p "$r"
-  mount_system "$n" "$r" || { say "system $n: not started: cannot mount its root"; return 1; }
-  if [ ! -e "$r$S_INIT" ] && [ ! -L "$r$S_INIT" ]; then
-    umount "$r"; say "system $n: not started: its init $S_INIT is not in its root"; return 1
+# --- resident: the PE stays, each system runs in its own namespaces (systems.sh) ----------------------
+# The network (virtio_net and the other NIC modules are loaded above): DHCP by busybox udhcpc, which
+# keeps renewing in the background, or a static address from anybios.net.
+net_up() {
+  ip link set lo up
+  [ "$NET" = none ] && return 0
+  IF=
+  for i in /sys/class/net/*; do
+    n=${i##*/}
+    [ "$n" != lo ] && [ "$(cat "$i/type" 2>/dev/null)" = 1 ] && { IF=$n; break; }
+  done
+  [ -n "$IF" ] || { say "network: no network interface found (anybios.net=$NET)"; return 1; }
+  ip link set "$IF" up
+  if [ "$NET" = dhcp ]; then
+    udhcpc -i "$IF" -s /lib/anybios/udhcpc.sh -t 10 -T 2 -b -S -p /run/udhcpc.pid >/dev/null 2>&1
+  else
+    addr=${NET%%,*} rest=${NET#"$addr"} gw= dns=
+    rest=${rest#,}; gw=${rest%%,*}; dns=${rest#"$gw"}; dns=${dns#,}
+    ip addr add "$addr" dev "$IF" && say "network: $IF $addr${gw:+ via $gw} (anybios.net)"
+    [ -z "$gw" ] || ip route add default via "$gw" dev "$IF"
+    [ -z "$dns" ] || echo "nameserver $dns" > /etc/resolv.conf
   fi
-  # Its own /dev: a few nodes, not the machine's disks, and no console: the console is the PE's (a
-  # systemd system would start a getty on it and take the operator's keystrokes). Its init's output
-  # still reaches the console through the descriptors it inherits; systemd's status goes to its journal.
-  if [ -d "$r/dev" ]; then
-    mount -t tmpfs -o mode=755,size=1m "anybios-dev-$n" "$r/dev"
-    mknod -m 666 "$r/dev/null" c 1 3; mknod -m 666 "$r/dev/zero" c 1 5; mknod -m 666 "$r/dev/full" c 1 7
-    mknod -m 666 "$r/dev/random" c 1 8; mknod -m 666 "$r/dev/urandom" c 1 9; mknod -m 666 "$r/dev/tty" c 5 0
-    mkdir -p "$r/dev/pts" "$r/dev/shm"
-  fi
-  # Its own cgroup (systemd keeps its units' cgroups below it; busybox unshare has no cgroup namespace,
-  # so systemd finds its place from /proc/self/cgroup).
-  cg=/sys/fs/cgroup/anybios/$n
-  mkdir -p "$cg"
-  # In its namespaces (the inner shell is pid 1 of the new pid namespace, then execs the init): its own
-  # /proc, /sys and cgroup2, its hostname, container=anybios (so systemd acts as in a container), then
-  # chroot. (busybox's --mount-proc fails here: it makes the target private, which is not a mount point.)
-  setsid sh -c 'echo $$ > "$0/cgroup.procs"; exec unshare -m -u -i -p -f sh -c "$@"' "$cg" \
-    'mount --make-rprivate /; [ -d "$1/proc" ] && mount -t proc proc "$1/proc"
-     if [ -d "$1/sys" ]; then mount -t sysfs sysfs "$1/sys"; [ -d "$1/sys/fs/cgroup" ] && mount -t cgroup2 cgroup2 "$1/sys/fs/cgroup"; fi
-     hostname "$0"; exec env -i container=anybios TERM=linux PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin chroot "$1" "$2"' \
-    "$n" "$r" "$S_INIT" </dev/null >/dev/console 2>&1 &
-  echo $! > "/run/anybios/$n.pid"
-  say "resident: system $n starting (template $S_TEMPLATE, init $S_INIT, pid $!)"
 }
 
 hostname anybios
@@ -186,14 +178,24 @@ STARTED=
 for n in $NAMES; do
   check_system "$n"
 done
+printf 'disk=%s\nsystems=%s\nserver=%s\nlog=/run/anybios/agent.log\n' "$DISK" "$SYSTEMS" "$SERVER" > /run/anybios/pe.conf
+CRED=$DISK/anybios/node/agent/credentials.json
+if [ -n "$AGENT" ] && [ ! -f "$CRED" ]; then
+  [ -z "$SERVER" ] || rescue "anybios.server=$SERVER: no node credential on $ROOT at /anybios/node/agent/credentials.json (anybios image disk --node FILE puts the output of \`anybios node add\` there)"
+  say "agent: not started: no node credential on $ROOT at /anybios/node/agent/credentials.json"
+  AGENT=
+fi
+net_up || say "network: not configured"
 for n in $NAMES; do
   start_system "$n" && STARTED="$STARTED $n"
 done
 [ -n "$STARTED" ] || rescue "resident: no system could be started"
 cat > /etc/inittab <<EOT
 ::askfirst:/bin/cttyhack /bin/sh -l
+${AGENT:+::once:/lib/anybios/agent.sh}
 ::shutdown:/bin/sh /lib/anybios/stop.sh
 ::ctrlaltdel:/bin/reboot
 EOT
 say "resident: running$STARTED"
+[ -z "$AGENT" ] || say "agent: starting (node data /anybios/node on $ROOT${SERVER:+, server $SERVER}; log /run/anybios/agent.log)"
 exec /sbin/init

@@ -9,16 +9,13 @@ const TEST_BASE = process.env.ANYBIOS_TEST_TMP ?? '/var/tmp';
 const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/anybios.mjs', ...args], { encoding: 'utf8' });
 const debugfsCat = (img: string, file: string) => spawnSync('debugfs', ['-R', `cat ${file}`, img], { encoding: 'utf8' }).stdout;
 
-test('image: usage errors say what is missing; --agent is refused as not built', (t) => {
+test('image: usage errors say what is missing', (t) => {
   const none = cli('image');
   t.is(none.status, 2);
   t.regex(none.stderr, /usage: anybios image build --out DIR/);
   const noOut = cli('image', 'build');
   t.is(noOut.status, 2);
   t.regex(noOut.stderr, /anybios: USAGE: --out is missing/);
-  const agent = cli('image', 'build', '--out', '/nonexistent/x', '--agent');
-  t.is(agent.status, 1);
-  t.regex(agent.stderr, /anybios: NOT_BUILT: --agent: a PE with node, the agent and crun is not built yet/);
   const badDisk = cli('image', 'disk', '--out', '/tmp/x.img', '--template', 'nosource');
   t.is(badDisk.status, 2);
   t.regex(badDisk.stderr, /--template nosource: expected NAME=DIR or NAME=FILE\.tar/);
@@ -41,4 +38,26 @@ test('image disk: an ext4 image labelled anybios with the template, the systems\
   const unknown = cli('image', 'disk', '--out', `${base}/e.img`, '--template', `mini=${base}/rootfs`, '--system', 'x:nope');
   t.is(unknown.status, 1);
   t.regex(unknown.stderr, /anybios: TEMPLATE_NOT_FOUND: system x: no template nope on the disk/);
+});
+
+test('image disk --node: the node credential is the PE agent\'s credentials.json (0600, in a 0700 dir); a bad file is refused naming the field', async (t) => {
+  const base = await fsp.mkdtemp(`${TEST_BASE}/anybios-disk-node-test-`);
+  t.teardown(() => fsp.rm(base, { recursive: true, force: true }));
+  await buildRootfs(`${base}/rootfs`);
+  const cred = { server: 'http://10.0.2.2:8080', node: 'pe1', user: 'node-pe1', password: 'secret-1', insecureHttp: true };
+  await fsp.writeFile(`${base}/pe1.json`, JSON.stringify(cred));
+  const r = cli('image', 'disk', '--out', `${base}/d.img`, '--template', `mini=${base}/rootfs`, '--system', 'system0', '--node', `${base}/pe1.json`);
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(JSON.parse(debugfsCat(`${base}/d.img`, '/anybios/node/agent/credentials.json')), cred);
+  const mode = (p: string) => /Mode:\s+(\d+)/.exec(spawnSync('debugfs', ['-R', `stat ${p}`, `${base}/d.img`], { encoding: 'utf8' }).stdout)?.[1];
+  t.is(mode('/anybios/node/agent/credentials.json'), '0600');
+  t.is(mode('/anybios/node/agent'), '0700');
+  t.is(mode('/anybios/node'), '0700');
+  await fsp.writeFile(`${base}/bad.json`, JSON.stringify({ server: 'http://x', node: 'pe1', user: 'node-pe1' }));
+  const bad = cli('image', 'disk', '--out', `${base}/e.img`, '--template', `mini=${base}/rootfs`, '--system', 'system0', '--node', `${base}/bad.json`);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /anybios: CONFIG_INVALID: --node .*bad\.json: "password" is missing/);
+  const none = cli('image', 'disk', '--out', `${base}/e.img`, '--template', `mini=${base}/rootfs`, '--system', 'system0', '--node', `${base}/none.json`);
+  t.regex(none.stderr, /anybios: CONFIG_INVALID: --node .*none\.json: ENOENT/);
+  t.false((await fsp.readdir(base)).includes('e.img'));
 });

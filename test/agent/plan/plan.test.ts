@@ -531,6 +531,17 @@ test('state loss: running with no recorded revision → restart', (t) => {
   t.like(plan(input({ desired: [d], observed: [observed('web', 'running', { specRev: null })] }))[0], { action: 'restart', name: 'web' });
 });
 
+test('started by the PE at boot (anybios.boot), no record of ours → adopt, not restart', (t) => {
+  const d = desired(spec('web'));
+  t.deepEqual(plan(input({ desired: [d], observed: [observed('web', 'running', { specRev: null, startedBy: 'boot' })] })), [{ action: 'adopt', name: 'web', rev: CUR, hash: hashOf(d) }]);
+});
+
+test('started by the PE at boot, then the spec changed after we applied it → restart as usual', (t) => {
+  const d = desired(spec('web'));
+  const applied = { web: { rev: OLD, hash: 'another-hash' } };
+  t.like(plan(input({ desired: [d], observed: [observed('web', 'running', { specRev: null, startedBy: 'boot' })], applied }))[0], { action: 'restart', name: 'web', reason: 'spec-changed' });
+});
+
 test('state loss: running a since-restarted revision (restartedAt) → restart', (t) => {
   const d = desired(spec('web', { restartedAt: '2024-05-01T10:00:00.000Z' }));
   t.like(plan(input({ desired: [d], observed: [observed('web', 'running', { specRev: OLD })] }))[0], { action: 'restart', name: 'web' });
