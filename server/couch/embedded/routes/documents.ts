@@ -6,6 +6,7 @@ import { USERS_DB, USER_PREFIX } from '../auth.ts';
 import { checkDocId, checkRev, writeOne } from './writes.ts';
 import { ATTACHMENT_HEADERS, attachmentNameProblem, cleanDoc, servedContentType } from '../attachments.ts';
 import { attachmentLimit, rangeResponse } from './range.ts';
+import { REPLICATOR_DB, redactReplicatorDoc } from '../replicator/doc-rules.ts';
 
 const headerOf = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
@@ -53,7 +54,8 @@ export async function document(ctx: Ctx, dbName: string, id: string): Promise<vo
   const { method, res } = ctx;
   if (method === 'GET' || method === 'HEAD') {
     await requireDocReader(ctx, dbName, id);
-    const doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
+    let doc = (await db.get(id, getOptions(ctx))) as unknown as Record<string, unknown>;
+    if (dbName === REPLICATOR_DB && !Array.isArray(doc)) doc = redactReplicatorDoc(doc, ctx.userCtx, isDbAdmin(ctx.userCtx, await ctx.store.getSecurity(dbName)));
     // open_revs answers [{ok: doc} | {missing}]; stored content_types are served sanitised (attachments.ts).
     if (Array.isArray(doc)) for (const r of doc as { ok?: unknown }[]) cleanDoc(r.ok);
     else cleanDoc(doc);

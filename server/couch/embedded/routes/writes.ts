@@ -6,6 +6,7 @@ import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB, USER_PREFIX, credentialsChanged } from '../auth.ts';
 import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
+import { REPLICATOR_DB, admitReplicatorDoc } from '../replicator/doc-rules.ts';
 
 const REV_RE = /^[1-9]\d{0,9}-[0-9a-zA-Z]{1,64}$/;
 
@@ -111,6 +112,7 @@ export async function admitDoc(ctx: Ctx, dbName: string, raw: unknown, oldDoc: R
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
   if (dbName === USERS_DB) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
+  if (dbName === REPLICATOR_DB) doc = admitReplicatorDoc(doc, ctx.userCtx, newEdits);
   await ctx.validator.check(dbName, doc, oldDoc, ctx.userCtx, sec);
   return doc;
 }

@@ -1,0 +1,250 @@
+// One replication job: PouchDB's replicator between two HTTP endpoints, supervised as CouchDB's scheduler
+// supervises its jobs. A run that fails is restarted after a back-off that doubles (1 s … 5 min), the
+// job reporting `crashing` with the error and its count meanwhile; a continuous job runs until stopped;
+// a one-shot job ends `completed`. Checkpoints are PouchDB's `_local` documents on both sides under an
+// identity derived from the replication id, so a restarted job (or server) carries on where it stopped.
+import http from 'node:http';
+import PouchDB from 'pouchdb';
+import { agentFor } from '../../../../agent/sync/tls.ts';
+import { forbiddenHost, guardedLookup, showEndpoint, type Endpoint } from './endpoint.ts';
+import type { RepSpec } from './spec.ts';
+
+export type JobState = 'initializing' | 'running' | 'pending' | 'crashing' | 'completed' | 'failed' | 'error';
+
+export interface JobOrigin {
+  /** `_replicator` for a document's job, null for `_replicate`. */
+  database: string | null;
+  docId: string | null;
+  /** Whose job it is (the document's `owner`, or who called `_replicate`). */
+  user: string | null;
+  /** Owned by a server admin: the reach rule (endpoint.ts) does not apply. */
+  trusted: boolean;
+}
+
+export interface JobStats {
+  revisions_checked: number;
+  missing_revisions_found: number;
+  docs_read: number;
+  docs_written: number;
+  changes_pending: number | null;
+  doc_write_failures: number;
+  checkpointed_source_seq: string | number | null;
+  source_seq: string | number | null;
+  through_seq: string | number | null;
+}
+
+interface HistoryEntry { timestamp: string; type: string; reason?: string }
+
+export interface JobHooks {
+  log(msg: string): void;
+  /** A one-shot job finished. */
+  completed(job: ReplicationJob): void;
+  /** A one-shot `_replicate` job failed: it is not retried, the caller gets the error (as CouchDB does). */
+  failed?(job: ReplicationJob, err: unknown): void;
+  /** Any change of state (for `_scheduler` readers waiting on it). */
+  changed?(job: ReplicationJob): void;
+}
+
+const MIN_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+const MAX_HISTORY = 20;
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export function describeError(err: unknown): string {
+  const e = err as { status?: number; name?: string; reason?: string; message?: string; error?: unknown; code?: string } | undefined;
+  if (!e) return 'unknown error';
+  const what = e.reason ?? e.message ?? (typeof e.error === 'string' ? e.error : '');
+  return `${e.status ? `${e.status} ` : ''}${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${what || e.code || JSON.stringify(e).slice(0, 200)}`;
+}
+
+export class ReplicationJob {
+  state: JobState = 'initializing';
+  errorCount = 0;
+  lastError: string | null = null;
+  readonly startTime = Date.now();
+  lastUpdated = Date.now();
+  /** Counts over every run of this job. */
+  stats: JobStats = { revisions_checked: 0, missing_revisions_found: 0, docs_read: 0, docs_written: 0, changes_pending: null, doc_write_failures: 0, checkpointed_source_seq: null, source_seq: null, through_seq: null };
+  readonly history: HistoryEntry[] = [];
+  /** Where the current run started (for `_active_tasks`). */
+  runStartedAt: number | null = null;
+  private base = { docs_read: 0, docs_written: 0, doc_write_failures: 0 };
+  private rep?: PouchDB.Replication.Replication<object>;
+  private agents: http.Agent[] = [];
+  private retired = new WeakSet<http.Agent>();
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private runs = 0;
+
+  constructor(readonly id: string, readonly spec: RepSpec, readonly origin: JobOrigin, private readonly hooks: JobHooks) {}
+
+  get sourceShown(): string { return showEndpoint(this.spec.source); }
+  get targetShown(): string { return showEndpoint(this.spec.target); }
+
+  private note(type: string, reason?: string): void {
+    this.history.unshift({ timestamp: iso(Date.now()), type, ...(reason ? { reason } : {}) });
+    if (this.history.length > MAX_HISTORY) this.history.length = MAX_HISTORY;
+    this.lastUpdated = Date.now();
+    this.hooks.changed?.(this);
+  }
+
+  start(): void {
+    this.note('added');
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.rep?.cancel();
+    this.retireAgents();
+  }
+
+  private retireAgents(): void {
+    for (const a of this.agents) {
+      this.retired.add(a);
+      a.destroy();
+    }
+    this.agents = [];
+  }
+
+  /** PouchDB's fetch for one endpoint: its headers on every request, its own connection pool. */
+  private fetchFor(e: Endpoint): (url: string, opts?: Record<string, unknown>) => Promise<unknown> {
+    const agent = agentFor(e.url, { keepAlive: true, timeout: 60_000, ...(this.origin.trusted ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
+    this.agents.push(agent);
+    const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o: object) => Promise<unknown> }).fetch;
+    return async (url, opts = {}) => {
+      if (this.retired.has(agent)) return new Promise(() => {});
+      const h = opts.headers as { set?: (k: string, v: string) => void } | Record<string, string> | undefined;
+      let headers: unknown = h;
+      if (h && typeof (h as { set?: unknown }).set === 'function') for (const [k, v] of Object.entries(e.headers)) (h as { set: (k: string, v: string) => void }).set(k, v);
+      else headers = { ...(h as Record<string, string> | undefined), ...e.headers };
+      try {
+        return await pouchFetch(url, { ...opts, headers, agent });
+      } catch (err) {
+        // A cancelled run's requests never settle: PouchDB has callers that do not catch (see remote.ts).
+        if (this.retired.has(agent)) return new Promise(() => {});
+        throw err;
+      }
+    };
+  }
+
+  private db(e: Endpoint, identity: string): PouchDB.Database {
+    const p = new PouchDB(e.url, { skip_setup: true, fetch: this.fetchFor(e) } as PouchDB.Configuration.RemoteDatabaseConfiguration);
+    // The replication's checkpoint id comes from both ids: stable ones make restarts incremental (the
+    // HTTP adapter would ask the server for its uuid, which an embedded server draws at each start).
+    (p as unknown as { id: () => Promise<string> }).id = async () => identity;
+    return p;
+  }
+
+  private async createTarget(): Promise<void> {
+    const f = this.fetchFor(this.spec.target);
+    const res = (await f(this.spec.target.url, { method: 'PUT', headers: { Accept: 'application/json' } })) as { status: number; text(): Promise<string> };
+    if (res.status === 201 || res.status === 202 || res.status === 412) return;
+    const body = await res.text().catch(() => '');
+    throw Object.assign(new Error(`could not create target database ${this.targetShown}: ${res.status} ${body.slice(0, 200)}`), { status: res.status });
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    this.runs++;
+    this.retireAgents();
+    this.base = { docs_read: this.stats.docs_read, docs_written: this.stats.docs_written, doc_write_failures: this.stats.doc_write_failures };
+    const { spec } = this;
+    try {
+      if (!this.origin.trusted) {
+        const host = forbiddenHost(spec.source) ?? forbiddenHost(spec.target);
+        if (host) throw Object.assign(new Error(`${host}: a replication not owned by a server admin may not reach loopback, link-local or unspecified addresses`), { code: 'EFORBIDDENADDR' });
+      }
+      if (spec.createTarget) await this.createTarget();
+      if (this.stopped) return;
+      const src = this.db(spec.source, `anybios-rep:${spec.source.url}`);
+      const tgt = this.db(spec.target, `anybios-rep:${spec.target.url}`);
+      const opts: Record<string, unknown> = { live: spec.continuous, retry: false, batch_size: 100, batches_limit: 4 };
+      if (spec.docIds) opts.doc_ids = spec.docIds;
+      if (spec.selector) opts.selector = spec.selector;
+      if (spec.filter) opts.filter = spec.filter;
+      if (spec.queryParams) {
+        opts.query_params = spec.queryParams;
+        if (spec.filter === '_view') opts.view = spec.queryParams.view;
+      }
+      if (spec.sinceSeq !== undefined) opts.since = spec.sinceSeq;
+      const rep = PouchDB.replicate(src, tgt, opts as PouchDB.Replication.ReplicateOptions);
+      this.rep = rep;
+      this.runStartedAt = Date.now();
+      this.state = 'running';
+      this.note('started');
+      const ev = rep as unknown as NodeJS.EventEmitter;
+      ev.on('change', (info: { docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; pending?: number }) => this.onProgress(info));
+      ev.on('paused', (err?: unknown) => {
+        if (err) return; // a failure: 'error' follows (retry is off)
+        this.stats.changes_pending = 0;
+        this.healthy();
+      });
+      ev.on('checkpoint', (c: { checkpoint?: string | number }) => {
+        if (c?.checkpoint !== undefined) this.stats.checkpointed_source_seq = c.checkpoint;
+      });
+      const res = (await rep) as unknown as { status?: string; ok?: boolean; docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; errors?: unknown[] };
+      if (this.stopped || res.status === 'cancelled') return;
+      this.onProgress(res);
+      this.stats.changes_pending = 0;
+      if (res.status === 'aborting' || (res.ok === false && !res.doc_write_failures)) throw new Error(describeError(res.errors?.[0]) || `replication ended with status ${res.status}`);
+      if (spec.continuous) throw new Error('the continuous replication ended'); // PouchDB ends live runs only on errors
+      this.state = 'completed';
+      this.errorCount = 0;
+      this.note('completed');
+      this.retireAgents();
+      this.hooks.completed(this);
+    } catch (err) {
+      if (this.stopped) return;
+      this.crashed(err);
+    } finally {
+      this.rep = undefined;
+    }
+  }
+
+  private onProgress(info: { docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; pending?: number }): void {
+    const s = this.stats;
+    s.docs_read = this.base.docs_read + (info.docs_read ?? 0);
+    s.docs_written = this.base.docs_written + (info.docs_written ?? 0);
+    s.doc_write_failures = this.base.doc_write_failures + (info.doc_write_failures ?? 0);
+    s.revisions_checked = Math.max(s.revisions_checked, s.docs_read);
+    s.missing_revisions_found = Math.max(s.missing_revisions_found, s.docs_read);
+    if (info.last_seq !== undefined) s.through_seq = s.source_seq = info.last_seq;
+    if (typeof info.pending === 'number') s.changes_pending = info.pending;
+    this.lastUpdated = Date.now();
+    this.healthy();
+  }
+
+  /** Progress after a crash: the job is well again (CouchDB forgets crashes after a healthy spell). */
+  private healthy(): void {
+    if (this.state === 'running' && this.errorCount > 0) {
+      this.errorCount = 0;
+      this.lastError = null;
+      this.hooks.changed?.(this);
+    }
+  }
+
+  private crashed(err: unknown): void {
+    this.errorCount++;
+    this.lastError = describeError(err);
+    if (this.hooks.failed && !this.spec.continuous) {
+      this.state = 'failed';
+      this.retireAgents();
+      this.note('crashed', this.lastError);
+      this.hooks.failed(this, err);
+      return;
+    }
+    this.state = 'crashing';
+    this.retireAgents();
+    this.note('crashed', this.lastError);
+    if (this.errorCount === 1 || this.errorCount % 10 === 0) this.hooks.log(`replication ${this.id} (${this.sourceShown} → ${this.targetShown}) failed (${this.errorCount}x, retrying): ${this.lastError}`);
+    const delay = Math.min(MIN_BACKOFF_MS * 2 ** Math.min(this.errorCount - 1, 20), MAX_BACKOFF_MS);
+    this.timer = setTimeout(() => {
+      this.state = 'pending';
+      void this.run();
+    }, delay * (0.75 + Math.random() * 0.5));
+    this.timer.unref();
+  }
+}
