@@ -2,7 +2,8 @@
 // supervises its jobs. A run that fails is restarted after a back-off that doubles (1 s … 5 min), the
 // job reporting `crashing` with the error and its count meanwhile; a continuous job runs until stopped;
 // a one-shot job ends `completed`. Checkpoints are PouchDB's `_local` documents on both sides under an
-// identity derived from the replication id, so a restarted job (or server) carries on where it stopped.
+// identity derived from the `_replicator` document's id (or, for `_replicate`, the endpoints' URLs), so a
+// restarted job (or server) carries on where it stopped.
 import http from 'node:http';
 import PouchDB from 'pouchdb';
 import { agentFor } from '../../../../agent/sync/tls.ts';
@@ -159,8 +160,11 @@ export class ReplicationJob {
       }
       if (spec.createTarget) await this.createTarget();
       if (this.stopped) return;
-      const src = this.db(spec.source, `anybios-rep:${spec.source.url}`);
-      const tgt = this.db(spec.target, `anybios-rep:${spec.target.url}`);
+      // A document's job is known by the document (not the URLs: a server that reaches itself on a
+      // port drawn at each start keeps its checkpoints); PouchDB adds filter, doc_ids and selector.
+      const who = this.origin.docId !== null ? `${this.origin.database}/${this.origin.docId}` : null;
+      const src = this.db(spec.source, who ? `anybios-rep:${who}:source` : `anybios-rep:${spec.source.url}`);
+      const tgt = this.db(spec.target, who ? `anybios-rep:${who}:target` : `anybios-rep:${spec.target.url}`);
       const opts: Record<string, unknown> = { live: spec.continuous, retry: false, batch_size: 100, batches_limit: 4 };
       if (spec.docIds) opts.doc_ids = spec.docIds;
       if (spec.selector) opts.selector = spec.selector;
