@@ -213,6 +213,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     throw new Error(`setting up CouchDB at ${opts.couchUrl ? new URL(opts.couchUrl).host : couchUrl} failed: ${(err as Error).message}`, { cause: err });
   }
   if (embedded) {
+    embedded.replicator.selfUrl = couchUrl; // `_replicate` with database names (the caller's own credentials)
     try {
       await embedded.replicator.start(); // the _replicator database's jobs come back (docs/couchdb.md, "Replication")
     } catch (err) {

@@ -18,7 +18,16 @@ export interface Endpoint {
   url: string;
   /** Sent with every request (the credentials among them). */
   headers: Record<string, string>;
+  /** A database of this server named in `_replicate` (see `LocalNames`): the reach rule does not apply. */
+  self?: true;
 }
+
+/**
+ * `_replicate` only (CouchDB 3.5's chttpd "hack"): a database NAME as source or target means this server's
+ * database, reached over HTTP with the caller's own Authorization header and session cookie — never
+ * credentials of the server's. `_replicator` documents get no such help (local_endpoints_not_supported).
+ */
+export type LocalNames = (name: string) => Endpoint;
 
 const MAX_URL = 4096;
 const MAX_HEADERS = 32;
@@ -26,14 +35,18 @@ const MAX_HEADERS = 32;
 /** CouchDB's name for an endpoint it does not take as a URL (`{error, <<"… has an invalid url">>}`). */
 const invalidUrl = (field: string, why: string) => new CouchError(400, 'invalid_replication', `${field} has an invalid url: ${why}`);
 
-export function parseEndpoint(v: unknown, field: 'source' | 'target'): Endpoint {
+const isHttp = (v: string) => /^https?:\/\//i.test(v);
+
+export function parseEndpoint(v: unknown, field: 'source' | 'target', local?: LocalNames): Endpoint {
   if (v === undefined || v === null) throw badRequest(`${field} is missing: the URL of a database, e.g. http://user:password@host:5984/db`);
-  if (typeof v === 'string') {
-    if (!/^https?:\/\//i.test(v)) {
-      throw new CouchError(400, 'local_endpoints_not_supported', `${field} "${v.slice(0, 100)}" is not an http(s) URL; CouchDB 3 replicates between URLs only (a database here is <server>/db/<name>)`);
-    }
-    return fromUrl(v, {}, field);
+  const name = typeof v === 'string' ? v : isObject(v) && typeof v.url === 'string' ? v.url : null;
+  if (name !== null && !isHttp(name)) {
+    // Another scheme (file:, ftp:, gopher:…) is no database name either (names cannot hold ':').
+    if (/^[a-z][a-z0-9+.-]*:/i.test(name)) throw invalidUrl(field, 'only http:// and https:// are replicated');
+    if (local && name.length > 0 && name.length <= 1024) return local(name);
+    throw new CouchError(400, 'local_endpoints_not_supported', `local_endpoints_not_supported: ${field} "${name.slice(0, 100)}" is not an http(s) URL; a replication document names databases by URL (here: <server>/db/<name>)`);
   }
+  if (typeof v === 'string') return fromUrl(v, {}, field);
   if (!isObject(v)) throw badRequest(`${field} must be a URL string or an object {url, headers, auth}`);
   if (typeof v.url !== 'string') throw invalidUrl(field, 'url must be a string');
   const headers: Record<string, string> = {};
@@ -55,8 +68,7 @@ export function parseEndpoint(v: unknown, field: 'source' | 'target'): Endpoint 
       setHeader(headers, 'Authorization', basicOf(b.username, b.password));
     }
   }
-  if (!/^https?:\/\//i.test(v.url)) throw invalidUrl(field, 'only http:// and https:// are replicated');
-  return fromUrl(v.url, headers, field);
+  return fromUrl(v.url as string, headers, field);
 }
 
 function fromUrl(raw: string, headers: Record<string, string>, field: string): Endpoint {
@@ -119,6 +131,7 @@ export function isForbiddenAddress(address: string): boolean {
 
 /** The literal host of an endpoint breaks the reach rule (names resolve at connect time, see guardedLookup). */
 export function forbiddenHost(e: Endpoint): string | null {
+  if (e.self) return null;
   const host = new URL(e.url).hostname.replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host.endsWith('.localhost')) return host;
   return isIP(host) && isForbiddenAddress(host) ? host : null;

@@ -52,9 +52,13 @@ const MAX_HISTORY = 20;
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+/** An error in CouchDB's replicator terms: `error` its name, `reason` what `_scheduler` shows after it. */
+const repError = (error: string, reason: string) => Object.assign(new Error(`${error}: ${reason}`), { error, reason });
+
 export function describeError(err: unknown): string {
   const e = err as { status?: number; name?: string; reason?: string; message?: string; error?: unknown; code?: string } | undefined;
   if (!e) return 'unknown error';
+  if (typeof e.error === 'string' && typeof e.reason === 'string' && !e.status) return `${e.error}: ${e.reason}`;
   const what = e.reason ?? e.message ?? (typeof e.error === 'string' ? e.error : '');
   return `${e.status ? `${e.status} ` : ''}${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${what || e.code || JSON.stringify(e).slice(0, 200)}`;
 }
@@ -112,7 +116,7 @@ export class ReplicationJob {
 
   /** PouchDB's fetch for one endpoint: its headers on every request, its own connection pool. */
   private fetchFor(e: Endpoint): (url: string, opts?: Record<string, unknown>) => Promise<unknown> {
-    const agent = agentFor(e.url, { keepAlive: true, timeout: 60_000, ...(this.origin.trusted ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
+    const agent = agentFor(e.url, { keepAlive: true, timeout: 60_000, ...(this.origin.trusted || e.self ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
     this.agents.push(agent);
     const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o: object) => Promise<unknown> }).fetch;
     return async (url, opts = {}) => {
@@ -122,13 +126,33 @@ export class ReplicationJob {
       if (h && typeof (h as { set?: unknown }).set === 'function') for (const [k, v] of Object.entries(e.headers)) (h as { set: (k: string, v: string) => void }).set(k, v);
       else headers = { ...(h as Record<string, string> | undefined), ...e.headers };
       try {
-        return await pouchFetch(url, { ...opts, headers, agent });
+        const res = await pouchFetch(url, { ...opts, headers, agent });
+        if (opts.method === 'POST' && /\/_revs_diff$/.test(url.split('?')[0])) this.countRevsDiff(opts.body, res);
+        return res;
       } catch (err) {
         // A cancelled run's requests never settle: PouchDB has callers that do not catch (see remote.ts).
         if (this.retired.has(agent)) return new Promise(() => {});
         throw err;
       }
     };
+  }
+
+  /**
+   * CouchDB's `revisions_checked` / `missing_revisions_found`: the revisions a run asked the target about
+   * and those it lacked. A resumed run asks only about changes after its checkpoint.
+   */
+  private countRevsDiff(body: unknown, res: unknown): void {
+    try {
+      const asked = typeof body === 'string' ? (JSON.parse(body) as Record<string, unknown[]>) : {};
+      this.stats.revisions_checked += Object.values(asked).reduce((n, revs) => n + (Array.isArray(revs) ? revs.length : 0), 0);
+    } catch {
+      return;
+    }
+    const r = res as { ok?: boolean; clone?: () => { json(): Promise<Record<string, { missing?: unknown[] }>> } };
+    if (!r.ok || !r.clone) return;
+    r.clone().json().then((missing) => {
+      this.stats.missing_revisions_found += Object.values(missing).reduce((n, m) => n + (Array.isArray(m?.missing) ? m.missing.length : 0), 0);
+    }, () => {});
   }
 
   private db(e: Endpoint, identity: string): PouchDB.Database {
@@ -139,12 +163,24 @@ export class ReplicationJob {
     return p;
   }
 
+  /** CouchDB's db_open: a missing or refused database is named in the error, as CouchDB names it. */
+  private async open(e: Endpoint): Promise<void> {
+    const res = (await this.fetchFor(e)(e.url, { method: 'GET', headers: { Accept: 'application/json' } })) as { status: number; text(): Promise<string> };
+    await res.text().catch(() => '');
+    if (res.status === 200) return;
+    const shown = showEndpoint(e);
+    if (res.status === 401 || res.status === 403) throw repError('unauthorized', `unauthorized to access or create database ${shown}`);
+    if (res.status === 404) throw repError('db_not_found', `could not open ${shown}`);
+    throw repError('db_not_found', `could not open ${shown}: HTTP ${res.status}`);
+  }
+
   private async createTarget(): Promise<void> {
     const f = this.fetchFor(this.spec.target);
     const res = (await f(this.spec.target.url, { method: 'PUT', headers: { Accept: 'application/json' } })) as { status: number; text(): Promise<string> };
     if (res.status === 201 || res.status === 202 || res.status === 412) return;
     const body = await res.text().catch(() => '');
-    throw Object.assign(new Error(`could not create target database ${this.targetShown}: ${res.status} ${body.slice(0, 200)}`), { status: res.status });
+    if (res.status === 401 || res.status === 403) throw repError('unauthorized', `unauthorized to access or create database ${this.targetShown}`);
+    throw repError('db_not_found', `could not create ${this.targetShown}: ${res.status} ${body.slice(0, 200)}`);
   }
 
   private async run(): Promise<void> {
@@ -158,7 +194,9 @@ export class ReplicationJob {
         const host = forbiddenHost(spec.source) ?? forbiddenHost(spec.target);
         if (host) throw Object.assign(new Error(`${host}: a replication not owned by a server admin may not reach loopback, link-local or unspecified addresses`), { code: 'EFORBIDDENADDR' });
       }
+      await this.open(spec.source);
       if (spec.createTarget) await this.createTarget();
+      else await this.open(spec.target);
       if (this.stopped) return;
       // A document's job is known by the document (not the URLs: a server that reaches itself on a
       // port drawn at each start keeps its checkpoints); PouchDB adds filter, doc_ids and selector.
@@ -213,8 +251,6 @@ export class ReplicationJob {
     s.docs_read = this.base.docs_read + (info.docs_read ?? 0);
     s.docs_written = this.base.docs_written + (info.docs_written ?? 0);
     s.doc_write_failures = this.base.doc_write_failures + (info.doc_write_failures ?? 0);
-    s.revisions_checked = Math.max(s.revisions_checked, s.docs_read);
-    s.missing_revisions_found = Math.max(s.missing_revisions_found, s.docs_read);
     if (info.last_seq !== undefined) s.through_seq = s.source_seq = info.last_seq;
     if (typeof info.pending === 'number') s.changes_pending = info.pending;
     this.lastUpdated = Date.now();

@@ -12,6 +12,7 @@ import { CouchError, forbidden } from '../../errors.ts';
 import { parseRepSpec, replicationId, baseId, type RepSpec } from './spec.ts';
 import { ReplicationJob, describeError, type JobOrigin, type JobState } from './job.ts';
 import { NODE_NAME } from '../node-name.ts';
+import { parseEndpoint, showEndpoint } from './endpoint.ts';
 
 export const REPLICATOR_DB = '_replicator';
 /** Transient (`_replicate`) jobs one user who is not a server admin may have at once. */
@@ -26,6 +27,8 @@ interface DocEntry {
   reason?: string;
   stats?: Record<string, unknown> | null;
   specHash?: string;
+  /** Source and target without credentials, for the rows of documents not running. */
+  shown?: { source: string | null; target: string | null };
   startTime: number;
   lastUpdated: number;
 }
@@ -57,6 +60,9 @@ export class Replicator {
   private again = false;
   private running = false;
   private sub?: { unsubscribe(): void };
+
+  /** This server's CouchDB API as it reaches itself (`_replicate` with database names), once it listens. */
+  selfUrl: string | null = null;
 
   constructor(private readonly opts: ReplicatorOptions) {}
 
@@ -143,6 +149,7 @@ export class Replicator {
         docId, owner, state,
         reason: typeof doc._replication_state_reason === 'string' ? doc._replication_state_reason : undefined,
         stats: (doc._replication_stats as Record<string, unknown> | undefined) ?? null,
+        shown: { source: shownEndpoint(doc.source), target: shownEndpoint(doc.target) },
         startTime: old?.startTime ?? when, lastUpdated: Number.isFinite(when) ? when : Date.now(),
       });
       return;
@@ -330,13 +337,13 @@ export class Replicator {
     return {
       doc_id: e.docId,
       database: REPLICATOR_DB,
-      id: j?.id ?? null,
+      id: null,
+      ...(e.shown ?? (j ? { source: j.sourceShown, target: j.targetShown } : {})),
       state: completed ? 'completed' : 'failed',
-      info: completed ? (e.stats ?? (j ? statsOf(j) : null)) : { error: e.reason ?? 'failed' },
       error_count: completed ? 0 : 1,
-      node: NODE_NAME,
-      last_updated: iso(e.lastUpdated),
+      info: completed ? (e.stats ?? (j ? statsOf(j) : null)) : { error: e.reason ?? 'failed' },
       start_time: iso(e.startTime),
+      last_updated: iso(e.lastUpdated),
     };
   }
 
@@ -361,6 +368,7 @@ export class Replicator {
       source_seq: j.stats.source_seq,
       checkpoint_interval: 30000,
       ...statsOf(j),
+      process_status: j.stats.changes_pending ? 'running' : 'waiting',
       started_on: Math.floor((j.runStartedAt ?? j.startTime) / 1000),
       updated_on: Math.floor(j.lastUpdated / 1000),
     }));
@@ -375,6 +383,15 @@ export class Replicator {
 /** CouchDB's states for `_scheduler/docs`: a job waiting to run again is `pending`. */
 function docState(s: JobState): string {
   return s === 'initializing' ? 'initializing' : s;
+}
+
+/** A stored endpoint as `_scheduler/docs` shows it: its URL without credentials, or null. */
+function shownEndpoint(v: unknown): string | null {
+  try {
+    return showEndpoint(parseEndpoint(v, 'source'));
+  } catch {
+    return null; // as CouchDB: nothing of a malformed URL is shown (it may hold a password)
+  }
 }
 
 function statsOf(j: ReplicationJob): Record<string, unknown> {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { badRequest } from '../../errors.ts';
 import { isObject } from '../../http.ts';
-import { parseEndpoint, type Endpoint } from './endpoint.ts';
+import { parseEndpoint, type Endpoint, type LocalNames } from './endpoint.ts';
 
 export interface RepSpec {
   source: Endpoint;
@@ -40,17 +40,17 @@ const bool = (b: Record<string, unknown>, name: string): boolean | undefined => 
 };
 
 /** Checks a `_replicate` body or a `_replicator` document; throws a CouchError naming the field. */
-export function parseRepRequest(body: Record<string, unknown>): RepRequest {
+export function parseRepRequest(body: Record<string, unknown>, local?: LocalNames): RepRequest {
   const cancel = bool(body, 'cancel') ?? false;
   const idRaw = body.replication_id ?? body._local_id ?? body.id;
   if (cancel && idRaw !== undefined) {
     if (typeof idRaw !== 'string' || !idRaw || idRaw.length > 200) throw badRequest('replication_id must be a replication id string');
     return { cancel, id: idRaw };
   }
-  return { cancel, spec: parseRepSpec(body) };
+  return { cancel, spec: parseRepSpec(body, local) };
 }
 
-export function parseRepSpec(body: Record<string, unknown>): RepSpec {
+export function parseRepSpec(body: Record<string, unknown>, local?: LocalNames): RepSpec {
   const continuous = bool(body, 'continuous') ?? false;
   const createTarget = bool(body, 'create_target') ?? false;
   for (const name of ['winning_revs_only', 'use_bulk_get'] as const) bool(body, name);
@@ -78,8 +78,8 @@ export function parseRepSpec(body: Record<string, unknown>): RepSpec {
   const since = body.since_seq;
   if (since !== undefined && typeof since !== 'string' && typeof since !== 'number') throw mustBe('since_seq', 'a sequence (string or number)');
   return {
-    source: parseEndpoint(body.source, 'source'),
-    target: parseEndpoint(body.target, 'target'),
+    source: parseEndpoint(body.source, 'source', local),
+    target: parseEndpoint(body.target, 'target', local),
     continuous,
     createTarget,
     ...(docIds ? { docIds } : {}),

@@ -7,10 +7,10 @@ import { readJsonObject, sendJson } from '../../http.ts';
 import { type Ctx, isServerAdmin, requireServerAdmin } from '../context.ts';
 import { REPLICATOR_DB } from '../replicator/scheduler.ts';
 import { parseRepRequest, replicationId } from '../replicator/spec.ts';
-import { forbiddenHost } from '../replicator/endpoint.ts';
+import { forbiddenHost, type LocalNames } from '../replicator/endpoint.ts';
 
 const MAX_BODY = 1024 * 1024;
-const STATES = ['initializing', 'error', 'pending', 'running', 'crashing', 'completed', 'failed'];
+const STATES = ['initializing', 'error', 'running', 'pending', 'crashing', 'completed', 'failed'];
 
 export async function replicate(ctx: Ctx): Promise<void> {
   if (ctx.method !== 'POST') throw methodNotAllowed('POST');
@@ -18,7 +18,7 @@ export async function replicate(ctx: Ctx): Promise<void> {
   const type = String(ctx.req.headers['content-type'] ?? '');
   if (!/^application\/json\s*(;|$)/i.test(type)) throw unsupportedMedia('Content-Type must be application/json');
   const body = await readJsonObject(ctx.req, Math.min(ctx.maxBody, MAX_BODY));
-  const request = parseRepRequest(body);
+  const request = parseRepRequest(body, localNames(ctx));
   const user = { name: ctx.userCtx.name, admin: isServerAdmin(ctx.userCtx) };
   if (request.cancel) {
     const id = request.id ?? replicationId(request.spec!);
@@ -36,12 +36,24 @@ export async function replicate(ctx: Ctx): Promise<void> {
     out = await ctx.replicator.replicate(spec, user);
   } catch (err) {
     if (err instanceof CouchError) throw err;
-    // A one-shot replication that failed: CouchDB answers 500 with the replicator's error.
-    const e = err as { status?: number; name?: string; message?: string; reason?: string };
-    return sendJson(ctx.res, e.status === 404 ? 404 : 500, { error: e.status === 404 ? 'db_not_found' : e.name && e.name !== 'Error' ? e.name : 'replication_failed', reason: String(e.reason ?? e.message ?? err) });
+    // A one-shot replication that failed: CouchDB answers 500 with the replicator's error and reason.
+    const e = err as { error?: string; reason?: string; message?: string };
+    return sendJson(ctx.res, 500, { error: e.error ?? 'replication_failed', reason: String(e.reason ?? e.message ?? err) });
   }
   if (out.continuous) return sendJson(ctx.res, 202, { ok: true, _local_id: out.id });
   sendJson(ctx.res, 200, out.result);
+}
+
+/** Database names in `_replicate`: this server's, with the caller's own credentials (endpoint.ts). */
+function localNames(ctx: Ctx): LocalNames | undefined {
+  const self = ctx.replicator.selfUrl;
+  if (!self) return undefined;
+  const headers: Record<string, string> = {};
+  const auth = ctx.req.headers.authorization;
+  if (auth) headers.Authorization = auth;
+  const session = /(?:^|;\s*)AuthSession=([^;]*)/.exec(String(ctx.req.headers.cookie ?? ''));
+  if (session) headers.Cookie = `AuthSession=${session[1]}`;
+  return (name) => ({ url: `${self}/${encodeURIComponent(name)}`, headers: { ...headers }, self: true });
 }
 
 /** `/_scheduler/jobs[/<id>]`, `/_scheduler/docs[/_replicator[/<docid>]]`. */
@@ -67,7 +79,7 @@ export async function scheduler(ctx: Ctx): Promise<void> {
     if (states !== undefined) {
       const wanted = states.split(',').map((s) => s.trim());
       const bad = wanted.find((s) => !STATES.includes(s));
-      if (bad !== undefined) throw badRequest(`Invalid replication state: ${bad.slice(0, 60)}; valid states are ${STATES.join(', ')}`);
+      if (bad !== undefined) throw new CouchError(400, 'query_parse_error', `States must be one or more of [${STATES.join(',')}]`);
       rows = rows.filter((r) => wanted.includes(String(r.state)));
     }
     const offset = Math.min(skip, rows.length);
