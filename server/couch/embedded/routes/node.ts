@@ -29,6 +29,8 @@ function config(ctx: Ctx): Record<string, Record<string, string>> {
     chttpd_auth: { timeout: String(SESSION_SECONDS), allow_persistent_cookies: 'true' },
     httpd: { enable_cors: 'false' },
     cors: {},
+    // What the embedded replicator does (replicator/): PouchDB's batches, http(s) endpoints only.
+    replicator: { worker_batch_size: '100', valid_endpoint_protocols: 'http,https', max_history: '20' },
     vendor: { name: 'anybios embedded (PouchDB)' },
   };
 }
