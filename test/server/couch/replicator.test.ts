@@ -294,6 +294,24 @@ test.serial('_replicator: continuous job, states in _scheduler/docs, duplicates 
   t.is((await as(B, '/r-dst/after-delete')).status, 404);
 });
 
+test.serial('a user who is not a server admin runs at most 20 replications from documents; the 21st fails, saying why', async (t) => {
+  const ids = Array.from({ length: 21 }, (_, i) => `cap-${String(i).padStart(2, '0')}`);
+  for (const id of ids) {
+    const r = await call(A.couchUrl, `/_replicator/${id}`, { method: 'PUT', auth: eve, json: { source: `http://${id}.invalid/a`, target: `http://${id}.invalid/b`, continuous: true } });
+    t.is(r.status, 201, r.text);
+  }
+  const last = await until('cap-20 failed', () => as(A, '/_scheduler/docs/_replicator/cap-20'), (x) => x.body.state === 'failed');
+  t.regex(last.body.info.error, /eve has 20 replications running already/);
+  const rows = (await as(A, '/_scheduler/docs/_replicator')).body.docs.filter((d: { doc_id: string }) => d.doc_id.startsWith('cap-'));
+  t.is(rows.filter((d: { state: string }) => d.state !== 'failed').length, 20);
+  for (const id of ids) {
+    const d = (await call(A.couchUrl, `/_replicator/${id}`, { auth: eve })).body;
+    t.is((await call(A.couchUrl, `/_replicator/${id}?rev=${d._rev}`, { method: 'DELETE', auth: eve })).status, 200);
+  }
+  await until('cap jobs gone', () => as(A, '/_scheduler/jobs'), (x) => !x.body.jobs.some((j: { doc_id: string | null }) => j.doc_id?.startsWith('cap-')));
+  t.true(A.alive());
+});
+
 test.serial('/_session at the server root answers as CouchDB (its replicator logs in there)', async (t) => {
   const form = await call(A.url, '/_session', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ name: 'admin', password: A.adminPassword }).toString() });
   t.is(form.status, 200, form.text);

@@ -15,8 +15,9 @@ import { NODE_NAME } from '../node-name.ts';
 import { parseEndpoint, showEndpoint } from './endpoint.ts';
 
 export const REPLICATOR_DB = '_replicator';
-/** Transient (`_replicate`) jobs one user who is not a server admin may have at once. */
+/** Jobs one user who is not a server admin may have at once, of each kind (`_replicate`, documents). */
 const MAX_TRANSIENT_PER_USER = 20;
+const MAX_DOC_JOBS_PER_USER = 20;
 
 interface DocEntry {
   docId: string;
@@ -165,13 +166,20 @@ export class Replicator {
     const hash = specHash(spec) + `:${owner}`;
     if (old?.job && old.specHash === hash) return; // our own state update, or nothing that matters changed
     old?.job?.stop();
+    this.docs.delete(docId);
     const id = replicationId(spec);
     const twin = [...this.docs.values()].find((e) => e.docId !== docId && e.job?.id === id && e.job.state !== 'completed');
     if (twin) {
       await this.markDoc(docId, { _replication_state: 'failed', _replication_state_reason: `Replication \`${id}\` specified by document \`${docId}\` already started, triggered by document \`${twin.docId}\` from db \`${REPLICATOR_DB}\`` });
       return;
     }
-    const origin: JobOrigin = { database: REPLICATOR_DB, docId, user: owner, trusted: this.opts.isTrustedOwner(owner) };
+    const trusted = this.opts.isTrustedOwner(owner);
+    // Each job holds connections and a long poll: a user's documents cannot make the server run without bound.
+    if (!trusted && [...this.docs.values()].filter((e) => e.owner === owner && e.job && e.job.state !== 'completed').length >= MAX_DOC_JOBS_PER_USER) {
+      await this.markDoc(docId, { _replication_state: 'failed', _replication_state_reason: `${owner} has ${MAX_DOC_JOBS_PER_USER} replications running already (the limit for a user who is not a server admin)` });
+      return;
+    }
+    const origin: JobOrigin = { database: REPLICATOR_DB, docId, user: owner, trusted };
     const job = new ReplicationJob(id, spec, origin, {
       log: (m) => this.log(`replicator: ${m}`),
       completed: (j) => void this.markDoc(docId, { _replication_state: 'completed', _replication_stats: statsOf(j) }).catch(() => {}),
