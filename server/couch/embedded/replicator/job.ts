@@ -7,6 +7,7 @@
 import http from 'node:http';
 import PouchDB from 'pouchdb';
 import { agentFor } from '../../../../agent/sync/tls.ts';
+import { CLIENT_IDLE_MS } from '../../../../agent/sync/remote.ts';
 import { forbiddenHost, guardedLookup, showEndpoint, type Endpoint } from './endpoint.ts';
 import type { RepSpec } from './spec.ts';
 
@@ -116,7 +117,8 @@ export class ReplicationJob {
 
   /** PouchDB's fetch for one endpoint: its headers on every request, its own connection pool. */
   private fetchFor(e: Endpoint): (url: string, opts?: Record<string, unknown>) => Promise<unknown> {
-    const agent = agentFor(e.url, { keepAlive: true, timeout: 60_000, ...(this.origin.trusted || e.self ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
+    // Idle sockets close after CLIENT_IDLE_MS, well below any server's keep-alive timeout (agent/sync/remote.ts).
+    const agent = agentFor(e.url, { keepAlive: true, timeout: CLIENT_IDLE_MS, ...(this.origin.trusted || e.self ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
     this.agents.push(agent);
     const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o: object) => Promise<unknown> }).fetch;
     return async (url, opts = {}) => {
