@@ -147,6 +147,7 @@ test.serial('continuous _replicate: 202 with the id, listed in _scheduler/jobs a
   const tasks = (await as(A, '/_active_tasks')).body;
   const task = tasks.find((x: { replication_id: string }) => x.replication_id === id);
   t.is(task?.type, 'replication');
+  t.regex(task?.pid ?? '', /^<anybios\.\d+\.\d+>$/, "a string: Fauxton's Active Tasks page reads it");
   t.is(task?.continuous, true);
   t.is(task?.docs_written, 4);
   t.notRegex(JSON.stringify(tasks), new RegExp(`${B.adminPassword}|Authorization`));

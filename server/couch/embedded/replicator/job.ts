@@ -64,8 +64,15 @@ export function describeError(err: unknown): string {
   return `${e.status ? `${e.status} ` : ''}${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${what || e.code || JSON.stringify(e).slice(0, 200)}`;
 }
 
+let runSerial = 0;
+
 export class ReplicationJob {
   state: JobState = 'initializing';
+  /**
+   * Where CouchDB shows the Erlang process of a running job (Fauxton's Active Tasks page needs a string):
+   * here `<anybios.OSPID.RUN>`, this server's process and the run's serial number; null between runs.
+   */
+  pid: string | null = null;
   errorCount = 0;
   lastError: string | null = null;
   readonly startTime = Date.now();
@@ -216,6 +223,7 @@ export class ReplicationJob {
       if (spec.sinceSeq !== undefined) opts.since = spec.sinceSeq;
       const rep = PouchDB.replicate(src, tgt, opts as PouchDB.Replication.ReplicateOptions);
       this.rep = rep;
+      this.pid = `<anybios.${process.pid}.${++runSerial}>`;
       this.runStartedAt = Date.now();
       this.state = 'running';
       this.note('started');
@@ -245,6 +253,7 @@ export class ReplicationJob {
       this.crashed(err);
     } finally {
       this.rep = undefined;
+      this.pid = null;
     }
   }
 

@@ -300,7 +300,7 @@ export class Replicator {
   jobs(): Record<string, unknown>[] {
     return this.liveJobs().map((j) => ({
       id: j.id,
-      pid: null,
+      pid: j.pid,
       source: j.sourceShown,
       target: j.targetShown,
       database: j.origin.database,
@@ -364,7 +364,7 @@ export class Replicator {
   activeTasks(): Record<string, unknown>[] {
     return this.liveJobs().filter((j) => j.state === 'running').map((j) => ({
       node: NODE_NAME,
-      pid: null,
+      pid: j.pid ?? '<anybios>',
       type: 'replication',
       user: j.origin.user,
       replication_id: j.id,
