@@ -43,8 +43,6 @@ export interface JobHooks {
   completed(job: ReplicationJob): void;
   /** A one-shot `_replicate` job failed: it is not retried, the caller gets the error (as CouchDB does). */
   failed?(job: ReplicationJob, err: unknown): void;
-  /** Any change of state (for `_scheduler` readers waiting on it). */
-  changed?(job: ReplicationJob): void;
 }
 
 const MIN_BACKOFF_MS = 1000;
@@ -99,12 +97,12 @@ export class ReplicationJob {
     this.history.unshift({ timestamp: iso(Date.now()), type, ...(reason ? { reason } : {}) });
     if (this.history.length > MAX_HISTORY) this.history.length = MAX_HISTORY;
     this.lastUpdated = Date.now();
-    this.hooks.changed?.(this);
   }
 
+  /** Starts the first run on a later tick: whoever started the job hears of its end only afterwards. */
   start(): void {
     this.note('added');
-    void this.run();
+    setImmediate(() => void this.run());
   }
 
   stop(): void {
@@ -273,7 +271,6 @@ export class ReplicationJob {
     if (this.state === 'running' && this.errorCount > 0) {
       this.errorCount = 0;
       this.lastError = null;
-      this.hooks.changed?.(this);
     }
   }
 

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { type DbStore } from '../store.ts';
 import { CouchError, forbidden } from '../../errors.ts';
 import { parseRepSpec, replicationId, baseId, type RepSpec } from './spec.ts';
-import { ReplicationJob, describeError, type JobOrigin, type JobState } from './job.ts';
+import { ReplicationJob, describeError, type JobOrigin } from './job.ts';
 import { NODE_NAME } from '../node-name.ts';
 import { parseEndpoint, showEndpoint } from './endpoint.ts';
 
@@ -55,6 +55,8 @@ const specHash = (spec: RepSpec) => createHash('sha256').update(JSON.stringify(s
 export class Replicator {
   /** Transient jobs by replication id. */
   private readonly transient = new Map<string, ReplicationJob>();
+  /** Callers of `_replicate` waiting for a one-shot job to end, by replication id. */
+  private readonly waiters = new Map<string, ((err: unknown) => void)[]>();
   private readonly docs = new Map<string, DocEntry>();
   private since: string | number = 0;
   private following: Promise<void> | null = null;
@@ -226,10 +228,9 @@ export class Replicator {
       return { continuous: true, id };
     }
     return new Promise((resolve, reject) => {
-      const job = existing ?? this.startTransient(id, spec, user);
       const started = Date.now();
-      (job as unknown as { waiters: ((err: unknown) => void)[] }).waiters ??= [];
-      (job as unknown as { waiters: ((err: unknown) => void)[] }).waiters.push((err) => {
+      // Waiting before the job starts: its end cannot come first.
+      this.waiters.set(id, [...(this.waiters.get(id) ?? []), (err) => {
         if (err) return reject(err);
         const s = job.stats;
         resolve({
@@ -257,14 +258,15 @@ export class Replicator {
             }],
           },
         });
-      });
+      }]);
+      const job = existing ?? this.startTransient(id, spec, user);
     });
   }
 
   private startTransient(id: string, spec: RepSpec, user: { name: string | null; admin: boolean }): ReplicationJob {
     const settle = (j: ReplicationJob, err: unknown) => {
       if (this.transient.get(id) === j) this.transient.delete(id);
-      for (const w of (j as unknown as { waiters?: ((err: unknown) => void)[] }).waiters ?? []) w(err);
+      this.settleWaiters(id, err);
     };
     const job = new ReplicationJob(id, spec, { database: null, docId: null, user: user.name, trusted: user.admin }, {
       log: (m) => this.log(`replicator: ${m}`),
@@ -276,6 +278,12 @@ export class Replicator {
     return job;
   }
 
+  private settleWaiters(id: string, err: unknown): void {
+    const list = this.waiters.get(id) ?? [];
+    this.waiters.delete(id);
+    for (const w of list) w(err);
+  }
+
   /** `_replicate {cancel: true}`: stops a transient job (its owner or a server admin); false when unknown. */
   cancel(idOrSpec: string, user: { name: string | null; admin: boolean }): string | null {
     const want = idOrSpec;
@@ -284,7 +292,7 @@ export class Replicator {
     if (job.origin.user !== user.name && !user.admin) throw new CouchError(401, 'unauthorized', 'You are not a server admin.');
     job.stop();
     this.transient.delete(job.id);
-    for (const w of (job as unknown as { waiters?: ((err: unknown) => void)[] }).waiters ?? []) w(new CouchError(500, 'cancelled', 'the replication was cancelled'));
+    this.settleWaiters(job.id, new CouchError(500, 'cancelled', 'the replication was cancelled'));
     this.log(`replicator: replication ${job.id} cancelled`);
     return job.id;
   }
@@ -332,7 +340,7 @@ export class Replicator {
         node: NODE_NAME,
         source: j.sourceShown,
         target: j.targetShown,
-        state: docState(j.state),
+        state: j.state,
         info: infoOf(j),
         error_count: j.errorCount,
         last_updated: iso(j.lastUpdated),
@@ -381,16 +389,6 @@ export class Replicator {
       updated_on: Math.floor(j.lastUpdated / 1000),
     }));
   }
-
-  /** For tests and `_scheduler`: is the document's job this state? */
-  docState(docId: string): string | undefined {
-    return this.doc(docId)?.state as string | undefined;
-  }
-}
-
-/** CouchDB's states for `_scheduler/docs`: a job waiting to run again is `pending`. */
-function docState(s: JobState): string {
-  return s === 'initializing' ? 'initializing' : s;
 }
 
 /** A stored endpoint as `_scheduler/docs` shows it: its URL without credentials, or null. */
