@@ -41,6 +41,8 @@ export interface JobHooks {
   log(msg: string): void;
   /** A one-shot job finished. */
   completed(job: ReplicationJob): void;
+  /** Waits for a place among the jobs catching up (gate.ts); resolves with its release. */
+  admit?(): Promise<() => void>;
   /** A one-shot `_replicate` job failed: it is not retried, the caller gets the error (as CouchDB does). */
   failed?(job: ReplicationJob, err: unknown): void;
 }
@@ -196,7 +198,12 @@ export class ReplicationJob {
     this.retireAgents();
     this.base = { docs_read: this.stats.docs_read, docs_written: this.stats.docs_written, doc_write_failures: this.stats.doc_write_failures };
     const { spec } = this;
+    let release = () => {};
     try {
+      if (this.hooks.admit) {
+        release = await this.hooks.admit();
+        if (this.stopped) return;
+      }
       if (!this.origin.trusted) {
         const host = forbiddenHost(spec.source) ?? forbiddenHost(spec.target);
         if (host) throw Object.assign(new Error(`${host}: a replication not owned by a server admin may not reach loopback, link-local or unspecified addresses`), { code: 'EFORBIDDENADDR' });
@@ -229,6 +236,7 @@ export class ReplicationJob {
       ev.on('change', (info: { docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; pending?: number }) => this.onProgress(info));
       ev.on('paused', (err?: unknown) => {
         if (err) return; // a failure: 'error' follows (retry is off)
+        release(); // caught up: a live job now only waits on its long poll
         this.stats.changes_pending = 0;
         this.healthy();
       });
@@ -250,6 +258,7 @@ export class ReplicationJob {
       if (this.stopped) return;
       this.crashed(err);
     } finally {
+      release();
       this.rep = undefined;
       this.pid = null;
     }

@@ -13,11 +13,14 @@ import { parseRepSpec, replicationId, baseId, type RepSpec } from './spec.ts';
 import { ReplicationJob, describeError, type JobOrigin } from './job.ts';
 import { NODE_NAME } from '../node-name.ts';
 import { parseEndpoint, showEndpoint } from './endpoint.ts';
+import { Gate } from './gate.ts';
 
 export const REPLICATOR_DB = '_replicator';
 /** Jobs one user who is not a server admin may have at once, of each kind (`_replicate`, documents). */
 const MAX_TRANSIENT_PER_USER = 20;
 const MAX_DOC_JOBS_PER_USER = 20;
+/** Jobs catching up at once (gate.ts). */
+const MAX_STARTING = 8;
 
 interface DocEntry {
   docId: string;
@@ -64,6 +67,7 @@ export class Replicator {
   private running = false;
   private sub?: { unsubscribe(): void };
 
+  private readonly gate = new Gate(MAX_STARTING);
   /** This server's CouchDB API as it reaches itself (`_replicate` with database names), once it listens. */
   selfUrl: string | null = null;
 
@@ -184,6 +188,7 @@ export class Replicator {
     const origin: JobOrigin = { database: REPLICATOR_DB, docId, user: owner, trusted };
     const job = new ReplicationJob(id, spec, origin, {
       log: (m) => this.log(`replicator: ${m}`),
+      admit: () => this.gate.enter(),
       completed: (j) => void this.markDoc(docId, { _replication_state: 'completed', _replication_stats: statsOf(j) }).catch(() => {}),
     });
     this.docs.set(docId, { docId, owner, job, specHash: hash, startTime: Date.now(), lastUpdated: Date.now() });
@@ -270,6 +275,7 @@ export class Replicator {
     };
     const job = new ReplicationJob(id, spec, { database: null, docId: null, user: user.name, trusted: user.admin }, {
       log: (m) => this.log(`replicator: ${m}`),
+      admit: () => this.gate.enter(),
       completed: (j) => settle(j, null),
       failed: (j, err) => settle(j, err),
     });
