@@ -20,7 +20,7 @@ import type { UserCtx } from '../auth.ts';
 import { forbiddenHost } from './endpoint.ts';
 import { parseRepSpec } from './spec.ts';
 
-export { REPLICATOR_DB } from './scheduler.ts';
+export { REPLICATOR_DB } from './report.ts';
 
 const isServerAdmin = (u: UserCtx) => u.roles.includes('_admin');
 

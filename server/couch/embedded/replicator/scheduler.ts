@@ -11,31 +11,15 @@ import { type DbStore } from '../store.ts';
 import { CouchError, forbidden } from '../../errors.ts';
 import { parseRepSpec, replicationId, baseId, type RepSpec } from './spec.ts';
 import { ReplicationJob, describeError, type JobOrigin } from './job.ts';
-import { NODE_NAME } from '../node-name.ts';
-import { parseEndpoint, showEndpoint } from './endpoint.ts';
 import { Gate } from './gate.ts';
+import { REPLICATOR_DB, docRow, iso, jobRow, shownEndpoint, statsOf, taskRow, type DocEntry } from './report.ts';
 
-export const REPLICATOR_DB = '_replicator';
+export { REPLICATOR_DB };
 /** Jobs one user who is not a server admin may have at once, of each kind (`_replicate`, documents). */
 const MAX_TRANSIENT_PER_USER = 20;
 const MAX_DOC_JOBS_PER_USER = 20;
 /** Jobs catching up at once (gate.ts). */
 const MAX_STARTING = 8;
-
-interface DocEntry {
-  docId: string;
-  owner: string | null;
-  job?: ReplicationJob;
-  /** For a document not running: why (`completed`, `failed`) and what it reported. */
-  state?: 'completed' | 'failed';
-  reason?: string;
-  stats?: Record<string, unknown> | null;
-  specHash?: string;
-  /** Source and target without credentials, for the rows of documents not running. */
-  shown?: { source: string | null; target: string | null };
-  startTime: number;
-  lastUpdated: number;
-}
 
 export interface ReplicatorOptions {
   store: DbStore;
@@ -52,7 +36,6 @@ export interface OneShotResult {
   history: Record<string, unknown>[];
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const specHash = (spec: RepSpec) => createHash('sha256').update(JSON.stringify(spec)).digest('hex');
 
 export class Replicator {
@@ -303,7 +286,7 @@ export class Replicator {
     return job.id;
   }
 
-  // ---- what the scheduler endpoints report -----------------------------------------------------------
+  // ---- what the scheduler endpoints report (report.ts) ---------------------------------------------
 
   private liveJobs(): ReplicationJob[] {
     const doc = [...this.docs.values()].map((e) => e.job).filter((j): j is ReplicationJob => !!j && j.state !== 'completed');
@@ -312,19 +295,7 @@ export class Replicator {
 
   /** `_scheduler/jobs` rows, sorted by id. */
   jobs(): Record<string, unknown>[] {
-    return this.liveJobs().map((j) => ({
-      id: j.id,
-      pid: j.pid,
-      source: j.sourceShown,
-      target: j.targetShown,
-      database: j.origin.database,
-      user: j.origin.user,
-      doc_id: j.origin.docId,
-      info: infoOf(j),
-      history: j.history,
-      node: NODE_NAME,
-      start_time: iso(j.startTime),
-    }));
+    return this.liveJobs().map(jobRow);
   }
 
   job(id: string): Record<string, unknown> | undefined {
@@ -333,98 +304,16 @@ export class Replicator {
 
   /** `_scheduler/docs/_replicator` rows, by document id. */
   docRows(): Record<string, unknown>[] {
-    return [...this.docs.values()].sort((a, b) => (a.docId < b.docId ? -1 : 1)).map((e) => this.docRow(e));
-  }
-
-  docRow(e: DocEntry): Record<string, unknown> {
-    const j = e.job;
-    if (j && j.state !== 'completed') {
-      return {
-        doc_id: e.docId,
-        database: REPLICATOR_DB,
-        id: j.id,
-        node: NODE_NAME,
-        source: j.sourceShown,
-        target: j.targetShown,
-        state: j.state,
-        info: infoOf(j),
-        error_count: j.errorCount,
-        last_updated: iso(j.lastUpdated),
-        start_time: iso(j.startTime),
-        source_proxy: null,
-        target_proxy: null,
-      };
-    }
-    const completed = e.state === 'completed' || j?.state === 'completed';
-    return {
-      doc_id: e.docId,
-      database: REPLICATOR_DB,
-      id: null,
-      ...(e.shown ?? (j ? { source: j.sourceShown, target: j.targetShown } : {})),
-      state: completed ? 'completed' : 'failed',
-      error_count: completed ? 0 : 1,
-      info: completed ? (e.stats ?? (j ? statsOf(j) : null)) : { error: e.reason ?? 'failed' },
-      start_time: iso(e.startTime),
-      last_updated: iso(e.lastUpdated),
-    };
+    return [...this.docs.values()].sort((a, b) => (a.docId < b.docId ? -1 : 1)).map(docRow);
   }
 
   doc(docId: string): Record<string, unknown> | undefined {
     const e = this.docs.get(docId);
-    return e ? this.docRow(e) : undefined;
+    return e ? docRow(e) : undefined;
   }
 
   /** `_active_tasks`: running replications as CouchDB lists them. */
   activeTasks(): Record<string, unknown>[] {
-    return this.liveJobs().filter((j) => j.state === 'running').map((j) => ({
-      node: NODE_NAME,
-      pid: j.pid ?? '<anybios>',
-      type: 'replication',
-      user: j.origin.user,
-      replication_id: j.id,
-      database: j.origin.database,
-      doc_id: j.origin.docId,
-      source: j.sourceShown,
-      target: j.targetShown,
-      continuous: j.spec.continuous,
-      source_seq: j.stats.source_seq,
-      checkpoint_interval: 30000,
-      ...statsOf(j),
-      process_status: j.stats.changes_pending ? 'running' : 'waiting',
-      started_on: Math.floor((j.runStartedAt ?? j.startTime) / 1000),
-      updated_on: Math.floor(j.lastUpdated / 1000),
-    }));
+    return this.liveJobs().filter((j) => j.state === 'running').map(taskRow);
   }
-}
-
-/** A stored endpoint as `_scheduler/docs` shows it: its URL without credentials, or null. */
-function shownEndpoint(v: unknown): string | null {
-  try {
-    return showEndpoint(parseEndpoint(v, 'source'));
-  } catch {
-    return null; // as CouchDB: nothing of a malformed URL is shown (it may hold a password)
-  }
-}
-
-function statsOf(j: ReplicationJob): Record<string, unknown> {
-  const s = j.stats;
-  return {
-    revisions_checked: s.revisions_checked,
-    missing_revisions_found: s.missing_revisions_found,
-    docs_read: s.docs_read,
-    docs_written: s.docs_written,
-    changes_pending: s.changes_pending,
-    doc_write_failures: s.doc_write_failures,
-    bulk_get_docs: 0,
-    bulk_get_attempts: 0,
-    checkpointed_source_seq: s.checkpointed_source_seq,
-    source_seq: s.source_seq,
-    through_seq: s.through_seq,
-  };
-}
-
-function infoOf(j: ReplicationJob): Record<string, unknown> | null {
-  if (j.state === 'crashing' || j.state === 'failed') return { error: j.lastError ?? 'error' };
-  if (j.state === 'initializing') return null;
-  return statsOf(j);
 }
