@@ -106,6 +106,8 @@ test.serial('bad _replicate bodies: CouchDB\'s status and error, naming the fiel
     [{ source: `http://x/${'a'.repeat(5000)}`, target: dbUrl(A, 'x') }, 400, 'invalid_replication', /longer than/],
     [{ source: src, target: dbUrl(A, 'x'), doc_ids: Array.from({ length: 10_001 }, (_, i) => `d${i}`) }, 400, 'bad_request', /more than 10000/],
     [[], 400, 'bad_request', /JSON object/],
+    [{ source: '..', target: 'x' }, 400, 'illegal_database_name', /Only lowercase/],
+    [{ source: 'verifytestdb', target: { url: 'Bad/Name' } }, 400, 'illegal_database_name', /Only lowercase/],
   ];
   for (const [body, status, error, reason] of cases) {
     const r = await post(body);

@@ -8,6 +8,7 @@ import { type Ctx, isServerAdmin, requireServerAdmin } from '../context.ts';
 import { REPLICATOR_DB } from '../replicator/scheduler.ts';
 import { parseRepRequest, replicationId } from '../replicator/spec.ts';
 import { forbiddenHost, type LocalNames } from '../replicator/endpoint.ts';
+import { checkDbName } from '../store.ts';
 
 const MAX_BODY = 1024 * 1024;
 const STATES = ['initializing', 'error', 'running', 'pending', 'crashing', 'completed', 'failed'];
@@ -53,7 +54,10 @@ function localNames(ctx: Ctx): LocalNames | undefined {
   if (auth) headers.Authorization = auth;
   const session = /(?:^|;\s*)AuthSession=([^;]*)/.exec(String(ctx.req.headers.cookie ?? ''));
   if (session) headers.Cookie = `AuthSession=${session[1]}`;
-  return (name) => ({ url: `${self}/${encodeURIComponent(name)}`, headers: { ...headers }, self: true });
+  return (name) => {
+    checkDbName(name); // 400 illegal_database_name; and never `..`, which would leave /db
+    return { url: `${self}/${encodeURIComponent(name)}`, headers: { ...headers }, self: true };
+  };
 }
 
 /** `/_scheduler/jobs[/<id>]`, `/_scheduler/docs[/_replicator[/<docid>]]`. */
