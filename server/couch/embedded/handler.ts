@@ -28,6 +28,8 @@ export interface EmbeddedCouchOptions extends AuthOptions {
   onError?: (err: unknown, req: IncomingMessage) => void;
   /** Notices for the server's log (the one-time `_security` migration). */
   log?: (msg: string) => void;
+  /** A continuous replication silent this long is restarted (limits: replicationStallMs). */
+  replicationStallMs?: number;
 }
 
 export interface EmbeddedCouch {
@@ -65,7 +67,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
   const store = new DbStore(opts.dataDir, opts.log);
   const auth = new Auth(store, opts);
   // A replication reaches loopback only when a server admin owns it (replicator/endpoint.ts).
-  const replicator = new Replicator({ store, isTrustedOwner: (name) => name === opts.adminName, log: opts.log });
+  const replicator = new Replicator({ store, isTrustedOwner: (name) => name === opts.adminName, log: opts.log, stallMs: opts.replicationStallMs });
   const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex'), replicator };
   const dbUpdates = new DbUpdatesLog(store);
 

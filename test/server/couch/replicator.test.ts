@@ -9,6 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { basic, call, removeDataDir, startServer, type TestServer } from '../../helpers/server.ts';
 import { eventually } from '../../helpers/wait.ts';
+import { startTcpProxy } from '../../helpers/tcp-proxy.ts';
 
 let A: TestServer;
 let B: TestServer;
@@ -315,6 +316,31 @@ test.serial('a user who is not a server admin runs at most 20 replications from 
   }
   await until('cap jobs gone', () => as(A, '/_scheduler/jobs'), (x) => !x.body.jobs.some((j: { doc_id: string | null }) => j.doc_id?.startsWith('cap-')));
   t.true(A.alive());
+});
+
+test.serial('a continuous job whose connection dies without a word is taken for dead and restarted (replicationStallMs)', async (t) => {
+  const S = await startServer({ embedded: true, env: { ANYBIOS_LIMIT_REPLICATION_STALL_MS: '3s' } });
+  const proxy = await startTcpProxy(Number(new URL(A.couchUrl).port)); // A listens on loopback (B may not)
+  t.teardown(async () => {
+    await S.stop(); // first: the proxy's close waits for the connections S holds through it
+    await proxy.close();
+    removeDataDir(S.dataDir);
+  });
+  await fill(A, 'stall-src', 2);
+  const source = `http://admin:${A.adminPassword}@127.0.0.1:${proxy.port}/db/stall-src`;
+  const w = await as(S, '/_replicator/stall', { method: 'PUT', json: { source, target: dbUrl(S, 'stall-dst'), create_target: true, continuous: true } });
+  t.is(w.status, 201, w.text);
+  await until('caught up', () => as(S, '/stall-dst'), (x) => x.body.doc_count === 2);
+  await until('idle on its long poll', () => as(S, '/_scheduler/docs/_replicator/stall'), (x) => x.body.state === 'running' && x.body.info?.changes_pending === 0);
+  await new Promise((res) => setTimeout(res, 1500)); // its checkpoint written, the next long poll open
+  // Every open connection through the proxy goes silent (the long poll's heartbeats stop): the job notices.
+  proxy.freeze();
+  const dead = await until('taken for dead', () => as(S, '/_scheduler/jobs'), (x) => /taken for dead/.test(JSON.stringify(x.body)), 15_000);
+  t.regex(JSON.stringify(dead.body), /no answer from http:\/\/127\.0\.0\.1:\d+\/db\/stall-src\/ or .* for 3 s/);
+  // New connections work: the restarted run carries a new document.
+  await as(A, '/stall-src/after-stall', { method: 'PUT', json: {} });
+  await until('after-stall arrives', () => as(S, '/stall-dst/after-stall'), (x) => x.status === 200, 20_000);
+  t.true(S.alive());
 });
 
 test.serial('/_session at the server root answers as CouchDB (its replicator logs in there)', async (t) => {

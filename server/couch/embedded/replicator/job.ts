@@ -41,6 +41,8 @@ export interface JobHooks {
   log(msg: string): void;
   /** A one-shot job finished. */
   completed(job: ReplicationJob): void;
+  /** Silence after which a continuous run is taken for dead (default STALL_MS). */
+  stallMs?: number;
   /** Waits for a place among the jobs catching up (gate.ts); resolves with its release. */
   admit?(): Promise<() => void>;
   /** A one-shot `_replicate` job failed: it is not retried, the caller gets the error (as CouchDB does). */
@@ -48,6 +50,12 @@ export interface JobHooks {
 }
 
 const MIN_BACKOFF_MS = 1000;
+/**
+ * A continuous run whose connections received nothing for this long is stalled: its long poll gets a
+ * heartbeat every 10 s (PouchDB asks for one), so silence means a connection that died without a word
+ * (PouchDB 9 has no client-side timeout; PouchDB issues 9063, 7931). The run is restarted.
+ */
+const STALL_MS = 90_000; // default of the limit replicationStallMs (server/limits/config.ts)
 const MAX_BACKOFF_MS = 5 * 60_000;
 const MAX_HISTORY = 20;
 
@@ -87,10 +95,16 @@ export class ReplicationJob {
   private agents: http.Agent[] = [];
   private retired = new WeakSet<http.Agent>();
   private timer?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
+  /** When a connection of the current run last received bytes. */
+  private lastActivity = Date.now();
+  private stalled = false;
   private stopped = false;
   private runs = 0;
 
   constructor(readonly id: string, readonly spec: RepSpec, readonly origin: JobOrigin, private readonly hooks: JobHooks) {}
+
+  private get stallMs(): number { return this.hooks.stallMs ?? STALL_MS; }
 
   get sourceShown(): string { return showEndpoint(this.spec.source); }
   get targetShown(): string { return showEndpoint(this.spec.target); }
@@ -110,6 +124,7 @@ export class ReplicationJob {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     this.rep?.cancel();
     this.retireAgents();
   }
@@ -127,6 +142,7 @@ export class ReplicationJob {
     // Idle sockets close after CLIENT_IDLE_MS, well below any server's keep-alive timeout (agent/sync/remote.ts).
     const agent = agentFor(e.url, { keepAlive: true, timeout: CLIENT_IDLE_MS, ...(this.origin.trusted || e.self ? {} : { lookup: guardedLookup }) } as http.AgentOptions);
     this.agents.push(agent);
+    this.watchSockets(agent);
     const pouchFetch = (PouchDB as unknown as { fetch: (u: string, o: object) => Promise<unknown> }).fetch;
     return async (url, opts = {}) => {
       if (this.retired.has(agent)) return new Promise(() => {});
@@ -143,6 +159,21 @@ export class ReplicationJob {
         if (this.retired.has(agent)) return new Promise(() => {});
         throw err;
       }
+    };
+  }
+
+  /** Notes every byte any socket of `agent` receives (the stall watchdog reads it). */
+  private watchSockets(agent: http.Agent): void {
+    const a = agent as unknown as { createConnection: (o: object, cb?: (err: Error | null, s?: NodeJS.EventEmitter) => void) => NodeJS.EventEmitter | undefined };
+    const create = a.createConnection.bind(agent);
+    const touch = () => { this.lastActivity = Date.now(); };
+    a.createConnection = (o, cb) => {
+      const sock = create(o, cb && ((err, s) => {
+        s?.on('data', touch);
+        cb(err, s);
+      }));
+      sock?.on('data', touch);
+      return sock;
     };
   }
 
@@ -243,7 +274,10 @@ export class ReplicationJob {
       ev.on('checkpoint', (c: { checkpoint?: string | number }) => {
         if (c?.checkpoint !== undefined) this.stats.checkpointed_source_seq = c.checkpoint;
       });
+      if (spec.continuous) this.watch(rep);
       const res = (await rep) as unknown as { status?: string; ok?: boolean; docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; errors?: unknown[] };
+      clearInterval(this.watchdog);
+      if (this.stalled) throw new Error(`no answer from ${this.sourceShown} or ${this.targetShown} for ${this.stallMs / 1000} s: the connection is taken for dead`);
       if (this.stopped || res.status === 'cancelled') return;
       this.onProgress(res);
       this.stats.changes_pending = 0;
@@ -255,6 +289,7 @@ export class ReplicationJob {
       this.retireAgents();
       this.hooks.completed(this);
     } catch (err) {
+      clearInterval(this.watchdog);
       if (this.stopped) return;
       this.crashed(err);
     } finally {
@@ -262,6 +297,20 @@ export class ReplicationJob {
       this.rep = undefined;
       this.pid = null;
     }
+  }
+
+  /** Cancels a continuous run that went silent (see STALL_MS); `run` then restarts it as after a crash. */
+  private watch(rep: PouchDB.Replication.Replication<object>): void {
+    this.stalled = false;
+    this.lastActivity = Date.now();
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastActivity < this.stallMs) return;
+      clearInterval(this.watchdog);
+      this.stalled = true;
+      rep.cancel();
+    }, Math.min(this.stallMs / 3, 30_000));
+    this.watchdog.unref();
   }
 
   private onProgress(info: { docs_read?: number; docs_written?: number; doc_write_failures?: number; last_seq?: string | number; pending?: number }): void {

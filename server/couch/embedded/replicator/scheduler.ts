@@ -26,6 +26,8 @@ export interface ReplicatorOptions {
   /** Names whose replications may reach loopback (server admins). */
   isTrustedOwner: (name: string | null) => boolean;
   log?: (msg: string) => void;
+  /** See job.ts (default 90 s). */
+  stallMs?: number;
 }
 
 export interface OneShotResult {
@@ -172,6 +174,7 @@ export class Replicator {
     const job = new ReplicationJob(id, spec, origin, {
       log: (m) => this.log(`replicator: ${m}`),
       admit: () => this.gate.enter(),
+      stallMs: this.opts.stallMs,
       completed: (j) => void this.markDoc(docId, { _replication_state: 'completed', _replication_stats: statsOf(j) }).catch(() => {}),
     });
     this.docs.set(docId, { docId, owner, job, specHash: hash, startTime: Date.now(), lastUpdated: Date.now() });
@@ -259,6 +262,7 @@ export class Replicator {
     const job = new ReplicationJob(id, spec, { database: null, docId: null, user: user.name, trusted: user.admin }, {
       log: (m) => this.log(`replicator: ${m}`),
       admit: () => this.gate.enter(),
+      stallMs: this.opts.stallMs,
       completed: (j) => settle(j, null),
       failed: (j, err) => settle(j, err),
     });
