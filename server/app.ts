@@ -123,6 +123,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       secret: secrets.secret,
       maxBody: limits.maxBody,
       quota: new NodeDbQuota(limits),
+      replicationStallMs: limits.replicationStallMs,
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
       log: (msg) => log(`couch: ${msg}`),
     });
@@ -152,6 +153,9 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     app.get('/db/_utils', (req, res, next) => (req.originalUrl.endsWith('/') || req.originalUrl.includes('?') ? next() : res.redirect(301, '/db/_utils/')));
     app.use('/db/_utils', express.static(fauxton, { index: 'index.html', fallthrough: false }));
   }
+  // CouchDB's replicator, given a database URL <server>/db/<name>, logs in with POST <server>/_session (at the
+  // root of the URL, whatever its path): the same session endpoint answers there.
+  app.all('/_session', (req, res) => couchHandler(req, res));
   app.use('/db', (req, res) => couchHandler(req, res));
   // The web console (server/web.ts): bundled at start; everything it shows comes from /api with the user's own session.
   app.use('/', webConsole(webDir(), join(dirname(webDir()), 'ddocs', 'lib', 'rules.js'), log));
@@ -194,6 +198,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let sites: SiteSupervisor | undefined;
   const close = async () => {
     await sites?.stop();
+    await embedded?.replicator.stop(); // before the listeners close: its jobs may talk to this very server
     await index?.stop();
     for (const s of inner ? [server, inner] : [server]) {
       s.closeAllConnections();
@@ -207,6 +212,15 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   } catch (err) {
     await close();
     throw new Error(`setting up CouchDB at ${opts.couchUrl ? new URL(opts.couchUrl).host : couchUrl} failed: ${(err as Error).message}`, { cause: err });
+  }
+  if (embedded) {
+    embedded.replicator.selfUrl = couchUrl; // `_replicate` with database names (the caller's own credentials)
+    try {
+      await embedded.replicator.start(); // the _replicator database's jobs come back (docs/couchdb.md, "Replication")
+    } catch (err) {
+      await close();
+      throw new Error(`starting the replicator failed: ${(err as Error).message}`, { cause: err });
+    }
   }
   index = new FleetIndex({ admin, snapshotPath: join(opts.dataDir, 'fleet-index.json'), log });
   index.start();

@@ -30,6 +30,8 @@ export interface Limits {
    * credentials and rated users: a client that reconnects as soon as it is refused is slowed to this pace.
    */
   refusalDelayMs: number;
+  /** Silence after which a continuous replication's connections are taken for dead and the run restarted. */
+  replicationStallMs: number;
   /** Open connections that have not yet made an authenticated request; beyond it the oldest is closed. */
   maxAnonymousConnections: number;
   /** Requests without credentials in progress at once; beyond it 503. */
@@ -63,6 +65,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   bodyIdleTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
   refusalDelayMs: 2_000,
+  replicationStallMs: 90_000,
   maxAnonymousConnections: 512,
   maxAnonymousRequests: 128,
   maxConnections: 10_000,

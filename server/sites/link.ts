@@ -1,6 +1,6 @@
 // One site link: this server ↔ one remote CouchDB API (another anybios server, or a CouchDB). The link
-// decides WHAT is replicated and carries what replication does not; an engine does the replicating
-// (PouchEngine on the embedded default, ReplicatorEngine on an external CouchDB).
+// decides WHAT is replicated and carries what replication does not; the ReplicatorEngine has our own
+// CouchDB's replicator do the replicating through `_replicator` documents, on both back ends.
 //
 // The sweep (at start, every `sweepMs`, and at once when `_db_updates` reports a created or deleted
 // database on either side) lists both sides' anybios databases — the catalog `anybios` and every
@@ -12,7 +12,7 @@
 // until it is removed at the other site too.
 import { CATALOG_DB, NODE_DB_PREFIX } from '../../ddocs/build.ts';
 import { CouchHttp, CouchHttpError } from './couch-http.ts';
-import { PouchEngine, describe, type Direction, type LaneStatus } from './pouch-engine.ts';
+import { describe, type Direction, type LaneStatus } from './lane.ts';
 import { ReplicatorEngine } from './replicator-engine.ts';
 import type { LinkRecord } from './store.ts';
 
@@ -49,7 +49,6 @@ export interface SiteStatus {
 export const isAnybiosDb = (db: string) => db === CATALOG_DB || db.startsWith(NODE_DB_PREFIX);
 const USERS = '_users';
 
-type Engine = PouchEngine | ReplicatorEngine;
 type Sec = { admins?: { names?: string[]; roles?: string[] }; members?: { names?: string[]; roles?: string[] } };
 
 function unionSecurity(a: Sec, b: Sec): Required<{ admins: { names: string[]; roles: string[] }; members: { names: string[]; roles: string[] } }> {
@@ -69,6 +68,8 @@ export interface SiteLinkOptions {
   local: CouchHttp;
   external: boolean;
   sweepMs: number;
+  /** How often the jobs' states are read from `_scheduler/docs` between sweeps (default 2 s). */
+  refreshMs?: number;
   log: (msg: string) => void;
   /** The record changed (its `known` list): persist it. */
   save: () => void;
@@ -76,7 +77,8 @@ export interface SiteLinkOptions {
 
 export class SiteLink {
   readonly remote: CouchHttp;
-  private readonly engine: Engine;
+  private readonly engine: ReplicatorEngine;
+  private refreshTimer?: NodeJS.Timeout;
   private stopped = true;
   private readonly abort = new AbortController();
   private sweepTimer?: NodeJS.Timeout;
@@ -98,25 +100,42 @@ export class SiteLink {
     this.remote = new CouchHttp(record.url, { username: record.user, password: record.password }, 15_000, this.abort.signal);
     this.local = opts.local.withSignal(this.abort.signal);
     const common = { linkId: record.id, local: this.local, remote: this.remote, log: opts.log };
-    this.engine = opts.external
-      ? new ReplicatorEngine(common)
-      : new PouchEngine({ ...common, onRun: (db, _dir, ok) => this.afterRun(db, ok) });
+    this.engine = new ReplicatorEngine(common);
   }
 
   start(): void {
     this.stopped = false;
     this.engine.start();
     this.requestSweep();
-    if (!this.opts.external) {
-      void this.follow('local', this.local);
-      void this.follow('remote', this.remote);
-    }
+    this.scheduleRefresh();
+    // Databases created or deleted at either side are swept at once (not after sweepMs).
+    void this.follow('local', this.local);
+    void this.follow('remote', this.remote);
+  }
+
+  /** Between sweeps: the jobs' states, and `_security` of databases replicated before theirs was written. */
+  private scheduleRefresh(): void {
+    this.refreshTimer = setTimeout(async () => {
+      if (this.stopped) return;
+      try {
+        if (this.engine.dbs().length) {
+          await this.on('local', () => this.engine.refresh());
+          for (const db of this.engine.dbs()) if (db !== USERS && !this.secDone.has(db)) await this.syncSecurity(db).catch(() => {});
+          this.markIfSettled();
+        }
+      } catch {
+        // noted by `on`; the next tick tries again
+      }
+      if (!this.stopped) this.scheduleRefresh();
+    }, this.opts.refreshMs ?? 2000);
+    this.refreshTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     clearTimeout(this.sweepTimer);
+    clearTimeout(this.refreshTimer);
     await this.engine.stop();
     await this.sweeping?.catch(() => {});
   }
@@ -124,7 +143,7 @@ export class SiteLink {
   /** Stops and removes what the link left behind on our side (the `_replicator` documents). */
   async remove(): Promise<void> {
     await this.stop();
-    if (this.engine instanceof ReplicatorEngine) await this.engine.removeAll(this.opts.local);
+    await this.engine.removeAll(this.opts.local);
   }
 
   // ---- the sweep ---------------------------------------------------------------------------------
@@ -236,13 +255,7 @@ export class SiteLink {
     for (const db of this.engine.dbs()) if (!replicated.includes(db)) await this.engine.drop(db);
     for (const db of replicated) await this.engine.ensure(db);
     await this.mapLimit(want, 8, (db) => this.syncSecurity(db));
-    if (this.engine instanceof PouchEngine) {
-      const [ls, rs] = await Promise.all([this.on('local', () => local.updateSeqs(replicated)), this.on('remote', () => remote.updateSeqs(replicated))]);
-      this.engine.noteSourceSeqs('local', ls);
-      this.engine.noteSourceSeqs('remote', rs);
-    } else {
-      await this.on('local', () => (this.engine as ReplicatorEngine).refresh());
-    }
+    await this.on('local', () => this.engine.refresh());
     this.contacted = true;
     this.markIfSettled();
     return problems;
@@ -270,22 +283,11 @@ export class SiteLink {
     if (errors.length) throw errors[0];
   }
 
-  /** After each replication run. Failed runs are reported by the engine; the feeds and sweep decide reachability. */
-  private afterRun(db: string, ok: boolean): void {
-    if (this.stopped || !ok) return;
-    // A replication that worked proves the remote answers.
-    this.contacted = true;
-    this.remoteError = null;
-    // A database created a moment before its _security was written: carry it as soon as it exists.
-    if (db !== USERS && !this.secDone.has(db)) void this.syncSecurity(db).catch(() => {});
-    this.markIfSettled();
-  }
-
   private markIfSettled(): void {
     if (this.engine.settled() && !this.remoteError) this.lastSyncAt = Date.now();
   }
 
-  // ---- _db_updates followers (embedded mode) ------------------------------------------------------
+  // ---- _db_updates followers ------------------------------------------------------
 
   private async follow(side: 'local' | 'remote', http: CouchHttp): Promise<void> {
     let since = 'now';
@@ -299,8 +301,7 @@ export class SiteLink {
         if (this.stopped) return;
         if (side === 'remote') this.remoteOk();
         if (failures > 0) {
-          // We may have missed updates while the feed was down: look at everything again.
-          this.engine.touchAll(side);
+          // We may have missed databases created meanwhile: look at everything again.
           this.requestSweep();
         }
         failures = 0;
@@ -327,11 +328,8 @@ export class SiteLink {
       this.requestSweep();
       return;
     }
-    if (!this.engine.dbs().includes(db)) {
-      this.requestSweep();
-      return;
-    }
-    this.engine.touch(side, db);
+    // An update of a database not replicated yet (one that existed before we followed): sweep.
+    if (!this.engine.dbs().includes(db)) this.requestSweep();
   }
 
   // ---- status ------------------------------------------------------------------------------------

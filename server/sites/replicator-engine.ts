@@ -1,14 +1,12 @@
-// Replication on an external Apache CouchDB (COUCH_URL): CouchDB's own replicator does the work. One
-// `_replicator` document per database and direction (`continuous: true`, `create_target: true`, the
-// credentials in Authorization headers), named `anybios-site-<link>-<push|pull>-<db>`; the state of each
-// comes from `_scheduler/docs/_replicator`. CouchDB restarts crashed jobs with its own back-off and keeps
-// them across restarts, so stopping our server leaves them running; unlinking deletes them.
-//
-// NOT VERIFIED: no Apache CouchDB could be installed where this was written, so this engine has never
-// run against a real CouchDB 3.x (see docs/architecture.md, "Sites").
+// Site links on both back ends: CouchDB's replicator does the work — the embedded server's own
+// (server/couch/embedded/replicator/) or Apache CouchDB's (COUCH_URL). One `_replicator` document per
+// database and direction (`continuous: true`, `create_target: true`, the credentials in Authorization
+// headers), named `anybios-site-<link>-<push|pull>-<db>`; the state of each comes from
+// `_scheduler/docs/_replicator`. The replicator restarts crashed jobs with its own back-off and brings
+// them back after a restart, each from its checkpoints; unlinking deletes the documents.
 import { createHash } from 'node:crypto';
 import { CouchHttp, CouchHttpError, basicHeader } from './couch-http.ts';
-import { NODE_USERS_SELECTOR, describe, type Direction, type LaneStatus } from './pouch-engine.ts';
+import { NODE_USERS_SELECTOR, describe, type Direction, type LaneStatus } from './lane.ts';
 
 interface SchedulerDoc {
   doc_id: string;
@@ -38,11 +36,9 @@ export class ReplicatorEngine {
     this.prefix = `anybios-site-${opts.linkId}-`;
   }
 
+  // The replicator runs the jobs: nothing to start, and stopping the link leaves them to it (unlink removes them).
   start(): void {}
   async stop(): Promise<void> {}
-  touch(): void {}
-  touchAll(): void {}
-  noteSourceSeqs(): void {}
 
   private docId(db: string, dir: Direction): string {
     return `${this.prefix}${dir}-${db}`;

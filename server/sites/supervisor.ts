@@ -8,7 +8,7 @@ import { SiteStore, type LinkRecord } from './store.ts';
 import { linkTransport, restoreLinkTransport } from './trust.ts';
 
 export type { SiteStatus, SiteDbStatus, LinkState } from './link.ts';
-export type { LaneStatus } from './pouch-engine.ts';
+export type { LaneStatus } from './lane.ts';
 
 /** A refused `link`/`unlink`: `status` is the HTTP status the API answers (400, 404, 409, 502). */
 export class SiteError extends Error {
@@ -21,7 +21,7 @@ export interface SiteSupervisorOptions {
   dataDir: string;
   /** This server's CouchDB API root (no credentials) and its admin. */
   local: { url: string; user: string; password: string };
-  /** An external CouchDB (COUCH_URL): links become `_replicator` documents. */
+  /** An external CouchDB (COUCH_URL): its replicator runs the links' `_replicator` documents (else the embedded one). */
   external?: boolean;
   /** Full sweep period (databases, `_security`, sequences), default 30 s. */
   sweepMs?: number;

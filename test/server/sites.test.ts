@@ -55,7 +55,7 @@ const adminOf = (site: Site) => couchClient(site.s.couchUrl, 'admin', site.passw
 const hasDoc = (site: Site, db: string, id: string) => couch(site, `/${db}/${encodeURIComponent(id)}`);
 
 test.serial('link A→B: specs both ways, later node databases with _security and users, status, restart, unlink', async (t) => {
-  if (external) return t.pass('the embedded engine only (COUCH_URL mode: _replicator documents, not testable here)');
+  if (external) return t.pass('two embedded servers only (COUCH_URL mode: both sites would share one CouchDB)');
   const { A, B } = await twoSites(t);
   const n1 = await addNode(adminOf(A), 'n1');
   const w1 = await api(A, '/nodes/n1/systems', { method: 'POST', json: app('web-a') });
@@ -117,9 +117,11 @@ test.serial('link A→B: specs both ways, later node databases with _security an
   await until('after-restart-a at B', () => hasDoc(B, 'anybios-node-n1', 'system:after-restart-a'), (r) => r.status === 200);
   const again = await until('link up after restart', () => api(A2, '/sites'), (r) => r.body[0]?.state === 'up');
   t.is(again.body[0].id, site.id);
-  // Incremental across restarts: the checkpoint's replication id names the link and the database, not
-  // the servers' ports or per-boot uuids, so the pull side's checkpoint at A is the same document.
-  const repId = createHash('md5').update(`anybios-site:${site.id}:anybios-node-n1anybios-site:self:anybios-node-n1`).digest('base64').replace(/\//g, '.').replace(/\+/g, '_');
+  // Incremental across restarts: the checkpoint's replication id names the link's `_replicator` document
+  // (link, direction, database), not the servers' URLs (A's port changed) or per-boot uuids, so the
+  // pull side's checkpoint at A is the same document.
+  const pullDoc = `_replicator/anybios-site-${site.id}-pull-anybios-node-n1`;
+  const repId = createHash('md5').update(`anybios-rep:${pullDoc}:sourceanybios-rep:${pullDoc}:target`).digest('base64').replace(/\//g, '.').replace(/\+/g, '_');
   t.is((await couch(A2, `/anybios-node-n1/_local/${repId}`)).status, 200);
 
   // Unlink (by URL through the CLI): writes stay where they are made.

@@ -5,6 +5,7 @@ import type { Auth, UserCtx } from './auth.ts';
 import type { DbStore, SecurityObject } from './store.ts';
 import type { Validator } from './validation.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
+import type { Replicator } from './replicator/scheduler.ts';
 import { forbidden, unauthorized } from '../errors.ts';
 
 export interface Services {
@@ -15,6 +16,8 @@ export interface Services {
   uuid: string;
   /** Document size limits and node database quotas (server/limits/quota.ts); none when not configured. */
   quota?: NodeDbQuota;
+  /** `_replicate`, the `_replicator` database's jobs, `_scheduler` (replicator/scheduler.ts). */
+  replicator: Replicator;
 }
 
 export interface Ctx extends Services {

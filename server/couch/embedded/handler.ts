@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CouchError, badRequest, notFound, toCouchError } from '../errors.ts';
 import { DEFAULT_MAX_BODY, Query, sendJson } from '../http.ts';
 import { Auth, type AuthOptions } from './auth.ts';
-import type { Ctx, Services } from './context.ts';
+import { type Ctx, type Services, requireDbAdmin } from './context.ts';
 import { DbStore, checkDbName } from './store.ts';
 import { Validator } from './validation.ts';
 import * as server from './routes/server.ts';
@@ -16,6 +16,8 @@ import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
 import { bulkGet } from './routes/bulk-get.ts';
+import * as replication from './routes/replication.ts';
+import { Replicator, REPLICATOR_DB } from './replicator/scheduler.ts';
 import { noteCaller } from '../../limits/gate.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
 
@@ -27,12 +29,16 @@ export interface EmbeddedCouchOptions extends AuthOptions {
   onError?: (err: unknown, req: IncomingMessage) => void;
   /** Notices for the server's log (the one-time `_security` migration). */
   log?: (msg: string) => void;
+  /** A continuous replication silent this long is restarted (limits: replicationStallMs). */
+  replicationStallMs?: number;
 }
 
 export interface EmbeddedCouch {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   store: DbStore;
   auth: Auth;
+  /** Started by the server once it listens (jobs may replicate from or to itself). */
+  replicator: Replicator;
   close(): Promise<void>;
 }
 
@@ -47,10 +53,23 @@ function splitPath(rawPath: string): string[] {
   }
 }
 
+/**
+ * `_replicator` holds other users' credentials: besides a single document (shown without them,
+ * replicator/doc-rules.ts) and writes, its read paths are for database admins only.
+ */
+async function guardReplicatorRead(ctx: Ctx, second: string, more: string[]): Promise<void> {
+  const doc = !second.startsWith('_') || second.startsWith('_design/') || second === '_design';
+  const write = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+  if ((doc && (more.length === 0 || (second === '_design' && more.length === 1)) && !(ctx.query.has('open_revs') || ctx.query.has('attachments'))) || (second === '_bulk_docs' && write)) return;
+  await requireDbAdmin(ctx, REPLICATOR_DB);
+}
+
 export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
   const store = new DbStore(opts.dataDir, opts.log);
   const auth = new Auth(store, opts);
-  const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex') };
+  // A replication reaches loopback only when a server admin owns it (replicator/endpoint.ts).
+  const replicator = new Replicator({ store, isTrustedOwner: (name) => name === opts.adminName, log: opts.log, stallMs: opts.replicationStallMs });
+  const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex'), replicator };
   const dbUpdates = new DbUpdatesLog(store);
 
   async function route(ctx: Ctx): Promise<void> {
@@ -69,6 +88,8 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
         case '_node': return nodeRoutes.node(ctx);
         case '_cluster_setup': return nodeRoutes.clusterSetup(ctx);
         case '_active_tasks': return nodeRoutes.activeTasks(ctx);
+        case '_replicate': return replication.replicate(ctx);
+        case '_scheduler': return replication.scheduler(ctx);
         case '_users': case '_replicator': case '_global_changes': break; // databases, handled below
         default: return server.notSupported(ctx);
       }
@@ -85,6 +106,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
     }
     ctx.store.get(db); // 404 for unknown databases before anything else
     const [second, ...more] = rest;
+    if (db === REPLICATOR_DB) await guardReplicatorRead(ctx, second, more);
     switch (second) {
       case '_all_docs': return dbRoutes.allDocs(ctx, db);
       case '_design_docs': return dbRoutes.allDocs(ctx, db, true);
@@ -159,6 +181,10 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
     handle,
     store,
     auth,
-    close: () => store.close(),
+    replicator,
+    close: async () => {
+      await replicator.stop();
+      await store.close();
+    },
   };
 }

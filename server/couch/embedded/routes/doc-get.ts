@@ -5,7 +5,8 @@
 // the attachments newer than the caller's revisions. See docs/couchdb.md "Multipart and _bulk_get".
 import { badRequest } from '../../errors.ts';
 import { sendJson } from '../../http.ts';
-import type { Ctx } from '../context.ts';
+import { type Ctx, isDbAdmin } from '../context.ts';
+import { REPLICATOR_DB, redactReplicatorDoc } from '../replicator/doc-rules.ts';
 import { type AttMode, openDoc, readDoc } from '../open-doc.ts';
 import { acceptsExplicitly, newBoundary, relatedChunks, relatedType, writeChunks } from '../multipart/write.ts';
 import { requireDocReader } from './doc-access.ts';
@@ -63,7 +64,13 @@ export async function getDocument(ctx: Ctx, dbName: string, id: string): Promise
   }
   // Attachment data is read per attachment by openDoc, after atts_since has said which are wanted.
   const read = { ...o, attachments: false, revs: keepRevisions || attsSince !== undefined };
-  const got = (await readDoc(db, id, read)) as Record<string, unknown> | RevResult[];
+  let got = (await readDoc(db, id, read)) as Record<string, unknown> | RevResult[];
+  if (dbName === REPLICATOR_DB) {
+    // Others' credentials are hidden on every read of one document, open_revs included.
+    const admin = isDbAdmin(ctx.userCtx, await ctx.store.getSecurity(dbName));
+    const redact = (d: Record<string, unknown>) => redactReplicatorDoc(d, ctx.userCtx, admin);
+    got = Array.isArray(got) ? got.map((r) => ('ok' in r ? { ok: redact(r.ok) } : r)) : redact(got);
+  }
   if (!Array.isArray(got)) {
     const mode: AttMode = !wantData ? 'stub' : acceptsExplicitly(ctx.req, 'multipart/related') ? 'follows' : 'inline';
     const opened = await openDoc(db, got, { mode, attsSince, keepRevisions });

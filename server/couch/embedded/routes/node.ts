@@ -1,14 +1,16 @@
 // Node-level endpoints Fauxton asks for on every admin page: _membership, _node/{node}/_config,
-// _cluster_setup and _active_tasks. The embedded server is one node with a fixed configuration and
-// no background tasks, so these answer CouchDB's shapes with what is true here, read-only.
+// _cluster_setup and _active_tasks. The embedded server is one node with a fixed configuration whose
+// only background work is replication, so these answer CouchDB's shapes with what is true here,
+// read-only.
 // All of them are admin-only, as in CouchDB 3 (chttpd_auth_request requires a server admin for them).
 import { forbidden, methodNotAllowed, notFound } from '../../errors.ts';
 import { sendJson } from '../../http.ts';
 import { SESSION_SECONDS } from '../auth.ts';
 import { type Ctx, requireServerAdmin } from '../context.ts';
 
-/** CouchDB's name for a node that is not part of a distributed Erlang cluster. */
-export const NODE_NAME = 'nonode@nohost';
+import { NODE_NAME } from '../node-name.ts';
+
+export { NODE_NAME };
 
 export async function membership(ctx: Ctx): Promise<void> {
   if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw methodNotAllowed('GET,HEAD');
@@ -27,6 +29,8 @@ function config(ctx: Ctx): Record<string, Record<string, string>> {
     chttpd_auth: { timeout: String(SESSION_SECONDS), allow_persistent_cookies: 'true' },
     httpd: { enable_cors: 'false' },
     cors: {},
+    // What the embedded replicator does (replicator/): PouchDB's batches, http(s) endpoints only.
+    replicator: { worker_batch_size: '100', valid_endpoint_protocols: 'http,https', max_history: '20' },
     vendor: { name: 'anybios embedded (PouchDB)' },
   };
 }
@@ -59,9 +63,12 @@ export async function clusterSetup(ctx: Ctx): Promise<void> {
   sendJson(ctx.res, 200, { state: 'single_node_enabled' });
 }
 
-/** No compaction daemon, indexer or replicator runs in the embedded server: always an empty list. */
+/**
+ * What runs in the background: the replications (in CouchDB's task shape, from replicator/scheduler.ts).
+ * The embedded server has no compaction daemon and indexes views when they are read, so nothing else.
+ */
 export async function activeTasks(ctx: Ctx): Promise<void> {
   if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw methodNotAllowed('GET,HEAD');
   requireServerAdmin(ctx);
-  sendJson(ctx.res, 200, []);
+  sendJson(ctx.res, 200, ctx.replicator.activeTasks());
 }

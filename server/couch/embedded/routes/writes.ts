@@ -6,6 +6,7 @@ import { isObject } from '../../http.ts';
 import { type Ctx, isDbAdmin } from '../context.ts';
 import { USERS_DB, USER_PREFIX, credentialsChanged } from '../auth.ts';
 import { attachmentNameProblem, contentTypeProblem } from '../attachments.ts';
+import { REPLICATOR_DB, admitReplicatorDoc } from '../replicator/doc-rules.ts';
 
 /**
  * CouchDB's rule for a revision (couch_doc:parse_rev): `N-id`, N an integer, id any string (32
@@ -182,11 +183,12 @@ export function parseDoc(ctx: Ctx, dbName: string, raw: unknown, newEdits: boole
  * is that document's error): design documents need a database admin, `_users` documents are prepared
  * (hashed), validate_doc_update runs. Returns the document to store.
  */
-async function admitDoc(ctx: Ctx, dbName: string, doc: Record<string, unknown>, oldDoc: Record<string, unknown> | null): Promise<Record<string, unknown>> {
+async function admitDoc(ctx: Ctx, dbName: string, doc: Record<string, unknown>, oldDoc: Record<string, unknown> | null, newEdits: boolean): Promise<Record<string, unknown>> {
   const id = String(doc._id);
   const sec = await ctx.store.getSecurity(dbName);
   if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
   if (dbName === USERS_DB && !id.startsWith('_local/')) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
+  if (dbName === REPLICATOR_DB) doc = admitReplicatorDoc(doc, ctx.userCtx, newEdits);
   await ctx.validator.check(dbName, doc, oldDoc, ctx.userCtx, sec);
   return doc;
 }
@@ -219,7 +221,7 @@ export async function writeDocs(ctx: Ctx, dbName: string, docs: unknown[], newEd
     const doc = parsed[i];
     if (!doc) continue;
     try {
-      admitted.push({ index: i, doc: await admitDoc(ctx, dbName, doc, olds.get(ids[i]) ?? null) });
+      admitted.push({ index: i, doc: await admitDoc(ctx, dbName, doc, olds.get(ids[i]) ?? null, newEdits) });
     } catch (err) {
       const e = err instanceof CouchError ? err : badRequest(String((err as Error).message));
       results[i] = { id: ids[i], error: e.error, reason: e.reason };
