@@ -72,7 +72,7 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
   }));
 }
 
-async function cleanupStore(s: TestServer): Promise<void> {
+async function cleanupStore(s: TestServer, couchUrl?: string): Promise<void> {
   for (const x of syncs.splice(0)) {
     x.feed?.cancel();
     await x.ns.stop().catch(() => {});
@@ -85,18 +85,23 @@ async function cleanupStore(s: TestServer): Promise<void> {
   // Remove what this run made (an external CouchDB is shared), a few at a time.
   await pool(enrolled.splice(0), 8, async (id) => void (await call(s.url, `/api/nodes/${id}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {})));
   // Whatever a failed DELETE left (a busy CouchDB answers 500 all_dbs_active): this run's names only.
-  const left = await call(s.couchUrl, '/_all_dbs', { auth: s.adminAuth }).catch(() => null);
-  for (const db of (Array.isArray(left?.body) ? (left.body as string[]) : []).filter((d) => d.startsWith(nodeDbName(`fl${run}-`)))) await call(s.couchUrl, `/${encodeURIComponent(db)}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
-  const users = await call(s.couchUrl, `/_users/_all_docs?startkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-`))}&endkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-\ufff0`))}`, { auth: s.adminAuth }).catch(() => null);
-  for (const r of (users?.body?.rows ?? []) as { id: string; value: { rev: string } }[]) await call(s.couchUrl, `/_users/${encodeURIComponent(r.id)}?rev=${r.value.rev}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
-  const u = await call(s.couchUrl, `/_users/org.couchdb.user:${OPERATOR}`, { auth: s.adminAuth }).catch(() => null);
-  if (u?.status === 200) await call(s.couchUrl, `/_users/org.couchdb.user:${OPERATOR}?rev=${u.body._rev}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {});
+  // Straight to an external CouchDB (our server may be the thing that died), else through our server.
+  const base = couchUrl ? couchUrl.replace(/\/$/, '') : s.couchUrl;
+  const u0 = couchUrl ? new URL(couchUrl) : null;
+  const auth = u0 ? basic(decodeURIComponent(u0.username), decodeURIComponent(u0.password)) : s.adminAuth;
+  const plain = u0 ? `${u0.protocol}//${u0.host}${u0.pathname.replace(/\/$/, '')}` : base;
+  const left = await call(plain, '/_all_dbs', { auth }).catch(() => null);
+  await pool((Array.isArray(left?.body) ? (left.body as string[]) : []).filter((d) => d.startsWith(nodeDbName(`fl${run}-`))), 4, async (db) => void (await call(plain, `/${encodeURIComponent(db)}`, { method: 'DELETE', auth }).catch(() => {})));
+  const users = await call(plain, `/_users/_all_docs?startkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-`))}&endkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-\ufff0`))}`, { auth }).catch(() => null);
+  await pool((users?.body?.rows ?? []) as { id: string; value: { rev: string } }[], 4, async (r) => void (await call(plain, `/_users/${encodeURIComponent(r.id)}?rev=${r.value.rev}`, { method: 'DELETE', auth }).catch(() => {})));
+  const u = await call(plain, `/_users/org.couchdb.user:${OPERATOR}`, { auth }).catch(() => null);
+  if (u?.status === 200) await call(plain, `/_users/org.couchdb.user:${OPERATOR}?rev=${u.body._rev}`, { method: 'DELETE', auth }).catch(() => {});
   await s.stop();
   removeDataDir(s.dataDir);
 }
 
 const guard = guardBench('fleet', async () => {
-  if (server) await cleanupStore(server).catch((err) => console.error(`fleet: cleanup: ${err}`));
+  if (server) await cleanupStore(server, currentCouch).catch((err) => console.error(`fleet: cleanup: ${err}`));
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -349,7 +354,7 @@ try {
       { metric: `${tag} server event-loop delay max, ${SYNCING} agents syncing`, value: loopBusy.max, unit: 'ms', baseline: loopAlone.max, note: `p99 ${loopBusy.p99.toFixed(1)} ms (alone ${loopAlone.p99.toFixed(1)} ms)` },
     );
     console.log(`${tag} done; cleaning up`);
-    await cleanupStore(s);
+    await cleanupStore(s, store.couchUrl);
     server = null;
   }
   report('fleet', rows, meta);

@@ -54,9 +54,14 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
   await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, async () => {
     while (next < nodeDbs.length) {
       const db = nodeDbs[next++];
-      if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
-      const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
-      if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
+      try {
+        if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
+        const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
+        if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
+      } catch (err) {
+        // A node removed while we started (listed, then deleted) is not a reason to refuse to start.
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
     }
   }));
   report.ddocsPushed.sort();
