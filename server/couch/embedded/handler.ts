@@ -15,6 +15,7 @@ import * as nodeRoutes from './routes/node.ts';
 import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
+import * as mango from './routes/mango.ts';
 import { noteCaller } from '../../limits/gate.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
 
@@ -96,9 +97,9 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       case '_revs_limit': return dbRoutes.revsLimit(ctx, db);
       case '_compact': return dbRoutes.compact(ctx, db, 'compact');
       case '_view_cleanup': return dbRoutes.compact(ctx, db, 'view_cleanup');
-      // Mango is not served; say so (to readers only) instead of CouchDB's "reserved document id"
-      // 400, so Fauxton's query and index pages show why they are empty.
-      case '_find': case '_index': case '_explain': return dbRoutes.notServed(ctx, db, `${second} (Mango queries)`);
+      case '_find': if (more.length) throw notFound(); return mango.find(ctx, db);
+      case '_explain': if (more.length) throw notFound(); return mango.explain(ctx, db);
+      case '_index': return mango.index(ctx, db, more);
       case '_local':
         if (more.length !== 1) throw notFound();
         return localDoc(ctx, db, more[0]);

@@ -73,7 +73,7 @@ export function collate(a: unknown, b: unknown): number {
 }
 
 /** `a.b\.c` → ['a', 'b.c']. */
-function splitField(field: string): string[] {
+export function splitField(field: string): string[] {
   const parts: string[] = [];
   let cur = '';
   for (let i = 0; i < field.length; i++) {
@@ -90,7 +90,7 @@ function splitField(field: string): string[] {
   return parts;
 }
 
-function getField(value: unknown, path: string[]): unknown {
+export function getField(value: unknown, path: string[]): unknown {
   let v = value;
   for (const p of path) {
     if (Array.isArray(v) && /^(0|[1-9]\d{0,8})$/.test(p)) v = v[Number(p)];

@@ -184,12 +184,6 @@ export async function compact(ctx: Ctx, name: string, what: 'compact' | 'view_cl
   sendJson(ctx.res, 202, { ok: true });
 }
 
-/** A database-level endpoint the embedded server does not implement: 404 with the reason, to readers. */
-export async function notServed(ctx: Ctx, name: string, what: string): Promise<void> {
-  await requireReader(ctx, name);
-  throw notFound(`${what} is not served by the embedded CouchDB`);
-}
-
 /**
  * `GET /{db}/_design/{ddoc}/_info`, which Fauxton's design document "Metadata" page shows. PouchDB
  * builds a view index lazily when the view is queried and keeps no statistics about it, so the
