@@ -149,7 +149,8 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       await route(ctx);
     } catch (err) {
       const e = toCouchError(err);
-      if (e.status >= 500) opts.onError?.(err, req);
+      // error_saving_ddoc: CouchDB's 500 for a refused index write (routes/mango.ts), not a fault of ours.
+      if (e.status >= 500 && e.error !== 'error_saving_ddoc') opts.onError?.(err, req);
       if (!res.headersSent) sendJson(res, e.status, { error: e.error, reason: e.reason });
       else res.end();
       if (!req.complete) req.resume();

@@ -39,7 +39,7 @@ export function indexesOf(ddoc: Record<string, unknown>): JsonIndex[] {
   for (const [name, view] of Object.entries(ddoc.views)) {
     if (!isObject(view) || !isObject(view.map) || !isObject(view.map.fields)) continue;
     const fields = Object.entries(view.map.fields).map(([field, dir]) => ({ field, dir: dir as Direction }));
-    if (!fields.length || !fields.every((f) => f.dir === 'asc' || f.dir === 'desc')) continue;
+    if (!fields.every((f) => f.dir === 'asc' || f.dir === 'desc')) continue;
     let partialFilter: Record<string, unknown> | null = null;
     let partialMatch: Predicate | null = null;
     const pfs = view.map.partial_filter_selector;
@@ -87,7 +87,7 @@ const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringif
  */
 export function withIndex(existing: Record<string, unknown> | null, id: string, name: string, req: IndexRequest): Record<string, unknown> | null {
   const base = existing && !existing._deleted ? existing : { _id: id, ...(existing?._rev ? { _rev: existing._rev } : {}), language: 'query' };
-  if (base.language !== undefined && base.language !== 'query') throw mangoError(400, 'invalid_ddoc_lang', `Existing design doc has an invalid language: ${JSON.stringify(base.language).slice(0, 100)}`);
+  if (base.language !== 'query') throw mangoError(400, 'invalid_ddoc_lang', `Existing design doc has an invalid language: ${JSON.stringify(base.language ?? false).slice(0, 100)}`);
   const views = isObject(base.views) ? base.views : {};
   const view = viewOf(req);
   if (sameJson(views[name], view)) return null;

@@ -58,7 +58,6 @@ export function parseSort(v: unknown): SortField[] {
     if (isObject(s) && Object.keys(s).length === 1) {
       const [field, dir] = Object.entries(s)[0];
       if (dir === 'asc' || dir === 'desc') return { field, dir };
-      throw mangoError(400, 'invalid_sort_dir', `Invalid sort direction: ${shown(dir)}`);
     }
     throw mangoError(400, 'invalid_sort_field', `Invalid sort field: ${shown(s)}`);
   });
@@ -117,7 +116,7 @@ export function parseFind(body: Record<string, unknown>): FindOptions {
     fields: parseFields,
     partition: (v) => {
       if (v === '') return '';
-      throw mangoError(400, 'bad_request', '`partition` parameter is not supported on this db.');
+      throw mangoError(400, 'query_parse_error', '`partition` parameter is not supported on this db');
     },
     r: posInt,
     conflicts: bool,
@@ -189,8 +188,8 @@ export function parseIndexRequest(body: Record<string, unknown>): IndexRequest {
   const def = o.index;
   if (!isObject(def)) throw mangoError(400, 'invalid_index', `JSON indexes must be an object, not: ${shown(def)}`);
   const d = readKeys(def, { fields: parseSort, partial_filter_selector: (v) => parseSelector(v).selector }, ['fields']);
+  // No fields is accepted, as CouchDB does: every document is in such an index, ordered by id.
   const fields = d.fields as SortField[];
-  if (fields.length === 0) throw mangoError(400, 'invalid_index', 'Index fields must name at least one field.');
   const partial = (d.partial_filter_selector as Record<string, unknown> | undefined) ?? null;
   return { fields, def, partialFilter: partial && Object.keys(partial).length ? partial : null, name: (o.name as string | undefined) ?? null, ddoc: (o.ddoc as string | undefined) ?? null };
 }

@@ -227,9 +227,31 @@ export function selectorFields(items: Item[]): string[] {
   return [...out].sort();
 }
 
-/** The selector in CouchDB's normal form, as `_explain` shows it: one `$and` of single-operator conditions. */
-export function normalized(items: Item[]): Record<string, unknown> {
-  const one = (it: Item): Record<string, unknown> => (it.kind === 'field' ? { [it.field]: { [it.op]: it.arg } } : it.kind === 'or' ? { $or: it.branches.map(normalized) } : it.raw);
-  if (items.length === 1) return one(items[0]);
-  return items.length ? { $and: items.map(one) } : {};
+/**
+ * The selector in CouchDB's normal form, as `_explain` shows it: dotted field names, one operator per
+ * condition, several conditions under `$and` (a field with several operators gets its own `$and`).
+ */
+export function normalized(sel: Record<string, unknown>): Record<string, unknown> {
+  const clauses = normClauses(sel, '');
+  return clauses.length === 1 ? clauses[0] : clauses.length ? { $and: clauses } : {};
+}
+
+function normClauses(sel: Record<string, unknown>, prefix: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const group = (list: Record<string, unknown>[]) => (list.length === 1 ? list[0] : { $and: list });
+  for (const [key, arg] of Object.entries(sel)) {
+    if (key.startsWith('$')) {
+      if ((key === '$and' || key === '$or' || key === '$nor') && Array.isArray(arg)) {
+        out.push({ [key]: arg.map((a) => (isObject(a) ? group(normClauses(a, prefix)) : a)) });
+      } else if (key === '$not' && isObject(arg)) {
+        out.push({ $not: group(normClauses(arg, prefix)) });
+      } else if (prefix) out.push({ [prefix]: { [key]: arg } });
+      else out.push({ [key]: arg });
+      continue;
+    }
+    const field = prefix ? `${prefix}.${key}` : key;
+    if (isObject(arg) && Object.keys(arg).length) out.push(group(normClauses(arg, field)));
+    else out.push({ [field]: { $eq: arg } });
+  }
+  return out;
 }

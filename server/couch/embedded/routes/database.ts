@@ -1,7 +1,7 @@
 // Database-level endpoints: create/info/delete, _all_docs, _bulk_docs, _bulk_get, _revs_diff,
 // _security, views, and the small replication helpers (_ensure_full_commit, _revs_limit).
 import { createHash } from 'node:crypto';
-import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
+import { badRequest, methodNotAllowed } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';

@@ -11,7 +11,7 @@
 // read only the `_id` range the selector allows and stop at `limit`, as CouchDB does.
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { badRequest, methodNotAllowed, notFound, unsupportedMedia } from '../../errors.ts';
+import { CouchError, badRequest, methodNotAllowed, notFound, toCouchError, unsupportedMedia } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson } from '../../http.ts';
 import { busy } from '../../../limits/budget.ts';
 import { cleanDoc } from '../attachments.ts';
@@ -88,7 +88,8 @@ function decodeBookmark(b: string, idx: Index): { key: unknown; id: string } {
     if (b.length > 64 * 1024) throw new Error('too long');
     const v = JSON.parse(Buffer.from(b, 'base64url').toString('utf8')) as unknown;
     if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string') throw new Error('shape');
-    if (idx.type === 'json' && (!Array.isArray(v[0]) || v[0].length !== idx.fields.length)) throw new Error('not from this index');
+    const fits = idx.type === 'json' ? Array.isArray(v[0]) && v[0].length === idx.fields.length : v[0] === v[1];
+    if (!fits) throw new Error('not from this index');
     return { key: v[0], id: v[1] };
   } catch {
     throw mangoError(400, 'invalid_bookmark', `Invalid bookmark value: ${JSON.stringify(b.slice(0, 200))}`);
@@ -257,7 +258,7 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
     dbname: db,
     index: indexJson(p.index),
     partitioned: false,
-    selector: normalized(p.items),
+    selector: normalized(o.selector),
     opts: {
       use_index: o.useIndex,
       bookmark: o.bookmark ?? 'nil',
@@ -319,7 +320,7 @@ export async function index(ctx: Ctx, db: string, rest: string[]): Promise<void>
     if (id === '_design/') throw badRequest('document id needs a name after the prefix');
     const existing = await storedDoc(store, id);
     const doc = withIndex(existing, id, name, req);
-    if (doc) await writeOne(ctx, db, doc);
+    if (doc) await saveDdoc(ctx, db, doc);
     sendJson(ctx.res, 200, { result: doc ? 'created' : 'exists', id, name });
     return;
   }
@@ -333,8 +334,26 @@ export async function index(ctx: Ctx, db: string, rest: string[]): Promise<void>
   if (!existing || existing._deleted || type !== 'json' || !(await listIndexes(store)).some((i) => i.ddoc === id && i.name === name)) throw notFound();
   const doc = withoutIndex(existing, name);
   if (!doc) throw notFound();
-  await writeOne(ctx, db, doc);
+  await saveDdoc(ctx, db, doc);
   sendJson(ctx.res, 200, { ok: true });
+}
+
+/**
+ * Writes an index's design document through the one write path (design documents are for db admins;
+ * validate_doc_update runs). A refused write is CouchDB's answer: 500 `error_saving_ddoc` naming the
+ * refusal (mango_httpd.erl); CouchDB answers `{"ok": true}` to a refused delete and keeps the index,
+ * we do not.
+ */
+async function saveDdoc(ctx: Ctx, db: string, doc: Record<string, unknown>): Promise<void> {
+  try {
+    await writeOne(ctx, db, doc);
+  } catch (err) {
+    const e = toCouchError(err);
+    if (e.status === 409) throw new CouchError(500, 'error_saving_ddoc', 'Encountered a conflict while saving the design document.');
+    if (e.status >= 500) throw err;
+    // A reader who is not a db admin (the only 401 here: readers were checked) is CouchDB's `forbidden`.
+    throw new CouchError(500, 'error_saving_ddoc', `Unknown error while saving the design document: ${e.status === 401 ? 'forbidden' : e.error}`);
+  }
 }
 
 function intParam(v: string, min: number): number {
