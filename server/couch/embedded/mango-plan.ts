@@ -143,7 +143,8 @@ function usability(idx: Index, items: Item[], sortFields: string[]): Reason[] {
 export interface Candidate { index: Index; usable: boolean; reasons: Reason[]; ranking: number }
 
 export interface Plan {
-  index: Index;
+  /** null only for `_explain` when no index can serve (CouchDB shows `"index": null` there). */
+  index: Index | null;
   items: Item[];
   /** The ranges of the chosen index's leading fields that the selector narrows (empty: none). */
   ranges: Range[];
@@ -151,6 +152,8 @@ export interface Plan {
   warnings: string[];
   candidates: Candidate[];
 }
+
+export interface FoundPlan extends Plan { index: Index }
 
 function leadingRanges(idx: Index, items: Item[]): Range[] {
   const out: Range[] = [];
@@ -165,8 +168,18 @@ function leadingRanges(idx: Index, items: Item[]): Range[] {
 
 const matchesUseIndex = (idx: Index, use: string[]) => idx.ddoc === `_design/${use[0]}` && (use.length === 1 || idx.name === use[1]);
 
-/** Chooses the index for a query, as CouchDB does; throws CouchDB's errors when there is none. */
-export function plan(all: Index[], o: FindOptions): Plan {
+/** Chooses the index for a `_find`, as CouchDB does; throws CouchDB's errors when there is none. */
+export function plan(all: Index[], o: FindOptions): FoundPlan {
+  const p = explainPlan(all, o);
+  if (!p.index) throw mangoError(400, 'no_usable_index', 'No index exists for this sort, try indexing by the sort fields.');
+  return p as FoundPlan;
+}
+
+/**
+ * The choice and the others considered (`_explain`'s `index_candidates`), ranked as
+ * mango_cursor:extract_candidate_indexes ranks them; only the first reason of each is shown, as there.
+ */
+export function explainPlan(all: Index[], o: FindOptions): Plan {
   const items = conjunction(o.selector);
   const sortFields = o.sort.map((s) => s.field);
   const named = o.useIndex.length ? all.filter((i) => matchesUseIndex(i, o.useIndex)) : [];
@@ -174,9 +187,8 @@ export function plan(all: Index[], o: FindOptions): Plan {
   const verdicts = new Map<Index, Reason[]>();
   for (const i of all) verdicts.set(i, i.partialFilter && !named.includes(i) ? ['is_partial'] : usability(i, items, sortFields));
   const usable = considered.filter((i) => verdicts.get(i)!.length === 0);
-  if (!usable.length) throw mangoError(400, 'no_usable_index', 'No index exists for this sort, try indexing by the sort fields.');
   const namedUsable = usable.filter((i) => named.includes(i));
-  if (o.useIndex.length && !namedUsable.length && !o.allowFallback) {
+  if (usable.length && o.useIndex.length && !namedUsable.length && !o.allowFallback) {
     const what = o.useIndex.length === 1 ? `_design/${o.useIndex[0]}` : `_design/${o.useIndex[0]}, ${o.useIndex[1]}`;
     throw mangoError(400, 'invalid_index', `${what} specified by \`use_index\` could not be found or it is not suitable.`);
   }
@@ -187,24 +199,32 @@ export function plan(all: Index[], o: FindOptions): Plan {
   const ranked = ofType
     .map((i) => ({ i, narrowed: leadingRanges(i, items).length }))
     .sort((a, b) => b.narrowed - a.narrowed || a.i.fields.length - b.i.fields.length || (`${a.i.ddoc}\u0000${a.i.name}` < `${b.i.ddoc}\u0000${b.i.name}` ? -1 : 1));
-  const chosen = ranked[0].i;
+  const chosen = ranked[0]?.i ?? null;
   const warnings: string[] = [];
-  if (o.useIndex.length && !matchesUseIndex(chosen, o.useIndex)) {
+  if (chosen && o.useIndex.length && !matchesUseIndex(chosen, o.useIndex)) {
     warnings.push(o.useIndex.length === 1
       ? `_design/${o.useIndex[0]} was not used because it does not contain a valid index for this query.`
       : `_design/${o.useIndex[0]}, ${o.useIndex[1]} was not used because it is not a valid index for this query.`);
   }
-  if (chosen.type === 'special') warnings.push('No matching index found, create an index to optimize query time.');
+  if (chosen?.type === 'special') warnings.push('No matching index found, create an index to optimize query time.');
+  // Tiers after the chosen type's own ranking: unfavored type, excluded by use_index, not usable, partial.
+  const unfavored = pool.filter((i) => !ofType.includes(i));
+  const excluded = usable.filter((i) => !pool.includes(i));
+  const notUsable = all.filter((i) => verdicts.get(i)!.length && verdicts.get(i)![0] !== 'is_partial');
+  const unfavoredRank = Math.max(1, chosen?.type === 'json' ? ranked.length : 0);
+  const excludedRank = unfavoredRank + (unfavored.length ? 1 : 0);
+  const notUsableRank = excludedRank + (excluded.length ? 1 : 0);
+  const partialRank = notUsableRank + (notUsable.length ? 1 : 0);
   const candidates = all.filter((i) => i !== chosen).map((index): Candidate => {
     const reasons = verdicts.get(index)!;
-    if (reasons.length) return { index, usable: false, reasons, ranking: 2 };
-    if (!pool.includes(index)) return { index, usable: true, reasons: ['excluded_by_user'], ranking: 1 };
-    if (!ofType.includes(index)) return { index, usable: true, reasons: ['unfavored_type'], ranking: 1 };
+    if (reasons.length) return { index, usable: false, reasons: [reasons[0]], ranking: reasons[0] === 'is_partial' ? partialRank : notUsableRank };
+    if (excluded.includes(index)) return { index, usable: true, reasons: ['excluded_by_user'], ranking: excludedRank };
+    if (unfavored.includes(index)) return { index, usable: true, reasons: ['unfavored_type'], ranking: unfavoredRank };
     const pos = ranked.findIndex((r) => r.i === index);
-    const reason: Reason = ranked[pos].narrowed < ranked[0].narrowed ? 'less_overlap' : index.fields.length > chosen.fields.length ? 'too_many_fields' : 'alphabetically_comes_after';
+    const reason: Reason = ranked[pos].narrowed < ranked[0].narrowed ? 'less_overlap' : index.fields.length > chosen!.fields.length ? 'too_many_fields' : 'alphabetically_comes_after';
     return { index, usable: true, reasons: [reason], ranking: pos };
   });
-  return { index: chosen, items, ranges: leadingRanges(chosen, items), warnings, candidates };
+  return { index: chosen, items, ranges: chosen ? leadingRanges(chosen, items) : [], warnings, candidates };
 }
 
 /** A JSON index covers a query when every field it returns is in the index (CouchDB then reads no document). */

@@ -166,8 +166,17 @@ test.serial('_explain: the chosen index, the normalized selector, options and ra
   t.deepEqual(e.mrargs.end_key, [1, 20]);
   t.is(e.mrargs.direction, 'fwd');
   t.true(e.covering);
-  t.true(Array.isArray(e.index_candidates));
-  t.true(e.index_candidates.some((c: { index: { name: string } }) => c.index.name === '_all_docs'));
+  t.deepEqual(e.index_candidates, [{
+    index: { ddoc: null, name: '_all_docs', type: 'special', def: { fields: [{ _id: 'asc' }] } },
+    analysis: { usable: false, reasons: [{ name: 'field_mismatch' }], ranking: 1, covering: null },
+  }]);
+  t.deepEqual(e.selector_hints, [{ type: 'json', indexable_fields: ['group', 'n'], unindexable_fields: [] }]);
+  // No index for the sort: _find fails, _explain says so with `index: null` and no view query.
+  const none = await post('_explain', { selector: { other: 1 }, sort: ['other'] });
+  t.is(none.status, 200, none.text);
+  t.is(none.body.index, null);
+  t.is(none.body.mrargs, undefined);
+  t.deepEqual(none.body.index_candidates.map((c: { index: { name: string }; analysis: { usable: boolean } }) => [c.index.name, c.analysis.usable]), [['_all_docs', false], ['gn', false]]);
   const norm = await post('_explain', { selector: { a: { b: 1 }, $or: [{ c: 1 }, { d: { $ne: 2 } }] } });
   t.deepEqual(norm.body.selector, { $and: [{ 'a.b': { $eq: 1 } }, { $or: [{ c: { $eq: 1 } }, { d: { $ne: 2 } }] }] });
   t.deepEqual(norm.body.selector_hints, [{ type: 'json', indexable_fields: ['a.b'], unindexable_fields: ['c', 'd'] }]);

@@ -19,7 +19,7 @@ import { type Ctx, requireReader } from '../context.ts';
 import { collate, getField, splitField } from '../mango.ts';
 import { type Index, autoName, indexJson, listIndexes, withIndex, withoutIndex } from '../mango-index.ts';
 import { type FindOptions, mangoError, parseFind, parseIndexRequest } from '../mango-options.ts';
-import { type Plan, covers, inRange, indexableFields, normalized, plan, selectorFields } from '../mango-plan.ts';
+import { type FoundPlan, covers, explainPlan, inRange, indexableFields, normalized, plan, selectorFields } from '../mango-plan.ts';
 import { writeOne } from './writes.ts';
 
 /** Documents read per batch from PouchDB. */
@@ -118,7 +118,7 @@ async function page(ctx: Ctx, db: string, o: FindOptions, descending: boolean, f
 const examined = (stats: Stats, o: FindOptions) => (o.r > 1 ? stats.quorumDocs++ : stats.docs++);
 
 /** `_all_docs` as the index: the `_id` range of the selector, in order, until `limit` matches. */
-async function scanAllDocs(ctx: Ctx, db: string, o: FindOptions, p: Plan, stats: Stats): Promise<Row[]> {
+async function scanAllDocs(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: Stats): Promise<Row[]> {
   const desc = o.sort[0]?.dir === 'desc';
   const range = p.ranges[0];
   if (range?.empty || o.limit === 0) return [];
@@ -170,7 +170,7 @@ function keyOf(idx: Index, doc: Doc, paths: string[][]): unknown[] | undefined {
  * A JSON index as the order: every document is read; those in the index and in the selector's range
  * of its leading fields are examined; the best `skip + limit` matches by (key, id) are kept.
  */
-async function scanForIndex(ctx: Ctx, db: string, o: FindOptions, p: Plan, stats: Stats): Promise<Row[]> {
+async function scanForIndex(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: Stats): Promise<Row[]> {
   const sign = o.sort[0]?.dir === 'desc' ? -1 : 1;
   if (p.ranges.some((r) => r.empty) || o.limit === 0) return [];
   const paths = p.index.fields.map((f) => splitField(f.field));
@@ -234,29 +234,13 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
   await requireReader(ctx, db);
   requireJson(ctx);
   const o = parseFind(await readJsonObject(ctx.req, ctx.maxBody));
-  const p = plan(await listIndexes(ctx.store.get(db)), o);
+  const p = explainPlan(await listIndexes(ctx.store.get(db)), o);
   const fields = o.fields ?? [];
-  const covering = covers(p.index, o.fields);
   const all = selectorFields(p.items);
   const indexable = indexableFields(p.items);
-  const start: unknown[] = [];
-  const end: unknown[] = [];
-  let open = false;
-  for (const r of p.ranges) {
-    if (r.low === undefined) break;
-    start.push(r.low);
-  }
-  for (const r of p.ranges) {
-    if (r.high === undefined) {
-      open = true;
-      break;
-    }
-    end.push(r.high);
-  }
-  const special = p.index.type === 'special';
-  sendJson(ctx.res, 200, {
+  const body: Record<string, unknown> = {
     dbname: db,
-    index: indexJson(p.index),
+    index: p.index ? indexJson(p.index) : null,
     partitioned: false,
     selector: normalized(o.selector),
     opts: {
@@ -283,7 +267,26 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
       analysis: { usable: c.usable, reasons: c.reasons.map((name) => ({ name })), ranking: c.ranking, covering: c.index.type === 'json' ? covers(c.index, o.fields) : null },
     })),
     selector_hints: [{ type: 'json', indexable_fields: indexable, unindexable_fields: all.filter((f) => !indexable.includes(f)) }],
-    mrargs: {
+  };
+  if (p.index) {
+    // The view query CouchDB would run: the key range of the index's leading fields.
+    const covering = covers(p.index, o.fields);
+    const start: unknown[] = [];
+    const end: unknown[] = [];
+    let open = false;
+    for (const r of p.ranges) {
+      if (r.low === undefined) break;
+      start.push(r.low);
+    }
+    for (const r of p.ranges) {
+      if (r.high === undefined) {
+        open = true;
+        break;
+      }
+      end.push(r.high);
+    }
+    const special = p.index.type === 'special';
+    body.mrargs = {
       include_docs: !covering,
       view_type: 'map',
       reduce: false,
@@ -294,9 +297,10 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
       stable: o.stable,
       update: o.update,
       conflicts: o.conflicts ? true : 'undefined',
-    },
-    covering,
-  });
+    };
+    body.covering = covering;
+  }
+  sendJson(ctx.res, 200, body);
 }
 
 /** `_index` and `_index/{ddoc}/json/{name}`. */
