@@ -215,7 +215,8 @@ export function explainPlan(all: Index[], o: FindOptions): Plan {
   const excludedRank = unfavoredRank + (unfavored.length ? 1 : 0);
   const notUsableRank = excludedRank + (excluded.length ? 1 : 0);
   const partialRank = notUsableRank + (notUsable.length ? 1 : 0);
-  const candidates = all.filter((i) => i !== chosen).map((index): Candidate => {
+  // Listed as CouchDB lists them: the reverse of the index order (design documents descending, `_all_docs` last).
+  const candidates = all.filter((i) => i !== chosen).reverse().map((index): Candidate => {
     const reasons = verdicts.get(index)!;
     if (reasons.length) return { index, usable: false, reasons: [reasons[0]], ranking: reasons[0] === 'is_partial' ? partialRank : notUsableRank };
     if (excluded.includes(index)) return { index, usable: true, reasons: ['excluded_by_user'], ranking: excludedRank };

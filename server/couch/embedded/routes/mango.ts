@@ -292,7 +292,8 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
       reduce: false,
       partition: null,
       start_key: special ? (start[0] ?? null) : start,
-      end_key: special ? (open || end.length === 0 ? '<MAX>' : end[0]) : open || end.length < p.index.fields.length ? [...end, '<MAX>'] : end,
+      // CouchDB's JSON end keys always close with its maximum object, shown as "<MAX>".
+      end_key: special ? (open || end.length === 0 ? '<MAX>' : end[0]) : [...end, '<MAX>'],
       direction: o.sort[0]?.dir === 'desc' ? 'rev' : 'fwd',
       stable: o.stable,
       update: o.update,
