@@ -188,6 +188,25 @@ test.serial('_explain: the chosen index, the normalized selector, options and ra
   await couch(`/${db}/_index/gn/json/gn`, { method: 'DELETE', auth: A() });
 });
 
+test.serial('_index/_bulk_delete (Fauxton\'s delete): one index per design document, not_found for others', async (t) => {
+  await post('_index', { index: { fields: ['n'] }, ddoc: 'one', name: 'one' });
+  const r = await post('_index/_bulk_delete', { docids: ['_design/one', 'nope'] });
+  t.is(r.status, 200, r.text);
+  t.deepEqual(r.body, { success: [{ id: '_design/one', ok: true }], fail: [{ id: '_design/nope', error: 'not_found' }] });
+  t.is((await couch(`/${db}/_index`, { auth: A() })).body.total_rows, 1);
+  t.is((await post('_index/_bulk_delete', { docids: 'x' })).body.error, 'invalid_bulk_docs');
+  t.is((await post('_index/_bulk_delete', {})).body.error, 'missing_required_key');
+  t.is((await couch(`/${db}/_index/_bulk_delete`, { auth: A() })).status, 405);
+  if (external) return; // CouchDB answers a design document with two indexes with a 500 case_clause
+  await post('_index', { index: { fields: ['a'] }, ddoc: 'two', name: 'a' });
+  await post('_index', { index: { fields: ['b'] }, ddoc: 'two', name: 'b' });
+  const two = await post('_index/_bulk_delete', { docids: ['two'] });
+  t.deepEqual(two.body, { success: [], fail: [{ id: '_design/two', error: 'the design document holds 2 indexes; delete them one by one' }] });
+  t.is((await couch(`/${db}/_index`, { auth: A() })).body.total_rows, 3);
+  await couch(`/${db}/_index/two/json/a`, { method: 'DELETE', auth: A() });
+  await couch(`/${db}/_index/two/json/b`, { method: 'DELETE', auth: A() });
+});
+
 test.serial('conflicts: true adds _conflicts', async (t) => {
   const put = await couch(`/${db}/conf`, { method: 'PUT', auth: A(), json: { c: 1 } });
   t.is(put.status, 201);

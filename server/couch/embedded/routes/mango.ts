@@ -329,7 +329,7 @@ export async function index(ctx: Ctx, db: string, rest: string[]): Promise<void>
     sendJson(ctx.res, 200, { result: doc ? 'created' : 'exists', id, name });
     return;
   }
-  if (rest[0] === '_bulk_delete') throw notFound('_index/_bulk_delete is not served by the embedded CouchDB');
+  if (rest[0] === '_bulk_delete' && rest.length === 1) return bulkDelete(ctx, db);
   // {ddoc}/json/{name} or _design/{ddoc}/json/{name}
   const parts = rest[0] === '_design' ? [`_design/${rest[1]}`, ...rest.slice(2)] : [rest[0].startsWith('_design/') ? rest[0] : `_design/${rest[0]}`, ...rest.slice(1)];
   if (parts.length !== 3 || !rest[1]) throw notFound();
@@ -359,6 +359,42 @@ async function saveDdoc(ctx: Ctx, db: string, doc: Record<string, unknown>): Pro
     // A reader who is not a db admin (the only 401 here: readers were checked) is CouchDB's `forbidden`.
     throw new CouchError(500, 'error_saving_ddoc', `Unknown error while saving the design document: ${e.status === 401 ? 'forbidden' : e.error}`);
   }
+}
+
+/**
+ * `POST _index/_bulk_delete` `{docids}` (Fauxton's "delete index"): each design document's one index
+ * is deleted → `{success: [{id, ok}], fail: [{id, error}]}`, newest first as CouchDB lists them. A
+ * design document holding several indexes fails its entry (CouchDB answers a 500 `case_clause` and
+ * stops there): the request names one index, not all of them.
+ */
+async function bulkDelete(ctx: Ctx, db: string): Promise<void> {
+  if (ctx.method !== 'POST') throw methodNotAllowed('POST');
+  requireJson(ctx);
+  const body = await readJsonObject(ctx.req, ctx.maxBody);
+  for (const k of Object.keys(body)) if (k !== 'docids' && k !== 'w') throw mangoError(400, 'invalid_key', `Invalid key ${k.slice(0, 200)} for this request.`);
+  const ids = body.docids;
+  if (ids === undefined) throw mangoError(400, 'missing_required_key', 'Missing required key: docids');
+  if (!Array.isArray(ids) || ids.length > 1000) throw mangoError(400, 'invalid_bulk_docs', `Bulk Delete requires an array of non-null docids. Docids: ${JSON.stringify(ids)?.slice(0, 200)}`);
+  for (const id of ids) if (typeof id !== 'string' || id === '') throw mangoError(400, 'invalid_index_name', `Invalid index name: ${JSON.stringify(id)?.slice(0, 200)}`);
+  const store = ctx.store.get(db);
+  const success: unknown[] = [];
+  const fail: unknown[] = [];
+  for (const raw of ids as string[]) {
+    const id = raw.startsWith('_design/') ? raw : `_design/${raw}`;
+    const mine = (await listIndexes(store)).filter((i) => i.ddoc === id);
+    if (mine.length !== 1) {
+      fail.unshift({ id, error: mine.length ? `the design document holds ${mine.length} indexes; delete them one by one` : 'not_found' });
+      continue;
+    }
+    try {
+      const doc = withoutIndex((await storedDoc(store, id))!, mine[0].name);
+      await saveDdoc(ctx, db, doc!);
+      success.unshift({ id, ok: true });
+    } catch (err) {
+      fail.unshift({ id, error: toCouchError(err).reason });
+    }
+  }
+  sendJson(ctx.res, 200, { success, fail });
 }
 
 function intParam(v: string, min: number): number {
