@@ -305,3 +305,99 @@ test.serial('Fauxton: GET _index, POST _find with execution_stats, POST _explain
   if (!external) t.is(run.body.execution_stats.total_docs_examined, 25);
   t.is((await post('_explain', { selector: { _id: { $gt: null } } })).status, 200);
 });
+
+test.serial('a JSON index stays right through writes, updates and deletes: ranges, both directions, skip, bookmark paging', async (t) => {
+  const rdb = uniq('find-rand');
+  await couch(`/${rdb}`, { method: 'PUT', auth: A() });
+  try {
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 8) % n;
+    const docs = new Map<string, { _id: string; _rev?: string; a?: number; b?: string }>();
+    const write = async (list: { _id: string; _rev?: string; _deleted?: boolean; a?: number; b?: string }[]) => {
+      const r = await couch(`/${rdb}/_bulk_docs`, { method: 'POST', auth: A(), json: { docs: list } });
+      (r.body as { id: string; rev: string }[]).forEach((w, k) => {
+        if (list[k]._deleted) docs.delete(w.id);
+        else docs.set(w.id, { ...list[k], _rev: w.rev });
+      });
+    };
+    const fresh = () => ({ a: rnd(20), ...(rnd(5) ? { b: String.fromCharCode(97 + rnd(6)) } : {}) });
+    await write(Array.from({ length: 300 }, (_, i) => ({ _id: `r${String(i).padStart(3, '0')}`, ...fresh() })));
+    await couch(`/${rdb}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['a', 'b'] }, ddoc: 'ab', name: 'ab' } });
+    const cmp = (x: { a?: number; b?: string; _id: string }, y: typeof x) => (x.a! - y.a!) || (x.b! < y.b! ? -1 : x.b! > y.b! ? 1 : 0) || (x._id < y._id ? -1 : x._id > y._id ? 1 : 0);
+    for (let round = 0; round < 10; round++) {
+      const lo = rnd(20);
+      const hi = lo + rnd(8);
+      const desc = rnd(2) === 1;
+      const skip = rnd(4);
+      const limit = 1 + rnd(15);
+      const selector = { a: { [rnd(2) ? '$gte' : '$gt']: lo, [rnd(2) ? '$lte' : '$lt']: hi }, b: { $gt: 'b' } };
+      const [gOp, lOp] = [Object.keys(selector.a)[0], Object.keys(selector.a)[1]];
+      const expected = [...docs.values()]
+        .filter((d) => d.b !== undefined && d.b > 'b' && (gOp === '$gte' ? d.a! >= lo : d.a! > lo) && (lOp === '$lte' ? d.a! <= hi : d.a! < hi))
+        .sort(desc ? (x, y) => cmp(y, x) : cmp)
+        .map((d) => d._id)
+        .slice(skip);
+      const got: string[] = [];
+      let bookmark: string | undefined;
+      for (let pageNo = 0; pageNo < 100; pageNo++) {
+        const body = { selector, sort: [{ a: desc ? 'desc' : 'asc' }, { b: desc ? 'desc' : 'asc' }], limit, skip: pageNo === 0 ? skip : 0, execution_stats: true, ...(bookmark ? { bookmark } : {}) };
+        const r = await couch(`/${rdb}/_find`, { method: 'POST', auth: A(), json: body });
+        t.is(r.status, 200, r.text);
+        t.is(r.body.warning, undefined, r.body.warning);
+        got.push(...ids(r));
+        // Only the documents of the range are read, not the database.
+        if (!external) t.true(r.body.execution_stats.total_docs_examined <= expected.length + skip + limit, JSON.stringify(r.body.execution_stats));
+        if (r.body.docs.length < limit) break;
+        bookmark = r.body.bookmark;
+      }
+      t.deepEqual(got, expected, `round ${round}: ${JSON.stringify(selector)} desc=${desc} skip=${skip} limit=${limit}`);
+      // Change documents between rounds: updates, deletions, new ones; many at once (the kept index
+      // is rebuilt) or a few (entries moved one by one).
+      const ids0 = [...docs.keys()];
+      const changes: { _id: string; _rev?: string; _deleted?: boolean; a?: number; b?: string }[] = [];
+      for (let k = 0; k < (round % 2 ? 10 : 100); k++) {
+        const id = ids0[rnd(ids0.length)];
+        const d = docs.get(id);
+        if (!d || changes.some((c) => c._id === id)) continue;
+        changes.push(rnd(4) === 0 ? { _id: id, _rev: d._rev, _deleted: true } : { _id: id, _rev: d._rev, ...fresh() });
+      }
+      for (let k = 0; k < (round % 2 ? 3 : 20); k++) changes.push({ _id: `n${round}-${k}`, ...fresh() });
+      await write(changes);
+    }
+  } finally {
+    await couch(`/${rdb}`, { method: 'DELETE', auth: A() });
+  }
+});
+
+test.serial('a document moved within an index is found once, at its new place; a deleted one is gone', async (t) => {
+  const rdb = uniq('find-move');
+  await couch(`/${rdb}`, { method: 'PUT', auth: A() });
+  try {
+    await couch(`/${rdb}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['v'] }, ddoc: 'v', name: 'v' } });
+    const revs: Record<string, string> = {};
+    for (const [id, v] of [['p', 1], ['q', 2], ['r', 3]] as const) revs[id] = (await couch(`/${rdb}/${id}`, { method: 'PUT', auth: A(), json: { v } })).body.rev;
+    const run = async () => (await couch(`/${rdb}/_find`, { method: 'POST', auth: A(), json: { selector: { v: { $gte: 0 } }, sort: ['v'], execution_stats: true } })).body;
+    t.deepEqual((await run()).docs.map((d: { _id: string }) => d._id), ['p', 'q', 'r']);
+    revs.p = (await couch(`/${rdb}/p`, { method: 'PUT', auth: A(), json: { _rev: revs.p, v: 2.5 } })).body.rev;
+    await couch(`/${rdb}/q?rev=${revs.q}`, { method: 'DELETE', auth: A() });
+    const after = await run();
+    t.deepEqual(after.docs.map((d: { _id: string }) => d._id), ['p', 'r']);
+    if (!external) t.is(after.execution_stats.total_keys_examined, 2, 'no stale entries left in the index');
+  } finally {
+    await couch(`/${rdb}`, { method: 'DELETE', auth: A() });
+  }
+});
+
+test.serial('a database deleted and created again starts its indexes afresh', async (t) => {
+  const rdb = uniq('find-again');
+  const run = () => couch(`/${rdb}/_find`, { method: 'POST', auth: A(), json: { selector: { v: { $gt: 0 } }, sort: ['v'] } });
+  for (const v of [1, 2]) {
+    await couch(`/${rdb}`, { method: 'PUT', auth: A() });
+    await couch(`/${rdb}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['v'] }, ddoc: 'v', name: 'v' } });
+    await couch(`/${rdb}/only`, { method: 'PUT', auth: A(), json: { v } });
+    const r = await run();
+    t.is(r.status, 200, r.text);
+    t.deepEqual(r.body.docs.map((d: { v: number }) => d.v), [v]);
+    await couch(`/${rdb}`, { method: 'DELETE', auth: A() });
+  }
+});

@@ -17,13 +17,16 @@ import { busy } from '../../../limits/budget.ts';
 import { cleanDoc } from '../attachments.ts';
 import { type Ctx, requireReader } from '../context.ts';
 import { collate, getField, splitField } from '../mango.ts';
-import { type Index, autoName, indexJson, listIndexes, withIndex, withoutIndex } from '../mango-index.ts';
+import { type Index, type JsonIndex, autoName, indexJson, listIndexes, withIndex, withoutIndex } from '../mango-index.ts';
+import { type Entry, compareEntries, entriesOf, firstNotBefore, indexKey } from '../mango-cache.ts';
 import { type FindOptions, mangoError, parseFind, parseIndexRequest } from '../mango-options.ts';
 import { type FoundPlan, covers, explainPlan, inRange, indexableFields, normalized, plan, selectorFields } from '../mango-plan.ts';
 import { writeOne } from './writes.ts';
 
 /** Documents read per batch from PouchDB. */
 const BATCH = 200;
+/** Documents read at once when walking an index. */
+const FETCH = 100;
 /** The longest a scan runs before it lets other requests in. */
 const SLICE_MS = 10;
 /** Scans one user may run at once; more wait their turn as a 503 with Retry-After. */
@@ -45,14 +48,15 @@ export async function find(ctx: Ctx, db: string): Promise<void> {
   await requireReader(ctx, db);
   requireJson(ctx);
   const o = parseFind(await readJsonObject(ctx.req, ctx.maxBody));
-  const p = plan(await listIndexes(ctx.store.get(db)), o);
+  const all = await listIndexes(ctx.store.get(db));
+  const p = plan(all, o);
   const who = ctx.userCtx.name ?? '';
   const running = scans.get(who) ?? 0;
   if (running >= SCANS_PER_USER) throw busy(`you have ${running} _find queries running; retry when one is done`);
   scans.set(who, running + 1);
   try {
     const stats: Stats = { keys: 0, docs: 0, quorumDocs: 0, returned: 0, started: performance.now() };
-    const rows = p.index.type === 'special' ? await scanAllDocs(ctx, db, o, p, stats) : await scanForIndex(ctx, db, o, p, stats);
+    const rows = p.index.type === 'special' ? await scanAllDocs(ctx, db, o, p, stats) : await fromIndex(ctx, db, o, p, stats, all);
     stats.returned = rows.length;
     const last = rows.at(-1);
     const bookmark = last && o.limit > 0 ? encodeBookmark(last) : (o.bookmark ?? 'nil');
@@ -154,16 +158,75 @@ async function scanAllDocs(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, s
   }
 }
 
-/** The key a JSON index holds for a document; undefined when the document is not in the index. */
-function keyOf(idx: Index, doc: Doc, paths: string[][]): unknown[] | undefined {
-  const key: unknown[] = [];
-  for (const path of paths) {
-    const v = getField(doc, path);
-    if (v === undefined) return undefined;
-    key.push(v);
+/**
+ * A JSON index: its kept entries (mango-cache.ts), brought up to date unless `update: false` or
+ * `stale: "ok"`, walked over the selector's range in index order; only those documents are read, in
+ * batches, until `skip + limit` match. An index too large to keep is served by reading every document.
+ */
+async function fromIndex(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: Stats, all: Index[]): Promise<Row[]> {
+  const idx = p.index as JsonIndex;
+  if (p.ranges.some((r) => r.empty) || o.limit === 0) return [];
+  const store = ctx.store.get(db);
+  const kept = entriesOf(store, idx, all.filter((i): i is JsonIndex => i.type === 'json'));
+  const clock = { at: performance.now() };
+  const pause = () => breathe(ctx, clock);
+  const rows = await kept.use(store, o.update && o.stale !== 'ok', pause, (entries) => (kept.tooBig ? Promise.resolve(null) : walk(ctx, db, o, p, stats, entries, pause)));
+  return rows ?? scanForIndex(ctx, db, o, p, stats);
+}
+
+async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: Stats, entries: Entry[], pause: () => Promise<void>): Promise<Row[]> {
+  const desc = o.sort[0]?.dir === 'desc';
+  const first = p.ranges[0];
+  const mark = o.bookmark ? (decodeBookmark(o.bookmark, p.index) as Entry) : null;
+  // Whether an entry's first field sorts before `v` (or at it, when `v` itself is not included).
+  const below = (e: Entry, v: unknown, inclusive: boolean) => {
+    const c = collate(e.key[0], v);
+    return c < 0 || (c === 0 && !inclusive);
+  };
+  // Where the walk starts, and the test that it has left the range of the first field.
+  let i: number;
+  if (!desc) {
+    i = mark ? firstNotBefore(entries, (e) => compareEntries(e, mark) <= 0) : first?.low !== undefined ? firstNotBefore(entries, (e) => below(e, first.low, first.lowInclusive)) : 0;
+  } else {
+    i = (mark ? firstNotBefore(entries, (e) => compareEntries(e, mark) < 0) : first?.high !== undefined ? firstNotBefore(entries, (e) => below(e, first.high, !first.highInclusive)) : entries.length) - 1;
   }
-  if (idx.partialMatch && !idx.partialMatch(doc)) return undefined;
-  return key;
+  const past = (e: Entry) => {
+    if (!first) return false;
+    if (!desc) return first.high !== undefined && !inRange(e.key[0], { ...first, low: undefined, lowInclusive: false });
+    return first.low !== undefined && !inRange(e.key[0], { ...first, high: undefined, highInclusive: false });
+  };
+  let skip = o.skip;
+  const out: Row[] = [];
+  const batch: Entry[] = [];
+  const flush = async (): Promise<boolean> => {
+    const r = await ctx.store.get(db).allDocs({ keys: batch.map((e) => e.id), include_docs: true, conflicts: o.conflicts } as PouchDB.Core.AllDocsWithKeysOptions);
+    const docs = r.rows as { doc?: Doc | null }[];
+    for (let k = 0; k < batch.length; k++) {
+      const doc = docs[k]?.doc;
+      if (!doc) continue;
+      examined(stats, o);
+      if (!o.match(doc)) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      out.push({ key: batch[k].key, id: batch[k].id, doc });
+      if (out.length >= o.limit) return true;
+    }
+    batch.length = 0;
+    await pause();
+    return false;
+  };
+  for (; i >= 0 && i < entries.length; i += desc ? -1 : 1) {
+    const e = entries[i];
+    if (past(e)) break;
+    stats.keys++;
+    if (!p.ranges.every((r, k) => inRange(e.key[k], r))) continue;
+    batch.push(e);
+    if (batch.length >= FETCH && (await flush())) return out;
+  }
+  if (batch.length) await flush();
+  return out;
 }
 
 /**
@@ -185,7 +248,7 @@ async function scanForIndex(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, 
     const rows = await page(ctx, db, o, false, from, after, undefined);
     for (const { id, doc } of rows) {
       if (id.startsWith('_design/')) continue;
-      const key = keyOf(p.index, doc, paths);
+      const key = indexKey(p.index as JsonIndex, doc, paths);
       if (!key || !p.ranges.every((r, i) => inRange(key[i], r))) continue;
       const row = { key, id, doc };
       if (mark && cmp(row, mark) <= 0) continue;
