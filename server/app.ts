@@ -123,6 +123,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       secret: secrets.secret,
       maxBody: limits.maxBody,
       quota: new NodeDbQuota(limits),
+      mangoIndexBytes: limits.mangoIndexBytes,
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
       log: (msg) => log(`couch: ${msg}`),
     });

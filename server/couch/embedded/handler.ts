@@ -16,6 +16,7 @@ import { attachment, document, postDocument } from './routes/documents.ts';
 import { DbUpdatesLog, changes } from './routes/feeds.ts';
 import { localDoc } from './routes/local.ts';
 import * as mango from './routes/mango.ts';
+import { setCacheBytes } from './mango-cache.ts';
 import { noteCaller } from '../../limits/gate.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
 
@@ -27,6 +28,8 @@ export interface EmbeddedCouchOptions extends AuthOptions {
   onError?: (err: unknown, req: IncomingMessage) => void;
   /** Notices for the server's log (the one-time `_security` migration). */
   log?: (msg: string) => void;
+  /** Memory for Mango's kept JSON indexes (the `mangoIndexBytes` limit). */
+  mangoIndexBytes?: number;
 }
 
 export interface EmbeddedCouch {
@@ -52,6 +55,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
   const auth = new Auth(store, opts);
   const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex') };
   const dbUpdates = new DbUpdatesLog(store);
+  if (opts.mangoIndexBytes !== undefined) setCacheBytes(opts.mangoIndexBytes);
 
   async function route(ctx: Ctx): Promise<void> {
     const [first, ...rest] = ctx.path;

@@ -9,8 +9,11 @@ import type { JsonIndex } from './mango-index.ts';
 
 export interface Entry { key: unknown[]; id: string }
 
-/** Approximate bytes all kept indexes may hold together. */
-export const CACHE_BYTES = 64 * 1024 * 1024;
+/** Approximate bytes all kept indexes may hold together (the `mangoIndexBytes` limit); one index a quarter. */
+let cacheBytes = 64 * 1024 * 1024;
+export const setCacheBytes = (n: number) => {
+  cacheBytes = n;
+};
 const CHANGES_BATCH = 500;
 /** Per-entry overhead beyond the key and id text (array, object, map slot). */
 const ENTRY_OVERHEAD = 120;
@@ -88,7 +91,7 @@ export class IndexEntries {
         this.entries.sort(compareEntries);
       }
       this.seq = r.last_seq;
-      if (this.bytes > CACHE_BYTES / 4 || totalBytes > CACHE_BYTES) return this.drop();
+      if (this.bytes > cacheBytes / 4 || totalBytes > cacheBytes) return this.drop();
       if (results.length < CHANGES_BATCH) return;
       await pause();
     }
