@@ -198,10 +198,13 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
   let skip = o.skip;
   const out: Row[] = [];
   const batch: Entry[] = [];
+  // Read as many documents as could still be needed, doubling while the selector keeps refusing them.
+  let size = Math.min(FETCH, Math.max(1, o.skip + o.limit));
   const flush = async (): Promise<boolean> => {
     const r = await ctx.store.get(db).allDocs({ keys: batch.map((e) => e.id), include_docs: true, conflicts: o.conflicts } as PouchDB.Core.AllDocsWithKeysOptions);
     const docs = r.rows as { doc?: Doc | null }[];
-    for (let k = 0; k < batch.length; k++) {
+    let done = false;
+    for (let k = 0; k < batch.length && !done; k++) {
       const doc = docs[k]?.doc;
       if (!doc) continue;
       examined(stats, o);
@@ -211,11 +214,12 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
         continue;
       }
       out.push({ key: batch[k].key, id: batch[k].id, doc });
-      if (out.length >= o.limit) return true;
+      done = out.length >= o.limit;
     }
     batch.length = 0;
-    await pause();
-    return false;
+    size = Math.min(FETCH, size * 2);
+    if (!done) await pause();
+    return done;
   };
   for (; i >= 0 && i < entries.length; i += desc ? -1 : 1) {
     const e = entries[i];
@@ -223,7 +227,7 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
     stats.keys++;
     if (!p.ranges.every((r, k) => inRange(e.key[k], r))) continue;
     batch.push(e);
-    if (batch.length >= FETCH && (await flush())) return out;
+    if (batch.length >= size && (await flush())) return out;
   }
   if (batch.length) await flush();
   return out;
