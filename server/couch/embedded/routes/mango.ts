@@ -1,14 +1,16 @@
 // Mango over HTTP: `POST /db/_find`, `POST /db/_explain`, `GET|POST /db/_index`,
-// `DELETE /db/_index/{ddoc}/json/{name}`, answered as Apache CouchDB 3.5 answers them.
+// `DELETE /db/_index/{ddoc}/json/{name}`, `POST /db/_index/_bulk_delete`, answered as Apache CouchDB
+// 3.5 answers them.
 //
 // The selector runs on our own evaluator (mango.ts: `$regex` on RE2 under a time budget), not
 // pouchdb-find's (JavaScript RegExp: one request could freeze the server). Indexes are CouchDB's own
 // design documents (mango-index.ts) and the planner is CouchDB's (mango-plan.ts), so the same query
 // picks the same index, returns the same documents in the same order and fails with the same error.
-// What an index does not do here is make a query cheaper: PouchDB keeps no Mango index, so a query
-// with a JSON index reads every document (in slices, yielding to the event loop between them) and
-// orders the matches by the index's key, keeping only `skip + limit` of them. `_all_docs` queries
-// read only the `_id` range the selector allows and stop at `limit`, as CouchDB does.
+// PouchDB keeps no Mango index, so a JSON index's entries are kept in memory (mango-cache.ts) and a
+// query walks the key range of its selector, reading only those documents; an index too large to
+// keep is served by reading every document (in slices, yielding to the event loop between them) and
+// keeping the best `skip + limit` matches in the index's order. `_all_docs` queries read only the
+// `_id` range the selector allows and stop at `limit`, as CouchDB does.
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { CouchError, badRequest, methodNotAllowed, notFound, toCouchError, unsupportedMedia } from '../../errors.ts';
