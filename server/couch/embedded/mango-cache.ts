@@ -14,7 +14,7 @@ let cacheBytes = 64 * 1024 * 1024;
 export const setCacheBytes = (n: number) => {
   cacheBytes = n;
 };
-const CHANGES_BATCH = 500;
+const CHANGES_BATCH = 1000;
 /** Per-entry overhead beyond the key and id text (array, object, map slot). */
 const ENTRY_OVERHEAD = 120;
 
@@ -81,6 +81,7 @@ export class IndexEntries {
       const bulk = results.length > 64 && results.length > this.entries.length / 8;
       for (const c of results) {
         if (c.id.startsWith('_design/')) continue;
+        if (this.index.partialMatch) await pause(); // a partial filter's $regex may take up to its budget
         const old = this.byId.get(c.id);
         if (old) this.remove(old, bulk);
         const key = !c.deleted && c.doc ? indexKey(this.index, c.doc, this.paths) : undefined;

@@ -146,6 +146,7 @@ async function scanAllDocs(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, s
       if (mark && (desc ? id >= mark.id : id <= mark.id)) continue;
       stats.keys++;
       examined(stats, o);
+      await breathe(ctx, clock); // a match may take up to the $regex budget: never many in a row
       if (!o.match(doc)) continue;
       if (skip > 0) {
         skip--;
@@ -210,6 +211,7 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
       const doc = docs[k]?.doc;
       if (!doc) continue;
       examined(stats, o);
+      await pause();
       if (!o.match(doc)) continue;
       if (skip > 0) {
         skip--;
@@ -220,7 +222,6 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
     }
     batch.length = 0;
     size = Math.min(FETCH, size * 2);
-    if (!done) await pause();
     return done;
   };
   for (; i >= 0 && i < entries.length; i += desc ? -1 : 1) {
@@ -261,6 +262,7 @@ async function scanForIndex(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, 
       stats.keys++;
       examined(stats, o);
       if (best.length >= keep && cmp(row, best[best.length - 1]) >= 0) continue;
+      await breathe(ctx, clock);
       if (!o.match(doc)) continue;
       let lo = 0;
       let hi = best.length;
