@@ -235,6 +235,18 @@ export function covers(idx: Index, fields: string[] | null): boolean {
   return fields.every((f) => have.has(f));
 }
 
+/**
+ * The fields a query needs from each document: those it returns and those its selector reads
+ * (CouchDB's required_fields); null when it returns whole documents or the selector reads fields
+ * we do not list (`$not`, `$nor` at the top).
+ */
+export function requiredFields(fields: string[] | null, items: Item[]): string[] | null {
+  if (!fields) return null;
+  const walk = (list: Item[]): boolean => list.every((it) => it.kind === 'field' || (it.kind === 'or' && it.branches.every(walk)));
+  if (!walk(items)) return null;
+  return [...new Set([...fields, ...selectorFields(items)])];
+}
+
 /** Every field the selector mentions, dotted (for `_explain`'s selector hints). */
 export function selectorFields(items: Item[]): string[] {
   const out = new Set<string>();

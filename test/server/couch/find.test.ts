@@ -177,6 +177,12 @@ test.serial('_explain: the chosen index, the normalized selector, options and ra
   t.is(none.body.index, null);
   t.is(none.body.mrargs, undefined);
   t.deepEqual(none.body.index_candidates.map((c: { index: { name: string }; analysis: { usable: boolean } }) => [c.index.name, c.analysis.usable]), [['gn', false], ['_all_docs', false]]);
+  // Covering needs every field the selector reads too (CouchDB's required_fields).
+  const notCovering = await post('_explain', { selector: { group: 1, n: { $gt: 5 }, name: { $gt: null } }, fields: ['_id', 'n'] });
+  t.false(notCovering.body.covering);
+  const covered = await find({ selector: { group: 1, n: { $gt: 5, $lte: 20 } }, fields: ['n', '_id'], sort: ['group', 'n'], execution_stats: true });
+  t.deepEqual(covered.body.docs, [{ n: 7, _id: 'd07' }, { n: 10, _id: 'd10' }, { n: 13, _id: 'd13' }, { n: 16, _id: 'd16' }, { n: 19, _id: 'd19' }]);
+  t.is(covered.body.execution_stats.total_docs_examined, 0, 'a covering index reads no document');
   const norm = await post('_explain', { selector: { a: { b: 1 }, $or: [{ c: 1 }, { d: { $ne: 2 } }] } });
   t.deepEqual(norm.body.selector, { $and: [{ 'a.b': { $eq: 1 } }, { $or: [{ c: { $eq: 1 } }, { d: { $ne: 2 } }] }] });
   t.deepEqual(norm.body.selector_hints, [{ type: 'json', indexable_fields: ['a.b'], unindexable_fields: ['c', 'd'] }]);

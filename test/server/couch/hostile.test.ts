@@ -724,9 +724,12 @@ hostile('_find with a catastrophic $regex (^(a+)+$ against a string that almost 
 });
 
 hostile('_find with a $regex that RE2 refuses, and one too costly for a 1 MB string: 400 naming the field', async (t) => {
+  // Embedded only: CouchDB's PCRE runs backreferences (and backtracks).
   const r = await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: { s: { $regex: '(a)\\1' } } } });
-  isError(t, r, 400);
-  if (!external) t.regex(r.body.reason, /^selector at s: \$regex/);
+  if (!external) {
+    isError(t, r, 400);
+    t.regex(r.body.reason, /^selector at s: \$regex/);
+  }
   let s = '';
   for (let i = 0, x = 7; i < 1_000_000; i++) s += (x = (x * 1103515245 + 12345) & 0x7fffffff) >> 16 & 1 ? 'a' : 'b';
   await couch(`/${db}/big-string`, { method: 'PUT', auth: A(), json: { message: s + ' c' } });
@@ -748,9 +751,14 @@ hostile('_find with selectors nested 60 deep and 100 deep', async (t) => {
   t.deepEqual(ok.body.docs.map((d: { _id: string }) => d._id), ['doc']);
   let deep: Record<string, unknown> = { n: 1 };
   for (let i = 0; i < 100; i++) deep = { $not: deep };
-  isError(t, await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: deep } }), 400);
-  isError(t, await couch(`/${db}/_explain`, { method: 'POST', auth: A(), json: { selector: deep } }), 400);
-  isError(t, await couch(`/${db}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['n'], partial_filter_selector: deep } } }), 400);
+  // Our bodies nest at most 64 deep (server/couch/http.ts); CouchDB has no such limit and answers.
+  const tooDeep = [
+    await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: deep } }),
+    await couch(`/${db}/_explain`, { method: 'POST', auth: A(), json: { selector: deep } }),
+    await couch(`/${db}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['n'], partial_filter_selector: deep }, ddoc: 'deep', name: 'deep' } }),
+  ];
+  if (!external) for (const r of tooDeep) isError(t, r, 400);
+  else await couch(`/${db}/_index/deep/json/deep`, { method: 'DELETE', auth: A() });
 });
 
 hostile('_find with a $in of 200,000 values, and a selector of 20,000 conditions', async (t) => {
@@ -807,7 +815,12 @@ hostile('_find sorted through an index over 20,000 documents (the first builds t
     const again = await couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gte: 100, $lt: 200 } }, sort: ['k'], limit: 5, fields: ['k'], execution_stats: true } });
     t.deepEqual(again.body.docs.map((d: { k: number }) => d.k), [100, 101, 102, 103, 104]);
     t.log(`then a range of it: ${Date.now() - started} ms, ${JSON.stringify(again.body.execution_stats)}`);
-    if (!external) t.like(again.body.execution_stats, { total_keys_examined: 5, total_docs_examined: 5 }, 'only what it returns is read');
+    // The index covers the query (it returns and selects only k): no document is read, as in CouchDB.
+    t.is(again.body.execution_stats.total_docs_examined, 0);
+    if (!external) t.is(again.body.execution_stats.total_keys_examined, 5, 'only the keys it returns are examined');
+    const docs = await couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gte: 100, $lt: 200 } }, sort: ['k'], limit: 5, execution_stats: true } });
+    t.deepEqual(docs.body.docs.map((d: { k: number; pad: string }) => [d.k, d.pad.length]), [[100, 200], [101, 200], [102, 200], [103, 200], [104, 200]]);
+    if (!external) t.like(docs.body.execution_stats, { total_keys_examined: 5, total_docs_examined: 5 }, 'only what it returns is read');
   } finally {
     await couch(`/${big}`, { method: 'DELETE', auth: A() });
   }

@@ -22,7 +22,7 @@ import { collate, getField, splitField } from '../mango.ts';
 import { type Index, type JsonIndex, autoName, indexJson, listIndexes, withIndex, withoutIndex } from '../mango-index.ts';
 import { type Entry, compareEntries, entriesOf, firstNotBefore, indexKey } from '../mango-cache.ts';
 import { type FindOptions, mangoError, parseFind, parseIndexRequest } from '../mango-options.ts';
-import { type FoundPlan, covers, explainPlan, inRange, indexableFields, normalized, plan, selectorFields } from '../mango-plan.ts';
+import { type FoundPlan, covers, explainPlan, inRange, indexableFields, normalized, plan, requiredFields, selectorFields } from '../mango-plan.ts';
 import { writeOne } from './writes.ts';
 
 /** Documents read per batch from PouchDB. */
@@ -200,17 +200,19 @@ async function walk(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, stats: S
   };
   let skip = o.skip;
   const out: Row[] = [];
+  // A covering index (every field the query reads is in it): the documents are made from the keys,
+  // none is read, as CouchDB does.
+  const fromKey = covers(p.index, requiredFields(o.fields, p.items)) && !o.conflicts ? p.index.fields.map((f) => splitField(f.field)) : null;
   const batch: Entry[] = [];
   // Read as many documents as could still be needed, doubling while the selector keeps refusing them.
   let size = Math.min(FETCH, Math.max(1, o.skip + o.limit));
   const flush = async (): Promise<boolean> => {
-    const r = await ctx.store.get(db).allDocs({ keys: batch.map((e) => e.id), include_docs: true, conflicts: o.conflicts } as PouchDB.Core.AllDocsWithKeysOptions);
-    const docs = r.rows as { doc?: Doc | null }[];
+    const docs = fromKey ? batch.map((e) => ({ doc: docFromKey(e, fromKey) })) : ((await ctx.store.get(db).allDocs({ keys: batch.map((e) => e.id), include_docs: true, conflicts: o.conflicts } as PouchDB.Core.AllDocsWithKeysOptions)).rows as { doc?: Doc | null }[]);
     let done = false;
     for (let k = 0; k < batch.length && !done; k++) {
       const doc = docs[k]?.doc;
       if (!doc) continue;
-      examined(stats, o);
+      if (!fromKey) examined(stats, o);
       await pause();
       if (!o.match(doc)) continue;
       if (skip > 0) {
@@ -281,6 +283,20 @@ async function scanForIndex(ctx: Ctx, db: string, o: FindOptions, p: FoundPlan, 
   return best.slice(o.skip);
 }
 
+/** A document holding only an index entry's fields and id. */
+function docFromKey(e: Entry, paths: string[][]): Doc {
+  const doc: Doc = { _id: e.id };
+  paths.forEach((path, k) => {
+    let at: Record<string, unknown> = doc;
+    for (const part of path.slice(0, -1)) {
+      if (!isObject(at[part])) at[part] = {};
+      at = at[part] as Record<string, unknown>;
+    }
+    at[path[path.length - 1]] = e.key[k];
+  });
+  return doc;
+}
+
 /** `fields`: only the named (dotted) fields, nested as in the document. */
 function project(doc: Doc, fields: string[] | null): Record<string, unknown> {
   if (!fields) return doc;
@@ -341,7 +357,7 @@ export async function explain(ctx: Ctx, db: string): Promise<void> {
   };
   if (p.index) {
     // The view query CouchDB would run: the key range of the index's leading fields.
-    const covering = covers(p.index, o.fields);
+    const covering = covers(p.index, requiredFields(o.fields, p.items));
     const start: unknown[] = [];
     const end: unknown[] = [];
     let open = false;
