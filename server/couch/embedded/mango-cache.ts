@@ -163,6 +163,3 @@ export function entriesOf(db: PouchDB.Database, idx: JsonIndex, defined: JsonInd
   if (!e) byIndex.set(name(idx), (e = new IndexEntries(idx)));
   return e;
 }
-
-/** Bytes the kept indexes hold now (for tests and /metrics). */
-export const keptBytes = () => totalBytes;

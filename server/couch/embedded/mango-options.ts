@@ -92,12 +92,12 @@ export function parseSelector(v: unknown): { selector: Record<string, unknown>; 
 }
 
 /** Reads each known key with its validator; an unknown key is CouchDB's `invalid_key`. */
-function readKeys<T>(body: Record<string, unknown>, known: Record<string, (v: unknown) => unknown>, required: string[]): Record<string, unknown> {
+function readKeys(body: Record<string, unknown>, known: Record<string, (v: unknown) => unknown>, required: string[]): Record<string, unknown> {
   for (const k of Object.keys(body)) if (!(k in known)) throw mangoError(400, 'invalid_key', `Invalid key ${k.slice(0, 200)} for this request.`);
   for (const k of required) if (body[k] === undefined) throw mangoError(400, 'missing_required_key', `Missing required key: ${k}`);
   const out: Record<string, unknown> = {};
   for (const [k, check] of Object.entries(known)) if (body[k] !== undefined) out[k] = check(body[k]);
-  return out as T & Record<string, unknown>;
+  return out;
 }
 
 /** `_find` and `_explain` bodies. */

@@ -11,7 +11,7 @@
 //   warning and the best other index, or 400 `invalid_index` when `allow_fallback` is false.
 import { isObject } from '../http.ts';
 import { collate } from './mango.ts';
-import { ALL_DOCS, type Index } from './mango-index.ts';
+import type { Index } from './mango-index.ts';
 import { mangoError, type FindOptions } from './mango-options.ts';
 
 /** One condition of the selector's top-level conjunction, with dotted field names (CouchDB's normal form). */
