@@ -124,6 +124,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
       maxBody: limits.maxBody,
       quota: new NodeDbQuota(limits),
       replicationStallMs: limits.replicationStallMs,
+      mangoIndexBytes: limits.mangoIndexBytes,
       onError: (err, req) => log(`couch: ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`),
       log: (msg) => log(`couch: ${msg}`),
     });

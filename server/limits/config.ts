@@ -46,6 +46,8 @@ export interface Limits {
   nodeMaxAttachment: number;
   /** Size on disk of one node database beyond which writes (other than deletions) are refused. */
   nodeDbQuota: number;
+  /** Memory the kept entries of Mango's JSON indexes may take together (one index: a quarter of it). */
+  mangoIndexBytes: number;
 }
 
 const KiB = 1024;
@@ -73,6 +75,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   nodeMaxBody: 8 * MiB,
   nodeMaxAttachment: 1 * MiB,
   nodeDbQuota: 1 * GiB,
+  mangoIndexBytes: 64 * MiB,
 });
 
 export const LIMIT_NAMES = Object.keys(DEFAULT_LIMITS) as (keyof Limits)[];

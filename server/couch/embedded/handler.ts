@@ -18,6 +18,8 @@ import { localDoc } from './routes/local.ts';
 import { bulkGet } from './routes/bulk-get.ts';
 import * as replication from './routes/replication.ts';
 import { Replicator, REPLICATOR_DB } from './replicator/scheduler.ts';
+import * as mango from './routes/mango.ts';
+import { setCacheBytes } from './mango-cache.ts';
 import { noteCaller } from '../../limits/gate.ts';
 import type { NodeDbQuota } from '../../limits/quota.ts';
 
@@ -31,6 +33,8 @@ export interface EmbeddedCouchOptions extends AuthOptions {
   log?: (msg: string) => void;
   /** A continuous replication silent this long is restarted (limits: replicationStallMs). */
   replicationStallMs?: number;
+  /** Memory for Mango's kept JSON indexes (the `mangoIndexBytes` limit). */
+  mangoIndexBytes?: number;
 }
 
 export interface EmbeddedCouch {
@@ -71,6 +75,7 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
   const replicator = new Replicator({ store, isTrustedOwner: (name) => name === opts.adminName, log: opts.log, stallMs: opts.replicationStallMs });
   const services: Services = { store, auth, validator: new Validator(store), maxBody: opts.maxBody ?? DEFAULT_MAX_BODY, quota: opts.quota, uuid: randomBytes(16).toString('hex'), replicator };
   const dbUpdates = new DbUpdatesLog(store);
+  if (opts.mangoIndexBytes !== undefined) setCacheBytes(opts.mangoIndexBytes);
 
   async function route(ctx: Ctx): Promise<void> {
     const [first, ...rest] = ctx.path;
@@ -119,9 +124,9 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       case '_revs_limit': return dbRoutes.revsLimit(ctx, db);
       case '_compact': return dbRoutes.compact(ctx, db, 'compact');
       case '_view_cleanup': return dbRoutes.compact(ctx, db, 'view_cleanup');
-      // Mango is not served; say so (to readers only) instead of CouchDB's "reserved document id"
-      // 400, so Fauxton's query and index pages show why they are empty.
-      case '_find': case '_index': case '_explain': return dbRoutes.notServed(ctx, db, `${second} (Mango queries)`);
+      case '_find': if (more.length) throw notFound(); return mango.find(ctx, db);
+      case '_explain': if (more.length) throw notFound(); return mango.explain(ctx, db);
+      case '_index': return mango.index(ctx, db, more);
       case '_local': return localDoc(ctx, db, more[0], more.slice(1));
       case '_design': {
         const [ddoc, ...tail] = more;
@@ -170,7 +175,8 @@ export function createEmbeddedCouch(opts: EmbeddedCouchOptions): EmbeddedCouch {
       await route(ctx);
     } catch (err) {
       const e = toCouchError(err);
-      if (e.status >= 500) opts.onError?.(err, req);
+      // error_saving_ddoc: CouchDB's 500 for a refused index write (routes/mango.ts), not a fault of ours.
+      if (e.status >= 500 && e.error !== 'error_saving_ddoc') opts.onError?.(err, req);
       if (!res.headersSent) sendJson(res, e.status, { error: e.error, reason: e.reason });
       else res.end();
       if (!req.complete) req.resume();

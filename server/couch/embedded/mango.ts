@@ -73,7 +73,7 @@ export function collate(a: unknown, b: unknown): number {
 }
 
 /** `a.b\.c` → ['a', 'b.c']. */
-function splitField(field: string): string[] {
+export function splitField(field: string): string[] {
   const parts: string[] = [];
   let cur = '';
   for (let i = 0; i < field.length; i++) {
@@ -90,7 +90,7 @@ function splitField(field: string): string[] {
   return parts;
 }
 
-function getField(value: unknown, path: string[]): unknown {
+export function getField(value: unknown, path: string[]): unknown {
   let v = value;
   for (const p of path) {
     if (Array.isArray(v) && /^(0|[1-9]\d{0,8})$/.test(p)) v = v[Number(p)];
@@ -145,6 +145,20 @@ function budgeted(fn: () => boolean, tooSlow: () => Error): boolean {
   }
 }
 
+/**
+ * Membership in a `$in`/`$nin` list by collation. Scalars are looked up in a Set (a list of 100,000
+ * values must not cost 100,000 comparisons per document); arrays and objects are compared one by one.
+ */
+function member(list: unknown[]): (x: unknown) => boolean {
+  const scalars = new Set<unknown>();
+  const others: unknown[] = [];
+  for (const a of list) {
+    if (a === null || typeof a !== 'object') scalars.add(a);
+    else others.push(a);
+  }
+  return (x) => (x === null || typeof x !== 'object' ? scalars.has(x) : others.some((a) => collate(x, a) === 0));
+}
+
 /** One `$operator: argument` applied to the current value. */
 function condition(op: string, arg: unknown, where: string): Predicate {
   const here = where || '(document)';
@@ -182,7 +196,7 @@ function condition(op: string, arg: unknown, where: string): Predicate {
     case '$in':
     case '$nin': {
       if (!Array.isArray(arg)) throw fail(here, `${op} needs an array`);
-      const hit = (x: unknown) => arg.some((a) => collate(x, a) === 0);
+      const hit = member(arg);
       const found = (v: unknown) => (Array.isArray(v) ? v.some(hit) : hit(v));
       return op === '$in' ? defined(found) : defined((v) => !found(v));
     }
@@ -237,9 +251,30 @@ function compile(sel: Record<string, unknown>, where: string): Predicate {
   return (v) => parts.every((p) => p(v));
 }
 
+/** Conditions one selector may hold: each is evaluated on every document a query reads. */
+export const MAX_CONDITIONS = 10_000;
+/** `$regex` conditions one selector may hold: each match may take up to REGEX_BUDGET_MS. */
+export const MAX_REGEXES = 16;
+
+/** Counts the selector's members (list arguments of `$in`, `$nin`, `$all` are one each) and its `$regex`es. */
+function size(v: unknown, n = { conditions: 0, regexes: 0 }): { conditions: number; regexes: number } {
+  if (Array.isArray(v)) for (const x of v) size(x, n);
+  else if (isObject(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      n.conditions++;
+      if (k === '$regex') n.regexes++;
+      if (k !== '$in' && k !== '$nin' && k !== '$all' && k !== '$eq' && k !== '$ne') size(x, n);
+    }
+  }
+  return n;
+}
+
 /** Compiles a request's selector; a malformed one is a 400 naming where and why. */
 export function compileSelector(selector: unknown): Predicate {
   if (!isObject(selector)) throw badRequest('selector must be a JSON object');
+  const n = size(selector);
+  if (n.conditions > MAX_CONDITIONS) throw badRequest(`the selector holds ${n.conditions} conditions; at most ${MAX_CONDITIONS} are evaluated per document`);
+  if (n.regexes > MAX_REGEXES) throw badRequest(`the selector holds ${n.regexes} $regex conditions; at most ${MAX_REGEXES}, each may take ${REGEX_BUDGET_MS} ms per document`);
   const p = compile(selector, '');
   return (doc) => p(doc);
 }

@@ -1,7 +1,7 @@
 // The requests Apache Fauxton (served at /db/_utils/) makes, with the answer shapes it reads, recorded
 // by driving Fauxton 1.2.6 in Chromium against the embedded server. Fauxton runs in the browser with a
 // session cookie, so these go over HTTP with the cookie it would hold. Shapes CouchDB 3 shares are
-// checked everywhere; what only the embedded server does (read-only config, no Mango) only there.
+// checked everywhere; what only the embedded server does (read-only config) only there.
 import test from 'ava';
 import { addNode, removeNode } from '../../../server/nodes.ts';
 import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
@@ -187,16 +187,28 @@ test('the admin pages are for server admins only', async (t) => {
   }
 });
 
-test('Mango (_find, _index, _explain) and the scheduler are not served: a clear error, after the reader check', async (t) => {
-  if (external) return t.pass();
-  const find = await fx(`/${db()}/_find`, { method: 'POST', json: { selector: { _id: { $gt: null } } } });
-  t.is(find.status, 404);
-  t.regex(find.body.reason, /_find .*not served/);
-  const index = await fx(`/${db()}/_index?skip=0&limit=21`);
-  t.is(index.status, 404);
-  t.regex(index.body.reason, /_index .*not served/);
-  t.is((await fx(`/${db()}/_explain`, { method: 'POST', json: {} })).status, 404);
-  t.is((await call(server.couchUrl, `/${db()}/_find`, { method: 'POST', json: {} })).status, 401);
+test('Mango as Fauxton drives it: its _find probe, the index list, create, run with stats, explain, bulk delete', async (t) => {
+  // Fauxton asks once whether execution_stats is supported, with this exact body.
+  const probe = await fx(`/${db()}/_find`, { method: 'POST', json: { selector: { _id: { $gt: 'a' } }, execution_stats: true, limit: 1 } });
+  t.is(probe.status, 200, probe.text);
+  t.is(typeof probe.body.execution_stats.execution_time_ms, 'number');
+  const list = await fx(`/${db()}/_index?skip=0&limit=21`);
+  t.is(list.status, 200);
+  t.is(list.body.indexes[0].name, '_all_docs');
+  const made = await fx(`/${db()}/_index`, { method: 'POST', json: { index: { fields: ['kind'] }, name: 'kind-json-index', type: 'json' } });
+  t.is(made.status, 200, made.text);
+  t.is(made.body.result, 'created');
+  const run = await fx(`/${db()}/_find`, { method: 'POST', json: { selector: { kind: { $eq: 'app' } }, execution_stats: true, limit: 21, skip: 0 } });
+  t.is(run.status, 200, run.text);
+  t.deepEqual(run.body.docs.map((d: { _id: string }) => d._id), ['system:web']);
+  t.is(run.body.warning, undefined, 'the new index serves it');
+  const explained = await fx(`/${db()}/_explain`, { method: 'POST', json: { selector: { kind: { $eq: 'app' } } } });
+  t.is(explained.status, 200);
+  t.is(explained.body.index.name, 'kind-json-index');
+  const del = await fx(`/${db()}/_index/_bulk_delete`, { method: 'POST', json: { docids: [made.body.id] } });
+  t.is(del.status, 200, del.text);
+  t.deepEqual(del.body, { success: [{ id: made.body.id, ok: true }], fail: [] });
+  t.is((await call(server.couchUrl, `/${db()}/_find`, { method: 'POST', json: { selector: {} } })).status, 401);
   // Fauxton's replication page uses the scheduler API when this answers (docs/couchdb.md, "Replication").
   const jobs = await fx('/_scheduler/jobs');
   t.is(jobs.status, 200);

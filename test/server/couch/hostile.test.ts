@@ -703,6 +703,154 @@ hostile('slowloris: partial headers do not block other requests', async (t) => {
 });
 
 // ---------------------------------------------------------------------------------------------------
+// Mango (_find, _index, _explain): selectors from hostile callers
+
+/** Times a request while a probe keeps asking /healthz: the longest probe says whether the loop was held. */
+async function beside<T>(work: () => Promise<T>): Promise<{ result: T; took: number; worstProbe: number }> {
+  let worstProbe = 0;
+  let done = false;
+  const probes = (async () => {
+    while (!done) {
+      const s = Date.now();
+      await call(server.url, '/healthz');
+      worstProbe = Math.max(worstProbe, Date.now() - s);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const started = Date.now();
+  try {
+    const result = await work();
+    return { result, took: Date.now() - started, worstProbe };
+  } finally {
+    done = true;
+    await probes;
+  }
+}
+
+hostile('_find with a catastrophic $regex (^(a+)+$ against a string that almost matches)', async (t) => {
+  await couch(`/${db}/evil-string`, { method: 'PUT', auth: A(), json: { s: 'a'.repeat(40) + '!' } });
+  const { result: r, took } = await beside(() => couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: { s: { $regex: '^(a+)+$' } } } }));
+  t.is(r.status, 200, r.text);
+  t.deepEqual(r.body.docs, []);
+  t.true(took < 2000, `${took} ms`);
+});
+
+hostile('_find with a $regex that RE2 refuses, and one too costly for a 1 MB string: 400 naming the field', async (t) => {
+  // Embedded only: CouchDB's PCRE runs backreferences (and backtracks).
+  const r = await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: { s: { $regex: '(a)\\1' } } } });
+  if (!external) {
+    isError(t, r, 400);
+    t.regex(r.body.reason, /^selector at s: \$regex/);
+  }
+  let s = '';
+  for (let i = 0, x = 7; i < 1_000_000; i++) s += (x = (x * 1103515245 + 12345) & 0x7fffffff) >> 16 & 1 ? 'a' : 'b';
+  await couch(`/${db}/big-string`, { method: 'PUT', auth: A(), json: { message: s + ' c' } });
+  const { result: slow, took, worstProbe } = await beside(() => couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: { message: { $regex: 'a[ab]{500}c' } } } }));
+  if (!external) {
+    isError(t, slow, 400);
+    t.regex(slow.body.reason, /^selector at message: \$regex .* took longer than 250 ms/);
+    t.true(took < 3000, `${took} ms`);
+    t.true(worstProbe < 1000, `a /healthz waited ${worstProbe} ms`);
+  }
+  await couch(`/${db}/big-string?rev=${(await couch(`/${db}/big-string`, { auth: A() })).body._rev}`, { method: 'DELETE', auth: A() });
+});
+
+hostile('_find with selectors nested 60 deep and 100 deep', async (t) => {
+  let sel: Record<string, unknown> = { n: 1 };
+  for (let i = 0; i < 30; i++) sel = { $and: [sel] };
+  const ok = await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: sel } });
+  t.is(ok.status, 200, ok.text);
+  t.deepEqual(ok.body.docs.map((d: { _id: string }) => d._id), ['doc']);
+  let deep: Record<string, unknown> = { n: 1 };
+  for (let i = 0; i < 100; i++) deep = { $not: deep };
+  // Our bodies nest at most 64 deep (server/couch/http.ts); CouchDB has no such limit and answers.
+  const tooDeep = [
+    await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: deep } }),
+    await couch(`/${db}/_explain`, { method: 'POST', auth: A(), json: { selector: deep } }),
+    await couch(`/${db}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['n'], partial_filter_selector: deep }, ddoc: 'deep', name: 'deep' } }),
+  ];
+  if (!external) for (const r of tooDeep) isError(t, r, 400);
+  else await couch(`/${db}/_index/deep/json/deep`, { method: 'DELETE', auth: A() });
+});
+
+hostile('_find with a $in of 200,000 values, and a selector of 20,000 conditions', async (t) => {
+  const values = Array.from({ length: 200_000 }, (_, i) => i + 1000);
+  values.push(1);
+  const { result: r, took } = await beside(() => couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: { n: { $in: values } } } }));
+  t.is(r.status, 200, r.text.slice(0, 300));
+  t.deepEqual(r.body.docs.map((d: { _id: string }) => d._id), ['doc']);
+  t.true(took < 5000, `${took} ms`);
+  const wide = { $or: Array.from({ length: 20_000 }, (_, i) => ({ [`f${i}`]: i })) };
+  const w = await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: wide } });
+  if (!external) {
+    isError(t, w, 400);
+    t.regex(w.body.reason, /20001 conditions; at most 10000/);
+  }
+  const regexes = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`r${i}`, { $regex: 'x' }]));
+  if (!external) isError(t, await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: regexes } }), 400);
+});
+
+hostile('_index by a node (a member, not a db admin) in its own node database: refused, no design document written', async (t) => {
+  const nodeDb = `anybios-node-${nodeId}`;
+  const r = await couch(`/${nodeDb}/_index`, { method: 'POST', auth: nodeAuth, json: { index: { fields: ['x'] }, ddoc: 'evil', name: 'x' } });
+  // CouchDB's answer to a refused index write is this 500 (mango_httpd.erl), not a server fault.
+  t.is(r.status, 500, r.text);
+  t.is(r.body.error, 'error_saving_ddoc');
+  t.is((await couch(`/${nodeDb}/_design/evil`, { auth: A() })).status, 404);
+  const over = await couch(`/${nodeDb}/_index`, { method: 'POST', auth: nodeAuth, json: { index: { fields: ['x'] }, ddoc: 'anybios', name: 'x' } });
+  isError(t, over, 400, { error: 'invalid_ddoc_lang', sameOnCouch: true });
+  const ddoc = (await couch(`/${nodeDb}/_design/anybios`, { auth: A() })).body;
+  t.true(ddoc.language !== 'query' && !ddoc.views?.x, 'the node design document is untouched');
+  const del = await couch(`/${nodeDb}/_index/_design/anybios/json/x`, { method: 'DELETE', auth: nodeAuth });
+  t.is(del.status, 404, del.text);
+  const find = await couch(`/${nodeDb}/_find`, { method: 'POST', auth: nodeAuth, json: { selector: {} } });
+  t.is(find.status, 200, find.text);
+});
+
+hostile('_find sorted through an index over 20,000 documents (the first builds the kept index from all): the loop stays free', async (t) => {
+  const big = uniq('hostile-big');
+  await couch(`/${big}`, { method: 'PUT', auth: A() });
+  try {
+    for (let b = 0; b < 4; b++) {
+      const docs = Array.from({ length: 5000 }, (_, i) => ({ _id: `x${b}-${String(i).padStart(5, '0')}`, k: ((b * 5000 + i) * 7919) % 20000, pad: 'p'.repeat(200) }));
+      const w = await couch(`/${big}/_bulk_docs`, { method: 'POST', auth: A(), json: { docs } });
+      t.is(w.status, 201);
+    }
+    isError(t, await couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gt: 0 } }, sort: ['k'] } }), 400, { error: 'no_usable_index', sameOnCouch: true });
+    await couch(`/${big}/_index`, { method: 'POST', auth: A(), json: { index: { fields: ['k'] }, ddoc: 'k', name: 'k' } });
+    const { result: r, took, worstProbe } = await beside(() => couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gte: 0 } }, sort: [{ k: 'desc' }], limit: 5, fields: ['k'] } }));
+    t.is(r.status, 200, r.text);
+    t.deepEqual(r.body.docs.map((d: { k: number }) => d.k), [19999, 19998, 19997, 19996, 19995]);
+    t.log(`first sorted _find over 20,000 documents: ${took} ms; slowest /healthz meanwhile: ${worstProbe} ms`);
+    if (!external) t.true(worstProbe < 1000, `a /healthz waited ${worstProbe} ms`);
+    const started = Date.now();
+    const again = await couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gte: 100, $lt: 200 } }, sort: ['k'], limit: 5, fields: ['k'], execution_stats: true } });
+    t.deepEqual(again.body.docs.map((d: { k: number }) => d.k), [100, 101, 102, 103, 104]);
+    t.log(`then a range of it: ${Date.now() - started} ms, ${JSON.stringify(again.body.execution_stats)}`);
+    // The index covers the query (it returns and selects only k): no document is read, as in CouchDB.
+    t.is(again.body.execution_stats.total_docs_examined, 0);
+    if (!external) t.is(again.body.execution_stats.total_keys_examined, 5, 'only the keys it returns are examined');
+    const docs = await couch(`/${big}/_find`, { method: 'POST', auth: A(), json: { selector: { k: { $gte: 100, $lt: 200 } }, sort: ['k'], limit: 5, execution_stats: true } });
+    t.deepEqual(docs.body.docs.map((d: { k: number; pad: string }) => [d.k, d.pad.length]), [[100, 200], [101, 200], [102, 200], [103, 200], [104, 200]]);
+    if (!external) t.like(docs.body.execution_stats, { total_keys_examined: 5, total_docs_examined: 5 }, 'only what it returns is read');
+  } finally {
+    await couch(`/${big}`, { method: 'DELETE', auth: A() });
+  }
+});
+
+hostile('_find, _index, _explain with malformed bodies and paths', async (t) => {
+  for (const path of ['_find', '_explain', '_index']) {
+    isError(t, await couch(`/${db}/${path}`, { method: 'POST', auth: A(), body: '{"selector":', headers: { 'Content-Type': 'application/json' } }), 400);
+    isError(t, await couch(`/${db}/${path}`, { method: 'POST', auth: A(), body: '[1]', headers: { 'Content-Type': 'application/json' } }), 400);
+    isError(t, await couch(`/${db}/${path}`, { method: 'POST', auth: A() }), [400, 415]);
+  }
+  isError(t, await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: {}, bookmark: 'A'.repeat(100_000) } }), 400);
+  isError(t, await couch(`/${db}/_find`, { method: 'POST', auth: A(), json: { selector: {}, bookmark: Buffer.from('[[1],"x"]').toString('base64url') } }), 400);
+  isError(t, await couch(`/${db}/_index/..%2F..%2F_users/json/x`, { method: 'DELETE', auth: A() }), 404);
+  isError(t, await couch(`/${db}/_index/a/b/c/d/e`, { method: 'DELETE', auth: A() }), [404, 405]);
+});
+
+// ---------------------------------------------------------------------------------------------------
 // after the whole battery
 
 test.serial('after the battery: /healthz 200, process alive, normal authenticated read and write work', async (t) => {

@@ -115,3 +115,27 @@ test('a $regex program too large is refused when the selector is read', (t) => {
   const err = t.throws(() => compileSelector({ m: { $regex: 'a{1000}'.repeat(30) } })) as unknown as { reason: string };
   t.regex(err.reason, /^selector at m: \$regex .* is too complex \(RE2 program size \d+, at most 20000\)$/);
 });
+
+test('$in and $nin over a list of 200,000 values: a set lookup for scalars, collation for arrays and objects', (t) => {
+  const values: unknown[] = Array.from({ length: 200_000 }, (_, i) => `v${i}`);
+  values.push(7, null, [1, 5, 9], { a: 1 });
+  const inList = compileSelector({ n: { $in: values } });
+  const started = Date.now();
+  for (let i = 0; i < 1000; i++) inList(doc);
+  t.true(Date.now() - started < 500, `${Date.now() - started} ms for 1000 documents`);
+  t.true(inList(doc));
+  t.true(compileSelector({ none: { $in: values } })(doc));
+  t.true(compileSelector({ nested: { $in: [{ a: { b: 'deep' }, 'dotted.key': 3 }] } })(doc), 'objects by collation');
+  t.true(compileSelector({ tags: { $in: ['y'] } })(doc), 'array fields by element');
+  t.false(compileSelector({ n: { $in: ['7'] } })(doc), 'no type coercion');
+  t.false(compileSelector({ n: { $nin: values } })(doc));
+});
+
+test('a selector of more than 10,000 conditions or 16 $regexes is refused when read', (t) => {
+  const wide = { $or: Array.from({ length: 10_001 }, (_, i) => ({ [`f${i}`]: i })) };
+  t.regex((t.throws(() => compileSelector(wide)) as unknown as { reason: string }).reason, /10002 conditions; at most 10000/);
+  t.notThrows(() => compileSelector({ $or: Array.from({ length: 9_000 }, (_, i) => ({ [`f${i}`]: i })) }));
+  const regexes = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`r${i}`, { $regex: 'x' }]));
+  t.regex((t.throws(() => compileSelector(regexes)) as unknown as { reason: string }).reason, /17 \$regex conditions; at most 16/);
+  t.notThrows(() => compileSelector({ n: { $in: Array.from({ length: 50_000 }, (_, i) => ({ i })) } }), 'list arguments count once');
+});

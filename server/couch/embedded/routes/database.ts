@@ -2,7 +2,7 @@
 // _security, views, and the small replication helpers (_ensure_full_commit, _revs_limit).
 import { createHash } from 'node:crypto';
 import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
-import { readJsonObject, sendJson, type Query } from '../../http.ts';
+import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';
 import { checkRev, writeDocs } from './writes.ts';
@@ -146,12 +146,6 @@ export async function compact(ctx: Ctx, name: string, what: 'compact' | 'view_cl
   const db = ctx.store.get(name);
   await (what === 'compact' ? db.compact() : db.viewCleanup());
   sendJson(ctx.res, 202, { ok: true });
-}
-
-/** A database-level endpoint the embedded server does not implement: 404 with the reason, to readers. */
-export async function notServed(ctx: Ctx, name: string, what: string): Promise<void> {
-  await requireReader(ctx, name);
-  throw notFound(`${what} is not served by the embedded CouchDB`);
 }
 
 /**
