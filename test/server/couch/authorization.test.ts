@@ -64,7 +64,7 @@ const cases: Case[] = [
   { who: 'operator', method: 'GET', path: () => `/${dbA()}/_all_docs`, expect: 200 },
   { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('op')}`, body: () => spec(cur('op')), expect: 201 },
   { who: 'operator', method: 'PUT', path: () => `/${dbA()}/status:${fresh('op')}`, body: () => statusDoc(cur('op')), expect: 403 },
-  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
+  { who: 'operator', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 403 },
   { who: 'operator', method: 'GET', path: () => '/_all_dbs', expect: 401 },
   // node A in its own database
   { who: 'nodeA', method: 'GET', path: () => `/${dbA()}`, expect: 200 },
@@ -78,7 +78,7 @@ const cases: Case[] = [
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/system:${fresh('priv')}`, body: () => ({ ...spec(cur('priv')), privileged: true }), expect: 403 },
   { who: 'nodeA', method: 'POST', path: () => `/${dbA()}/_bulk_docs`, body: () => ({ new_edits: false, docs: [{ _id: `system:${fresh('privr')}`, _rev: '1-abc', ...spec(cur('privr')), privileged: true }] }), expect: 201 },
   { who: 'operator', method: 'PUT', path: () => `/${dbA()}/system:${fresh('privop')}`, body: () => ({ ...spec(cur('privop')), privileged: true }), expect: 201 },
-  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 401 },
+  { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_design/${fresh('d')}`, body: () => ({ views: {} }), expect: 403 },
   { who: 'nodeA', method: 'PUT', path: () => `/${dbA()}/_security`, body: () => ({ members: { names: [], roles: [] } }), expect: 401 },
   { who: 'nodeA', method: 'DELETE', path: () => `/${dbA()}`, expect: 401 },
   { who: 'nodeA', method: 'GET', path: () => '/_all_dbs', expect: 401 },

@@ -186,7 +186,10 @@ export function parseDoc(ctx: Ctx, dbName: string, raw: unknown, newEdits: boole
 async function admitDoc(ctx: Ctx, dbName: string, doc: Record<string, unknown>, oldDoc: Record<string, unknown> | null, newEdits: boolean): Promise<Record<string, unknown>> {
   const id = String(doc._id);
   const sec = await ctx.store.getSecurity(dbName);
-  if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) throw new CouchError(401, 'unauthorized', 'You are not a db or server admin.');
+  // CouchDB 3.5: 403 forbidden for a logged-in non-admin (checked against 3.5.0), 401 for anonymous.
+  if (id.startsWith('_design/') && !isDbAdmin(ctx.userCtx, sec)) {
+    throw ctx.userCtx.name === null ? new CouchError(401, 'unauthorized', 'You are not a db or server admin.') : new CouchError(403, 'forbidden', 'You are not a db or server admin.');
+  }
   if (dbName === USERS_DB && !id.startsWith('_local/')) doc = await ctx.auth.prepareUserDoc(doc, ctx.userCtx, oldDoc);
   if (dbName === REPLICATOR_DB) doc = admitReplicatorDoc(doc, ctx.userCtx, newEdits);
   await ctx.validator.check(dbName, doc, oldDoc, ctx.userCtx, sec);
