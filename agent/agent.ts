@@ -17,6 +17,7 @@ import { CredentialRotation } from './sync/rotation.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 import { learnKeyParams } from '../bundle/device.ts';
+import { requestText } from './sync/request.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -160,7 +161,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     bundle: { ctx: bundleCtx, spoolDir: own, afterImport: templates.adoptLocal },
   });
   // While a server answers, keep the key parameters of bundles (so a node taken offline can still export).
-  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
+  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user, (url, headers) => requestText(url, { headers, timeoutMs: 10_000 })).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
   learnKey();
   const keyTimer = setInterval(learnKey, 3_600_000);
   keyTimer.unref();
