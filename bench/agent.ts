@@ -4,8 +4,8 @@
 //   each edit with a `running` status — two replication hops, no runtime),
 // - the agent as devices run it (bin/anybios-agent), with one app system,
 // - optionally the agent of another checkout (env BEFORE=DIR, e.g. the commit before a change).
-// Measured: RSS idle; wake-ups per minute while idle (voluntary + involuntary context switches of all
-// threads, /proc/<pid>/task/*/status, over the idle window); edit → running on the server p50/p99
+// Measured: RSS idle; wake-ups per minute while idle (voluntary context switches of all threads,
+// /proc/<pid>/task/*/status, over the idle window); edit → running on the server p50/p99
 // (an edit PUT on the server until its status document there says running at that revision); RSS
 // after the edits' churn. The edits are interleaved between the processes so drift hits all alike.
 // Usage: node --import tsx bench/agent.ts [edits=1000] [idleSeconds=60]
@@ -54,13 +54,15 @@ let stopping = false;
 
 const status = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(status(pid))?.[1] ?? NaN) / 1024;
-/** Context switches of all threads: each voluntary one is a sleep that ended, i.e. a wake-up. */
-function switches(pid: number): number {
+/**
+ * Wake-ups of all threads: each voluntary context switch is a sleep, ended by a wake-up. (Involuntary
+ * ones are preemptions of a thread already running: CPU contention, not wake-ups.)
+ */
+function wakeups(pid: number): number {
   let n = 0;
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
-      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'))?.[1] ?? 0);
     } catch {
       // a thread that ended meanwhile
     }
@@ -97,7 +99,7 @@ try {
   subjects.push({ label: 'node -e (bare)', proc: start(process.execPath, ['-e', "process.stdin.on('end', () => process.exit(0)).resume()"]), times: [] });
   // The bare PouchDB live sync.
   const bare = await addNode(s.admin, 'bare');
-  subjects.push({ label: 'PouchDB live sync (bare)', proc: start(process.execPath, [join(here, 'bare-sync.mjs'), join(work, 'bare-db'), `${s.couchUrl}/${nodeDbName('bare')}`, bare.user, bare.password]), db: nodeDbName('bare'), system: 'echo', times: [] });
+  subjects.push({ label: 'PouchDB live sync (bare)', proc: start(process.execPath, [join(here, 'bare-sync.mjs'), join(work, 'bare-db'), `${s.couchUrl}/${nodeDbName('bare')}`, bare.user], { BARE_SYNC_PASSWORD: bare.password }), db: nodeDbName('bare'), system: 'echo', times: [] });
   // The agents.
   const agents: [string, string][] = [['agent', join(dirname(CLI), 'anybios-agent')]];
   if (BEFORE) agents.push(['agent (BEFORE)', runnableCheckout(BEFORE)]);
@@ -114,10 +116,10 @@ try {
   // Each replicating subject running its system once, then everyone idle.
   for (const x of subjects) if (x.db) await runningAt(x.db, x.system!, await put(x.db, app(x.system!, 'v0')));
   await new Promise((r) => setTimeout(r, 15_000));
-  const c0 = subjects.map((x) => switches(x.proc.pid!));
+  const c0 = subjects.map((x) => wakeups(x.proc.pid!));
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));
   for (const [i, x] of subjects.entries()) {
-    x.wakeups = ((switches(x.proc.pid!) - c0[i]) * 60) / IDLE_S;
+    x.wakeups = ((wakeups(x.proc.pid!) - c0[i]) * 60) / IDLE_S;
     x.idleRss = rssMiB(x.proc.pid!);
   }
   // Churn: EDITS edits each, interleaved.

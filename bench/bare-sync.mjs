@@ -4,10 +4,11 @@
 // document saying `running` at its revision (so edit → "running" here is two replication hops, no
 // runtime). Plain JavaScript on purpose: it is measured as a process of its own, and running it through
 // tsx would add the TypeScript loader to the baseline. Stops when its stdin closes.
-// Usage: node bench/bare-sync.mjs DIR DB_URL USER PASSWORD
+// Usage: BARE_SYNC_PASSWORD=… node bench/bare-sync.mjs DIR DB_URL USER   (not in argv: ps shows argv to all)
 import PouchDB from 'pouchdb';
 
-const [dir, url, username, password] = process.argv.slice(2);
+const [dir, url, username] = process.argv.slice(2);
+const password = process.env.BARE_SYNC_PASSWORD;
 const local = new PouchDB(dir);
 const remote = new PouchDB(url, { auth: { username, password }, skip_setup: true });
 const sync = local.sync(remote, { live: true, retry: true, heartbeat: 10_000, batch_size: 200 });
