@@ -21,6 +21,9 @@ import { requestText } from './sync/request.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
+const LEVELDB_CACHE_BYTES = 512 * 1024;
+const LEVELDB_WRITE_BUFFER_BYTES = 1024 * 1024;
+
 /** What `anybios node add` prints and the agent keeps in credentials.json. */
 export interface AgentConfig {
   /** Server base URL(s), e.g. http://127.0.0.1:8080 (the CouchDB API is at /db); several = linked sites, in order of preference. */
@@ -83,8 +86,11 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   mkdirSync(join(own, 'db'), { recursive: true, mode: 0o700 });
   const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: join(own, 'db') + '/' });
   const dbName = nodeDbName(o.node);
-  const db = new Local(dbName, { auto_compaction: true });
-  const catalog = new Local(CATALOG_DB, { auto_compaction: true });
+  // LevelDB's defaults (8 MiB block cache, 4 MiB write buffer, per database) suit a server; a node's
+  // databases are small and a device's memory too: reads fall through to the OS page cache instead.
+  const level = { auto_compaction: true, cacheSize: LEVELDB_CACHE_BYTES, writeBufferSize: LEVELDB_WRITE_BUFFER_BYTES };
+  const db = new Local(dbName, level);
+  const catalog = new Local(CATALOG_DB, level);
   const runtime = await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], strategy: o.strategy, log });
   const auth = { username: o.user, password: o.password };
   const bases = (Array.isArray(o.server) ? o.server : [o.server]).map((u) => u.replace(/\/+$/, ''));
