@@ -30,11 +30,12 @@ const SOURCES = ['bin', 'server', 'agent', 'ddocs', 'boot', 'bundle'];
 function fingerprint() {
   const h = createHash('sha256');
   const walk = (dir) => {
-    // Plain code-unit order: localeCompare would load ICU collation data (~3 MiB RSS) into every process.
+    // Sources: .ts, and the .cjs/.mjs of the build itself (this file, bin/lib/*.cjs). Plain code-unit order:
+    // localeCompare would load ICU collation data (~3 MiB RSS) into every process.
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') || e.name.endsWith('.cjs')) {
+      else if (e.name.endsWith('.ts') || e.name.endsWith('.cjs') || e.name.endsWith('.mjs')) {
         const st = statSync(p);
         h.update(`${p}:${st.size}:${st.mtimeMs}\n`);
       }
@@ -115,7 +116,16 @@ async function bundled() {
       rmSync(tmp, { recursive: true, force: true });
       if (!existsSync(out)) throw err;
     }
-    for (const f of readdirSync(cache)) if (f.startsWith('cli-') && join(cache, f) !== outDir && !f.endsWith('.tmp')) rmSync(join(cache, f), { recursive: true, force: true });
+    // Older builds go once a day old: a process still running from one may yet load a command's chunk.
+    for (const f of readdirSync(cache)) {
+      const p = join(cache, f);
+      if (!f.startsWith('cli-') || p === outDir) continue;
+      try {
+        if (Date.now() - statSync(p).mtimeMs > 86_400_000) rmSync(p, { recursive: true, force: true });
+      } catch {
+        // removed meanwhile by another process
+      }
+    }
   }
   return out;
 }
