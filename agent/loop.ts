@@ -41,6 +41,8 @@ export interface PassReport { steps: Step[]; statusWrites: number; skipped?: str
 
 /** ANYBIOS_TRACE=1: each pass's phases with their times on stderr (as the runtime's start, context.ts). */
 const TRACE = !!process.env.ANYBIOS_TRACE;
+/** How often a pass measures the systems' disk use (status `diskUsed`). */
+const DISK_USAGE_EVERY_MS = 5 * 60_000;
 const SYSTEM_RANGE = { startkey: 'system:', endkey: 'system:\ufff0' };
 const STATUS_RANGE = { startkey: 'status:', endkey: 'status:\ufff0' };
 
@@ -53,6 +55,9 @@ export class Reconciler {
   private waitTimer?: NodeJS.Timeout;
   private savedMemory = '';
   private stopped = false;
+  /** Each system's disk use when last measured (at `diskAt`). */
+  private diskUsed = new Map<string, number | null>();
+  private diskAt = -Infinity;
   /** Revisions of status documents this loop wrote: their changes need no pass of their own. */
   private readonly ownStatusRevs = new Set<string>();
   passCount = 0;
@@ -139,7 +144,14 @@ export class Reconciler {
     this.o.onTemplatesUsed?.([...templates.keys()].sort());
     mark('read');
     // 2. Observe the machine.
-    const observed = new Map<string, Observed>((await runtime.list()).map((x) => [x.name, x]));
+    // Disk use (a walk of every system's layer: under proot a whole copy of its template) is measured
+    // every DISK_USAGE_EVERY_MS, not on each pass: it is informational, and an edit should not wait on it.
+    const withDisk = now - this.diskAt >= DISK_USAGE_EVERY_MS;
+    const observed = new Map<string, Observed>((await runtime.list({ diskUsage: withDisk })).map((x) => [x.name, x]));
+    if (withDisk) {
+      this.diskAt = now;
+      this.diskUsed = new Map([...observed.values()].map((o) => [o.name, o.diskUsed]));
+    }
     const statuses = new Map<string, StatusDoc>(statusRows.map((r) => [(r.doc as unknown as StatusDoc).name, r.doc as unknown as StatusDoc]));
     // 3. Tombstones: only a known deletion lets the planner remove anything.
     const tombstones = new Set<string>();
@@ -188,10 +200,11 @@ export class Reconciler {
     }
     mark('execute');
     // 5. Statuses, from a fresh observation of what the steps changed.
-    const after = steps.some((s) => s.action !== 'wait' && s.action !== 'adopt') ? new Map((await runtime.list()).map((x) => [x.name, x])) : observed;
+    const after = steps.some((s) => s.action !== 'wait' && s.action !== 'adopt') ? new Map((await runtime.list({ diskUsage: false })).map((x) => [x.name, x])) : observed;
     let statusWrites = 0;
     for (const [name, d] of desired) {
-      const o = after.get(name);
+      const seen = after.get(name);
+      const o = seen && seen.diskUsed === null ? { ...seen, diskUsed: this.diskUsed.get(name) ?? null } : seen;
       const hash = d.template ? runtimeHash(d.spec, d.template) : null;
       const b = memory.backoff.get(name);
       const current = statuses.get(name) ?? null;
@@ -206,6 +219,12 @@ export class Reconciler {
       if (statusChanged(current, next, Date.now())) {
         // The log tail rides along with a write; it never causes one, so it is read only then.
         if (o) next.logTail = (await runtime.logTail(name, 2048).catch(() => '')).slice(-4096);
+        // A system new since the last measure gets its disk use with its first status.
+        if (o && !this.diskUsed.has(name)) {
+          const du = (await runtime.observe(name, { diskUsage: true }).catch(() => null))?.diskUsed ?? null;
+          this.diskUsed.set(name, du);
+          next.diskUsed = du;
+        }
         try {
           const r = await db.put({ ...next, ...(current?._rev ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
           if (this.ownStatusRevs.size > 1000) this.ownStatusRevs.clear(); // revisions whose change never came (closed feed)

@@ -152,6 +152,7 @@ test.serial('the NAS cut from its server for minutes: local edits and an agent r
   t.is((await until('the new system on the server', () => serverDoc('system:note'), (x) => !!x))._rev, noteRev);
   // The status history made offline is uploaded: stopped and running again, both during the cut.
   const st = await until('the current status on the server', () => serverDoc('status:nas'), (x) => x?.observedRev === revs[2] && x.phase === 'running', 60_000);
+  t.is(typeof st.diskUsed, 'number', 'disk use measured');
   const during = (st.history as { at: string; phase: string }[]).filter((h) => Date.parse(h.at) >= cutAt && Date.parse(h.at) < upAt);
   const phases = during.map((h) => h.phase);
   t.true(phases.includes('stopped'), `history during the cut: ${JSON.stringify(during)}`);
