@@ -18,8 +18,12 @@ import { CredentialRotation } from './sync/rotation.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { docErrors } from '../ddocs/validate.ts';
 import { learnKeyParams } from '../bundle/device.ts';
+import { requestText } from './sync/request.ts';
 
 export const AGENT_VERSION = '0.1.0';
+
+const LEVELDB_CACHE_BYTES = 512 * 1024;
+const LEVELDB_WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /** What `anybios node add` prints and the agent keeps in credentials.json. */
 export interface AgentConfig {
@@ -86,8 +90,11 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
   mkdirSync(join(own, 'db'), { recursive: true, mode: 0o700 });
   const Local = (PouchDB as unknown as { defaults(x: object): PouchDB.Static }).defaults({ prefix: join(own, 'db') + '/' });
   const dbName = nodeDbName(o.node);
-  const db = new Local(dbName, { auto_compaction: true });
-  const catalog = new Local(CATALOG_DB, { auto_compaction: true });
+  // LevelDB's defaults (8 MiB block cache, 4 MiB write buffer, per database) suit a server; a node's
+  // databases are small and a device's memory too: reads fall through to the OS page cache instead.
+  const level = { auto_compaction: true, cacheSize: LEVELDB_CACHE_BYTES, writeBufferSize: LEVELDB_WRITE_BUFFER_BYTES };
+  const db = new Local(dbName, level);
+  const catalog = new Local(CATALOG_DB, level);
   const runtime = o.strategy === 'pe'
     ? await createPeRuntime({ checkDoc: docErrors, dataDir: o.dataDir, log })
     : await createRuntime({ checkDoc: docErrors, dataDir: o.dataDir, templateRoots: o.templateRoots ?? [], strategy: o.strategy, log });
@@ -166,7 +173,7 @@ export async function createAgent(o: AgentOptions): Promise<Agent> {
     bundle: { ctx: bundleCtx, spoolDir: own, afterImport: templates.adoptLocal },
   });
   // While a server answers, keep the key parameters of bundles (so a node taken offline can still export).
-  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
+  const learnKey = () => void learnKeyParams(bundleCtx, base, o.user, (url, headers) => requestText(url, { headers, timeoutMs: 10_000 })).then((stored) => stored && log('bundle key parameters learnt from the server')).catch(() => {});
   learnKey();
   const keyTimer = setInterval(learnKey, 3_600_000);
   keyTimer.unref();

@@ -39,6 +39,10 @@ export interface LoopOptions {
 
 export interface PassReport { steps: Step[]; statusWrites: number; skipped?: string }
 
+/** ANYBIOS_TRACE=1: each pass's phases with their times on stderr (as the runtime's start, context.ts). */
+const TRACE = !!process.env.ANYBIOS_TRACE;
+/** How often a pass measures the systems' disk use (status `diskUsed`). */
+const DISK_USAGE_EVERY_MS = 5 * 60_000;
 const SYSTEM_RANGE = { startkey: 'system:', endkey: 'system:\ufff0' };
 const STATUS_RANGE = { startkey: 'status:', endkey: 'status:\ufff0' };
 
@@ -51,19 +55,34 @@ export class Reconciler {
   private waitTimer?: NodeJS.Timeout;
   private savedMemory = '';
   private stopped = false;
+  /** Each system's disk use when last measured (at `diskAt`). */
+  private diskUsed = new Map<string, number | null>();
+  private diskAt = -Infinity;
+  /** Revisions of status documents this loop wrote: their changes need no pass of their own. */
+  private readonly ownStatusRevs = new Set<string>();
   passCount = 0;
 
   constructor(private readonly o: LoopOptions) {}
 
   start(): void {
-    const feed = (db: PouchDB.Database) =>
+    // Changes that cannot alter a plan do not wake a pass: the statuses this loop wrote itself and the
+    // heartbeat (node:<id>). Fewer passes while idle (battery), and none competing with the status's
+    // replication to the server right after an edit.
+    const relevant = (c: PouchDB.Core.ChangesResponseChange<object>) => {
+      const rev = c.changes?.[0]?.rev;
+      if (rev && this.ownStatusRevs.delete(rev)) return false;
+      return !c.id.startsWith('node:');
+    };
+    const feed = (db: PouchDB.Database, filter = false) =>
       fromEventPattern<unknown>(
-        (h) => db.changes({ live: true, since: 'now', return_docs: false }).on('change', h).on('error', (e) => this.o.log(`changes feed: ${String(e)}`)),
+        (h) => db.changes({ live: true, since: 'now', return_docs: false }).on('change', (c) => { if (!filter || relevant(c)) h(c); }).on('error', (e) => this.o.log(`changes feed: ${String(e)}`)),
         (_h, feed: PouchDB.Core.Changes<object>) => feed.cancel(),
       );
     this.subs.push(
-      merge(feed(this.o.db), feed(this.o.catalog), this.kick$, interval(this.o.fullPassMs ?? 30_000))
-        .pipe(auditTime(25))
+      // No debounce beyond one timer tick (auditTime(0)): request() already folds what comes during a
+      // pass into one trailing pass, and an edit's restart should not wait (edit → running, issue 15).
+      merge(feed(this.o.db, true), feed(this.o.catalog), this.kick$, interval(this.o.fullPassMs ?? 30_000))
+        .pipe(auditTime(0))
         .subscribe(() => this.request()),
     );
     this.request();
@@ -97,6 +116,8 @@ export class Reconciler {
   async pass(): Promise<PassReport> {
     const { db, catalog, runtime, memory } = this.o;
     const now = Date.now();
+    const mark = TRACE ? (what: string) => process.stderr.write(`trace pass ${what} ${Date.now() - now}ms\n`) : () => {};
+    mark(`begin at ${now}`);
     // 1. Desired state. Unreadable means do nothing at all (never act on a state we could not read).
     let systemRows: PouchDB.Core.AllDocsResponse<object>['rows'];
     let statusRows: PouchDB.Core.AllDocsResponse<object>['rows'];
@@ -121,8 +142,16 @@ export class Reconciler {
       desired.set(spec.name, { spec: clean as SystemDoc & { _rev: string }, template: gate.template, specErrors: docErrors(clean), conflict: !!_conflicts?.length, ...(gate.blocked ? { blocked: gate.blocked } : {}) });
     }
     this.o.onTemplatesUsed?.([...templates.keys()].sort());
+    mark('read');
     // 2. Observe the machine.
-    const observed = new Map<string, Observed>((await runtime.list()).map((x) => [x.name, x]));
+    // Disk use (a walk of every system's layer: under proot a whole copy of its template) is measured
+    // every DISK_USAGE_EVERY_MS, not on each pass: it is informational, and an edit should not wait on it.
+    const withDisk = now - this.diskAt >= DISK_USAGE_EVERY_MS;
+    const observed = new Map<string, Observed>((await runtime.list({ diskUsage: withDisk })).map((x) => [x.name, x]));
+    if (withDisk) {
+      this.diskAt = now;
+      this.diskUsed = new Map([...observed.values()].map((o) => [o.name, o.diskUsed]));
+    }
     const statuses = new Map<string, StatusDoc>(statusRows.map((r) => [(r.doc as unknown as StatusDoc).name, r.doc as unknown as StatusDoc]));
     // 3. Tombstones: only a known deletion lets the planner remove anything.
     const tombstones = new Set<string>();
@@ -141,6 +170,7 @@ export class Reconciler {
     // 4. Plan (pure) and execute.
     const input: PlanInput = { desired, observed, tombstones, statuses: new Set(statuses.keys()), applied: memory.applied, backoff: memory.backoff, terminal: memory.terminal, now };
     const steps = plan(input);
+    mark('observe+plan');
     const ctx: ExecContext = {
       runtime,
       memory,
@@ -168,11 +198,13 @@ export class Reconciler {
       if (step.action === 'wait') waitUntil = Math.min(waitUntil, step.until);
       await (executors[step.action] as (a: typeof step, c: ExecContext) => Promise<void>)(step, ctx);
     }
+    mark('execute');
     // 5. Statuses, from a fresh observation of what the steps changed.
-    const after = steps.some((s) => s.action !== 'wait' && s.action !== 'adopt') ? new Map((await runtime.list()).map((x) => [x.name, x])) : observed;
+    const after = steps.some((s) => s.action !== 'wait' && s.action !== 'adopt') ? new Map((await runtime.list({ diskUsage: false })).map((x) => [x.name, x])) : observed;
     let statusWrites = 0;
     for (const [name, d] of desired) {
-      const o = after.get(name);
+      const seen = after.get(name);
+      const o = seen && seen.diskUsed === null ? { ...seen, diskUsed: this.diskUsed.get(name) ?? null } : seen;
       const hash = d.template ? runtimeHash(d.spec, d.template) : null;
       const b = memory.backoff.get(name);
       const current = statuses.get(name) ?? null;
@@ -187,14 +219,23 @@ export class Reconciler {
       if (statusChanged(current, next, Date.now())) {
         // The log tail rides along with a write; it never causes one, so it is read only then.
         if (o) next.logTail = (await runtime.logTail(name, 2048).catch(() => '')).slice(-4096);
+        // A system new since the last measure gets its disk use with its first status.
+        if (o && !this.diskUsed.has(name)) {
+          const du = (await runtime.observe(name, { diskUsage: true }).catch(() => null))?.diskUsed ?? null;
+          this.diskUsed.set(name, du);
+          next.diskUsed = du;
+        }
         try {
-          await db.put({ ...next, ...(current?._rev ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
+          const r = await db.put({ ...next, ...(current?._rev ? { _rev: current._rev } : {}) } as PouchDB.Core.PutDocument<object>);
+          if (this.ownStatusRevs.size > 1000) this.ownStatusRevs.clear(); // revisions whose change never came (closed feed)
+          this.ownStatusRevs.add(r.rev);
           statusWrites++;
         } catch (err) {
           this.o.log(`status:${name} not written: ${(err as Error).message}`);
         }
       }
     }
+    mark('statuses');
     await this.o.afterPass?.(desired).catch((err) => this.o.log(`after the pass: ${(err as Error).message}`));
     // 6. Remember, and wake up for the earliest back-off deadline.
     const serialized = serializeMemory(memory);
@@ -208,6 +249,7 @@ export class Reconciler {
       this.waitTimer.unref();
     }
     this.passCount++;
+    mark('end');
     return { steps, statusWrites };
   }
 

@@ -167,19 +167,24 @@ async function writeDoc(w: BundleWriter, db: PouchDB.Database, doc: Doc): Promis
   await w.doc('node', doc);
 }
 
+/** A GET with headers, answering status and body text (the agent passes its own, agent/sync/request.ts). */
+export type HttpGet = (url: string, headers: Record<string, string>) => Promise<{ status: number; text: string }>;
+
+const fetchGet: HttpGet = async (url, headers) => {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, text: await res.text() };
+};
+
 /**
  * Online, the node reads its own `_users` document (CouchDB lets a user read its own) and keeps its key
  * parameters, so it can export bundles later with no server in reach, even if it never imported one.
  * Kept only when they derive, from this node's password, the very key the server holds. Returns
  * whether they were stored.
  */
-export async function learnKeyParams(c: DeviceBundleContext, serverBase: string, user: string): Promise<boolean> {
-  const res = await fetch(`${serverBase}/db/_users/${encodeURIComponent(`org.couchdb.user:${user}`)}`, {
-    headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${c.password}`).toString('base64'), Accept: 'application/json' },
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) return false;
-  const doc = (await res.json()) as Record<string, unknown>;
+export async function learnKeyParams(c: DeviceBundleContext, serverBase: string, user: string, get: HttpGet = fetchGet): Promise<boolean> {
+  const res = await get(`${serverBase}/db/_users/${encodeURIComponent(`org.couchdb.user:${user}`)}`, { Authorization: 'Basic ' + Buffer.from(`${user}:${c.password}`).toString('base64'), Accept: 'application/json' });
+  if (res.status !== 200) return false;
+  const doc = JSON.parse(res.text) as Record<string, unknown>;
   const { params, key } = keyOfUserDoc(doc, c.node);
   if (!(await keyFromPassword(c.password, params, c.node)).equals(key)) return false;
   const state = loadDeviceState(c.statePath);

@@ -18,8 +18,16 @@ const RETRIES = 2;
 
 const retired = new WeakSet<http.Agent>();
 
+/**
+ * TCP keep-alive probes start after this much silence on a socket. Node's default (1 s) sends one every
+ * second on a quiet connection — the radio of a phone kept awake for nothing; the live pull's longpoll
+ * hears the server's heartbeat every 10 s anyway, idle pooled sockets close after CLIENT_IDLE_MS, and the
+ * watchdog finds dead connections (node-sync.ts).
+ */
+const TCP_KEEPALIVE_MS = 30_000;
+
 export function newAgent(url: string): http.Agent {
-  return agentFor(url, { keepAlive: true, timeout: CLIENT_IDLE_MS });
+  return agentFor(url, { keepAlive: true, keepAliveMsecs: TCP_KEEPALIVE_MS, timeout: CLIENT_IDLE_MS });
 }
 
 /** A connection of its own, closed with its response (the watchdog's probes), with the server's TLS trust. */

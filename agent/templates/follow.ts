@@ -7,6 +7,7 @@
 // reached the server again), so a template that was missing arrives the moment the server is back.
 import type { TemplateDoc } from '../../ddocs/schemas/types.ts';
 import { docErrors } from '../../ddocs/validate.ts';
+import { requestText } from '../sync/request.ts';
 import type { AttachmentMeta } from './pull.ts';
 
 export type FollowState = 'starting' | 'live' | 'offline' | 'stopped';
@@ -119,13 +120,13 @@ export class TemplateFollower {
     const guard = setTimeout(() => abort.abort(new Error('the catalog feed did not answer')), pollMs + 15_000);
     try {
       const qs = new URLSearchParams({ feed: this.since === 0 ? 'normal' : 'longpoll', filter: '_doc_ids', include_docs: 'true', since: String(this.since), timeout: String(pollMs) });
-      const res = await fetch(`${this.o.catalogUrl()}/_changes?${qs}`, {
+      const res = await requestText(`${this.o.catalogUrl()}/_changes?${qs}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: 'Basic ' + Buffer.from(`${this.o.auth.username}:${this.o.auth.password}`).toString('base64') },
         body: JSON.stringify({ doc_ids: this.names.map((n) => `template:${n}`) }),
         signal: abort.signal,
       });
-      const text = await res.text();
+      const text = res.text;
       if (res.status !== 200) throw new Error(`_changes answered ${res.status}: ${text.slice(0, 200)}`);
       const body = JSON.parse(text) as { results?: ChangeRow[]; last_seq?: string | number };
       if (gen !== this.generation) return;

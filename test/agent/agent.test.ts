@@ -82,12 +82,14 @@ const until = <T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, m
 const statusOf = (name: string) => getDoc(`status:${name}`);
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 const marker = (name: string) => readFileSync(join(dataDir, 'systems', name, 'upper', 'marker'), 'utf8').trim();
+/** `running` means the system's pid 1 started, not that its first line ran: the marker follows moments later. */
+const markerBecomes = (name: string, want: string) => until(`${name} marker ${want}`, async () => { try { return marker(name); } catch { return ''; } }, (m) => m === want, 5000);
 
 test.serial('spec on the server → running → status on the server; stop; new command → restarted; delete → cleaned', async (t) => {
   const rev1 = await putSpec(spec('web', sleeper('v1')));
   const st1 = await until('web running', () => statusOf('web'), (x) => x?.phase === 'running' && x.observedRev === rev1);
   t.true(alive(st1.pid));
-  t.is(marker('web'), 'v1');
+  t.is(await markerBecomes('web', 'v1'), 'v1');
   // the node's heartbeat is there too
   const nodeDoc = await until('heartbeat', () => getDoc(`node:${node}`), (x) => !!x?.heartbeat);
   t.is(nodeDoc.name, node);
@@ -99,7 +101,7 @@ test.serial('spec on the server → running → status on the server; stop; new 
   const rev3 = await putSpec({ ...(await getDoc('system:web')), state: 'running', command: sleeper('v2') });
   const st3 = await until('web v2 running', () => statusOf('web'), (x) => x?.phase === 'running' && x.observedRev === rev3);
   t.not(st3.pid, st1.pid);
-  t.is(marker('web'), 'v2');
+  t.is(await markerBecomes('web', 'v2'), 'v2');
 
   // a cosmetic change is adopted without a restart
   const rev4 = await putSpec({ ...(await getDoc('system:web')), labels: { tier: 'front' } });
@@ -147,7 +149,7 @@ test.serial('link down: an edit on the device and one on the server both converg
   t.is(marker('srv'), 'b1', 'the server edit cannot arrive while the link is down');
   await proxy.up();
   await until('server edit applied', () => statusOf('srv'), (x) => x?.observedRev === revB2 && x.phase === 'running', 40_000);
-  t.is(marker('srv'), 'b2');
+  t.is(await markerBecomes('srv', 'b2'), 'b2');
   const devOnServer = await until('device edit on the server', () => getDoc('system:dev'), (x) => x?.command?.[2]?.includes('a2'), 40_000);
   await until('device status current on the server', () => statusOf('dev'), (x) => x?.observedRev === devOnServer._rev, 40_000);
   t.falsy(devOnServer._conflicts);

@@ -50,6 +50,7 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
   const paths = ctx.pathsOf(name);
   const s = await readState(paths);
   if (!s) return null;
+  ctx.trace('begin');
   const sup = await liveSupervisor(paths, s);
   if (sup) {
     s.stopRequested = true;
@@ -59,13 +60,20 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
     // Under proot there is no pid namespace to end with the init: once the init has exited, what it
     // left in the supervisor's process group is killed (not proot, which then exits with the init's status).
     const proot = s.launcher === 'proot';
+    // A supervisor this process spawned wakes us the moment it exits (an edit's restart waits here);
+    // others are polled in /proc every 10 ms.
+    const mine = ctx.spawned.get(name);
+    const exited = mine?.wrapperPid === sup.pid ? mine.exited : null;
     const gone = async (ms: number) => {
       const until = Date.now() + ms;
       for (;;) {
         if (!(await isSameProcess(sup.pid, sup.startTime))) return true;
         if (proot && !(init && (await isSameProcess(init.pid, init.startTime)))) await killGroupExcept(sup.pid, [sup.pid, ...(childrenFileSync(sup.pid) ?? [])]);
         if (Date.now() >= until) return false;
-        await sleep(10);
+        if (exited) {
+          mine!.hold(true);
+          await Promise.race([exited, sleep(10)]).finally(() => mine!.hold(false));
+        } else await sleep(10);
       }
     };
     const signal = async (sig: NodeJS.Signals | number) => {
@@ -97,6 +105,7 @@ async function stopLocked(ctx: RuntimeContext, name: string, graceMs: number): P
       }
     }
   }
+  ctx.trace('stop:exited');
   await removeCgroups(s.cgroups);
   if (s.phase === 'starting' || s.phase === 'running' || sup) {
     s.phase = 'stopped';
