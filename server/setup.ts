@@ -48,11 +48,26 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
   for (const name of [...system, CATALOG_DB]) if (await ensureDb(couch, name)) report.created.push(name);
   await couch.request({ db: CATALOG_DB, path: '_security', method: 'PUT', body: CATALOG_SECURITY });
   if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
-  for (const db of await couch.db.list()) {
-    if (!db.startsWith(NODE_DB_PREFIX)) continue;
-    if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
-    const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
-    if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
-  }
+  // A few node databases at a time: one by one, a fleet of 1,000 took seconds before the server listened.
+  const nodeDbs = (await couch.db.list()).filter((db) => db.startsWith(NODE_DB_PREFIX));
+  let next = 0;
+  await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, async () => {
+    while (next < nodeDbs.length) {
+      const db = nodeDbs[next++];
+      await setupNodeDb(couch, db, report).catch((err) => {
+        // Removed since it was listed (`anybios node rm`, another server on the same CouchDB): nothing to set up.
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      });
+    }
+  }));
+  report.ddocsPushed.sort();
   return report;
+}
+
+const SETUP_CONCURRENCY = 8;
+
+async function setupNodeDb(couch: ServerScope, db: string, report: SetupReport): Promise<void> {
+  if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
+  const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
+  if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
 }
