@@ -124,3 +124,15 @@ export async function call(base: string, path: string, init: RequestInit & { aut
   }
   return { status: res.status, body: parsed, headers: res.headers, text };
 }
+
+/**
+ * Whether users with `role` read their own `_users` document. Always on the embedded server; on Apache
+ * CouchDB 3.x only when `_users/_security` admits the role (its default is admin-only; anybios's setup
+ * adds node and operator when `[couchdb] users_db_security_editable = true`).
+ */
+export async function ownUserDocReadable(server: TestServer, role: string): Promise<boolean> {
+  if (!external) return true;
+  const sec = await call(server.couchUrl, '/_users/_security', { auth: server.adminAuth });
+  const members = sec.body?.members ?? {};
+  return (!members.names?.length && !members.roles?.length) || !!members.roles?.includes(role);
+}

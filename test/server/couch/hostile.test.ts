@@ -154,15 +154,23 @@ hostile('form-encoded body on a JSON endpoint', async (t) => {
 hostile('multipart body', async (t) => {
   const boundary = 'xyzzy';
   const body = `--${boundary}\r\nContent-Type: application/json\r\n\r\n{"a":1}\r\n--${boundary}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--`;
+  if (external) {
+    // Apache CouchDB 3.5 parses multipart/related itself: it waits for more of the first body (no answer
+    // until its own timeout) and answers the second 500 {"error":"error","reason":"{{nocatch,<<\"expected
+    // more data\">>}…"}. Our forwarding must pass that on and stay up (the `hostile` wrapper checks).
+    const bounded = { signal: AbortSignal.timeout(3000) };
+    const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body, ...bounded }).catch(() => null);
+    const r2 = await couch(`/${db}/multipart2`, { method: 'PUT', auth: A(), headers: { 'Content-Type': 'multipart/related; boundary=nope' }, body: 'garbage without any boundary', signal: AbortSignal.timeout(10_000) });
+    t.true(r === null || r.status >= 400, `${r?.status}`);
+    t.true(r2.status >= 400, `${r2.status}`);
+    t.not(r2.body?.error, 'bad_gateway', 'an answer from CouchDB, not from our forwarding');
+    t.is((await couch(`/${db}/multipart`, { auth: A() })).status, 404, 'nothing stored');
+    return;
+  }
   const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body });
   const r2 = await couch(`/${db}/multipart2`, { method: 'PUT', auth: A(), headers: { 'Content-Type': 'multipart/related; boundary=nope' }, body: 'garbage without any boundary' });
-  if (external) {
-    // CouchDB parses multipart/related document bodies itself: it must answer, not fail.
-    t.true(r.status < 500 && r2.status >= 400 && r2.status < 500, `${r.status} ${r2.status}`);
-  } else {
-    isError(t, r, 415, { error: 'bad_content_type' });
-    isError(t, r2, 415);
-  }
+  isError(t, r, 415, { error: 'bad_content_type' });
+  isError(t, r2, 415);
 });
 
 hostile('declared Content-Length over the body limit, no body sent', async (t) => {
@@ -557,15 +565,19 @@ hostile('bad Basic auth header', async (t) => {
   }
 });
 
+// Apache CouchDB locks a user name out per client IP after repeated wrong passwords ([chttpd_auth_lockout],
+// on by default): on a shared CouchDB the admin's name is never tried with a wrong password, a throwaway one is.
+const adminName = () => (external ? uniq('not-the-admin') : 'admin');
+
 hostile('wrong password (admin and user)', async (t) => {
-  isError(t, await couch(`/${db}`, { auth: basic('admin', 'wrong-password') }), 401, { error: 'unauthorized', sameOnCouch: true });
+  isError(t, await couch(`/${db}`, { auth: basic(adminName(), 'wrong-password') }), 401, { error: 'unauthorized', sameOnCouch: true });
   isError(t, await couch(`/${db}`, { auth: basic(nodeUser, 'wrong-password') }), 401, { sameOnCouch: true });
   isError(t, await couch('/_session', { method: 'POST', json: { name: nodeUser, password: 'wrong' } }), 401, { sameOnCouch: true });
   isError(t, await couch('/_session', { method: 'POST', json: { name: 5, password: [] } }), [400, 401]);
 });
 
 hostile('cookie garbage and forged sessions', async (t) => {
-  const forged = Buffer.from(`admin:${(Math.floor(Date.now() / 1000) + 3600).toString(16)}:AAAA`).toString('base64url');
+  const forged = Buffer.from(`${adminName()}:${(Math.floor(Date.now() / 1000) + 3600).toString(16)}:AAAA`).toString('base64url');
   for (const cookie of ['AuthSession=garbage!!', 'AuthSession=', `AuthSession=${forged}`, 'AuthSession=' + 'A'.repeat(4000), ';;;==;AuthSession']) {
     const r = await couch(`/${db}`, { headers: { Cookie: cookie } });
     isError(t, r, 401);
