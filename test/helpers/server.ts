@@ -52,7 +52,9 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   let exited = false;
   proc.on('exit', () => (exited = true));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
+    // On a shared Apache CouchDB, setup walks every node database there (a fleet bench's too).
+    const startMs = ext ? 90_000 : 30_000;
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${startMs / 1000} s:\n${out}`)), startMs);
     const check = () => {
       const m = /anybios ready on (https?:\/\/[^\s]+)/.exec(out);
       if (m) {
