@@ -20,8 +20,12 @@ test('forwardedFor appends the caller\'s own address to what it sent', (t) => {
 function get(base: string, path: string, from: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get(`${base}${path}`, { localAddress: from, headers, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        if ((res.statusCode ?? 0) >= 500) console.log(`${path}: ${res.statusCode} ${body.slice(0, 500)}`);
+        resolve(res.statusCode ?? 0);
+      });
     });
     req.on('error', reject);
   });
