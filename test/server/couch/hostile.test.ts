@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { addNode, removeNode } from '../../../server/nodes.ts';
-import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { basic, call, external, ownUserDocReadable, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 import { parseResponse, type RawResponse } from '../../helpers/raw-http.ts';
 
 let server: TestServer;
@@ -48,14 +48,23 @@ type Res = Awaited<ReturnType<typeof call>>;
 const couch = (path: string, init: Parameters<typeof call>[2] = {}) => call(server.couchUrl, path, init);
 
 /**
- * A CouchDB error answer: `status` (one of) on the embedded server; on external CouchDB any 4xx (its
- * exact codes differ in places) unless `sameOnCouch`. Always `{error, reason}` strings.
+ * A CouchDB error answer: `status` (one of) on the embedded server, with `{error, reason}` strings. On
+ * Apache CouchDB (COUCH_URL) the answer is CouchDB's own unless `sameOnCouch`: what is checked there is
+ * that our forwarding relays it (no 502 of ours) and stays up (the `hostile` wrapper). CouchDB 3.5.0
+ * answers some of these inputs in its own ways, checked by hand: 500 `badarg` for `limit=abc` and a
+ * `Basic !!!!` header, 500 `function_clause` for malformed `_bulk_get`/`_revs_diff` bodies, 500
+ * `no_majority` for a member's `_security` write, 200 for `limit=-1` and nonsense booleans, 201 for
+ * unknown `_`-members it drops, a bare 400 without a body for an over-long URL or document id.
  */
 function isError(t: ExecutionContext, r: Res, status: number | number[], opts: { error?: string; sameOnCouch?: boolean } = {}): void {
   const statuses = Array.isArray(status) ? status : [status];
   const why = `${r.status} ${r.text.slice(0, 300)}`;
-  if (!external || opts.sameOnCouch) t.true(statuses.includes(r.status), `expected ${statuses.join('/')}, got ${why}`);
-  else t.true(r.status >= 400 && r.status < 500, `expected a 4xx, got ${why}`);
+  if (external && !opts.sameOnCouch) {
+    t.not(r.status, 502, `our forwarding failed: ${why}`);
+    t.not(r.body?.error, 'bad_gateway', why);
+    return;
+  }
+  t.true(statuses.includes(r.status), `expected ${statuses.join('/')}, got ${why}`);
   t.is(typeof r.body?.error, 'string', why);
   t.is(typeof r.body?.reason, 'string', why);
   // The exact error names are our layer's; CouchDB's may differ.
@@ -156,7 +165,7 @@ hostile('multipart body', async (t) => {
   const body = `--${boundary}\r\nContent-Type: application/json\r\n\r\n{"a":1}\r\n--${boundary}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--`;
   if (external) {
     // Apache CouchDB 3.5 parses multipart/related itself: it waits for more of the first body (no answer
-    // until its own timeout) and answers the second 500 {"error":"error","reason":"{{nocatch,<<\"expected
+    // until its own timeout; a cluster stored its JSON part) and answers the second 500 {"error":"error","reason":"{{nocatch,<<\"expected
     // more data\">>}…"}. Our forwarding must pass that on and stay up (the `hostile` wrapper checks).
     const bounded = { signal: AbortSignal.timeout(3000) };
     const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body, ...bounded }).catch(() => null);
@@ -164,7 +173,6 @@ hostile('multipart body', async (t) => {
     t.true(r === null || r.status >= 400, `${r?.status}`);
     t.true(r2.status >= 400, `${r2.status}`);
     t.not(r2.body?.error, 'bad_gateway', 'an answer from CouchDB, not from our forwarding');
-    t.is((await couch(`/${db}/multipart`, { auth: A() })).status, 404, 'nothing stored');
     return;
   }
   const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body });
@@ -465,8 +473,11 @@ hostile('malformed _revisions with new_edits=false (crashed PouchDB)', async (t)
     const r = await couch(`/${db}/revs-bad?new_edits=false`, { method: 'PUT', auth: A(), json: { _rev: '1-abc', _revisions } });
     isError(t, r, 400, { error: 'doc_validation' });
     const b = await couch(`/${db}/_bulk_docs`, { method: 'POST', auth: A(), json: { docs: [{ _id: 'revs-bad', _rev: '1-abc', _revisions }], new_edits: false } });
-    t.true(b.status === 201 || (b.status >= 400 && b.status < 500), `${b.status}`);
-    if (b.status === 201) t.is(b.body[0]?.error, 'doc_validation');
+    if (external) t.not(b.status, 502, b.text); // CouchDB 3.5.0: 500 for some of these; nothing stored (below)
+    else {
+      t.true(b.status === 201 || (b.status >= 400 && b.status < 500), `${b.status}`);
+      if (b.status === 201) t.is(b.body[0]?.error, 'doc_validation');
+    }
   }
   // Nothing was stored, and the database still reads.
   t.is((await couch(`/${db}/revs-bad`, { auth: A() })).status, 404);
@@ -605,8 +616,10 @@ hostile('_users write by a non-admin', async (t) => {
   const r = await couch(`/_users/org.couchdb.user:${other}`, { method: 'PUT', auth: nodeAuth, json: { _id: `org.couchdb.user:${other}`, type: 'user', name: other, roles: ['_admin'], password: 'password123' } });
   isError(t, r, 403, { sameOnCouch: true });
   const own = await couch(`/_users/org.couchdb.user:${nodeUser}`, { auth: nodeAuth });
-  t.is(own.status, 200, own.text);
-  const esc = await couch(`/_users/org.couchdb.user:${nodeUser}`, { method: 'PUT', auth: nodeAuth, json: { ...own.body, roles: ['node', 'operator'] } });
+  const readable = await ownUserDocReadable(server, 'node');
+  t.is(own.status, readable ? 200 : 403, own.text); // 403: CouchDB's stock admin-only _users
+  const mine = readable ? own.body : { _id: `org.couchdb.user:${nodeUser}`, type: 'user', name: nodeUser };
+  const esc = await couch(`/_users/org.couchdb.user:${nodeUser}`, { method: 'PUT', auth: nodeAuth, json: { ...mine, roles: ['node', 'operator'] } });
   isError(t, esc, 403, { sameOnCouch: true });
   const bulk = await couch('/_users/_bulk_docs', { method: 'POST', auth: nodeAuth, json: { docs: [{ _id: `org.couchdb.user:${other}`, type: 'user', name: other, roles: ['_admin'], password: 'password123' }] } });
   // refused as a whole, or per document (CouchDB runs _users' validation per document)
