@@ -479,8 +479,8 @@ hostile('malformed _revisions with new_edits=false (crashed PouchDB)', async (t)
       if (b.status === 201) t.is(b.body[0]?.error, 'doc_validation');
     }
   }
-  // Nothing was stored, and the database still reads.
-  t.is((await couch(`/${db}/revs-bad`, { auth: A() })).status, 404);
+  // Nothing was stored (CouchDB 3.5.0 stores `{start: 1, ids: ['a', 'b']}` with `_rev: 1-abc` as 1-a), and the database still reads.
+  if (!external) t.is((await couch(`/${db}/revs-bad`, { auth: A() })).status, 404);
   t.is((await couch(`/${db}/_changes?style=all_docs`, { auth: A() })).status, 200);
 });
 
@@ -497,7 +497,8 @@ hostile('malformed _attachments and special members', async (t) => {
     const r = await couch(`/${db}/bad-special`, { method: 'PUT', auth: A(), json: body });
     isError(t, r, 400);
   }
-  t.is((await couch(`/${db}/bad-special`, { auth: A() })).status, 404);
+  // CouchDB 3.5.0 stores `_attachments: {'a.txt': null}` (as no attachment) and refuses the others.
+  if (!external) t.is((await couch(`/${db}/bad-special`, { auth: A() })).status, 404);
 });
 
 hostile('attachment PUT with a bad rev', async (t) => {
