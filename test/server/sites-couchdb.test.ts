@@ -56,11 +56,14 @@ test.serial('link from a COUCH_URL site to an embedded one: _replicator document
   const c2 = await addNode(A.admin, n2);
   await until(`${n2} reads its database at B`, () => call(B.couchUrl, `/anybios-node-${n2}`, { auth: basic(c2.user, c2.password) }), (r) => r.status === 200);
 
-  // The documents, their states in _scheduler/docs, and the link's status.
-  const docs = (await A.admin.use('_replicator').list({ startkey: `anybios-site-${linkId}-`, endkey: `anybios-site-${linkId}-\ufff0` })).rows.map((r) => r.id);
-  for (const db of ['anybios', '_users', `anybios-node-${n1}`, `anybios-node-${n2}`]) {
-    for (const dir of ['push', 'pull']) t.true(docs.includes(`anybios-site-${linkId}-${dir}-${db}`), `${dir} ${db}: ${docs.join(' ')}`);
-  }
+  // The documents (a new database is made at the other side first, its documents follow), their
+  // states in _scheduler/docs, and the link's status.
+  const linkDocs = async () => (await A.admin.use('_replicator').list({ startkey: `anybios-site-${linkId}-`, endkey: `anybios-site-${linkId}-\ufff0` })).rows.map((r) => r.id);
+  const expected = ['anybios', '_users', `anybios-node-${n1}`, `anybios-node-${n2}`].flatMap((db) => ['push', 'pull'].map((dir) => `anybios-site-${linkId}-${dir}-${db}`));
+  const docs = await until('the link\'s _replicator documents', linkDocs, (ids) => expected.every((id) => ids.includes(id)));
+  t.true(expected.every((id) => docs.includes(id)), docs.join(' '));
+  t.is((await api(A, `/nodes/${n2}/systems`, { method: 'POST', json: app('web-n2') })).status, 201);
+  await until('web-n2 at B', () => hasDoc(B, `anybios-node-${n2}`, 'system:web-n2'), (r) => r.status === 200);
   const status = await until('link up and in sync', () => api(A, '/sites'), (r) => r.status === 200 && r.body[0]?.state === 'up' && r.body[0]?.pending === 0 && !!r.body[0]?.lastSync);
   t.is(status.body[0].lastError, null);
 
