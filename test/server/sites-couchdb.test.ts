@@ -16,6 +16,7 @@ const MAX_FOREIGN_NODE_DBS = 50;
 
 test.serial('link from a COUCH_URL site to an embedded one: _replicator documents run by CouchDB, both ways, unlink', async (t) => {
   if (!external) return t.pass('COUCH_URL only (the embedded side is test/server/sites.test.ts)');
+  t.timeout(600_000); // CouchDB's replicator starts jobs with up to 5 s of jitter each ([replicator] startup_jitter)
   const servers: TestServer[] = [];
   const made: string[] = [];
   t.teardown(async () => {
