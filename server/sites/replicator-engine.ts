@@ -1,5 +1,5 @@
 // Replication on an external Apache CouchDB (COUCH_URL): CouchDB's own replicator does the work. One
-// `_replicator` document per database and direction (`continuous: true`, `create_target: true`, the
+// `_replicator` document per database and direction (`continuous: true`, no `create_target`, the
 // credentials in Authorization headers), named `anybios-site-<link>-<push|pull>-<db>`; the state of each
 // comes from `_scheduler/docs/_replicator`. CouchDB restarts crashed jobs with its own back-off and keeps
 // them across restarts, so stopping our server leaves them running; unlinking deletes them.
@@ -72,7 +72,8 @@ export class ReplicatorEngine {
       source: this.endpoint(from, db),
       target: this.endpoint(to, db),
       continuous: true,
-      create_target: true,
+      // No create_target: the link makes a database at the other side before replicating into it, and a
+      // continuous job told to create its target brought back a node database removed at either side.
       ...(db === '_users' ? { selector: NODE_USERS_SELECTOR } : {}),
       anybios_site: { link: this.opts.linkId, db, dir },
     };

@@ -19,7 +19,14 @@ test.serial('link from a COUCH_URL site to an embedded one: _replicator document
   t.timeout(600_000); // CouchDB's replicator starts jobs with up to 5 s of jitter each ([replicator] startup_jitter)
   const servers: TestServer[] = [];
   const made: string[] = [];
+  let linkId = '';
   t.teardown(async () => {
+    // The link's jobs first (they outlive our server in CouchDB), then the nodes, then the servers.
+    if (linkId) {
+      const users = servers[0].admin.use('_replicator');
+      const rows = await users.list({ startkey: `anybios-site-${linkId}-`, endkey: `anybios-site-${linkId}-\ufff0` }).catch(() => ({ rows: [] as { id: string; value: { rev: string } }[] }));
+      for (const r of rows.rows) await users.destroy(r.id, r.value.rev).catch(() => {});
+    }
     for (const id of made) await removeNode(servers[0].admin, id).catch(() => {});
     for (const s of servers) await s.stop().catch(() => {});
     for (const s of servers) removeDataDir(s.dataDir);
@@ -38,7 +45,7 @@ test.serial('link from a COUCH_URL site to an embedded one: _replicator document
 
   const linked = await api(A, '/sites', { method: 'POST', json: { url: B.url, user: 'admin', password: 'site-b-admin-password' } });
   t.true(linked.status === 201 || linked.status === 200, linked.text);
-  const linkId = linked.body.id as string;
+  linkId = linked.body.id as string;
   t.is(linked.body.mode, 'replicator');
 
   // CouchDB's replicator pushes A's node database, its _security and its user to B.
@@ -67,6 +74,11 @@ test.serial('link from a COUCH_URL site to an embedded one: _replicator document
   await until('web-n2 at B', () => hasDoc(B, `anybios-node-${n2}`, 'system:web-n2'), (r) => r.status === 200);
   const status = await until('link up and in sync', () => api(A, '/sites'), (r) => r.status === 200 && r.body[0]?.state === 'up' && r.body[0]?.pending === 0 && !!r.body[0]?.lastSync);
   t.is(status.body[0].lastError, null);
+
+  // A node removed at A while linked stays removed (no job brings its database back).
+  await removeNode(A.admin, n2);
+  await new Promise((r) => setTimeout(r, 8000));
+  t.is((await call(A.couchUrl, `/anybios-node-${n2}`, { auth: A.adminAuth })).status, 404, 'not brought back by the link');
 
   // Unlink: the documents go, and writes stay where they are made.
   t.is((await api(A, `/sites/${linkId}`, { method: 'DELETE' })).status, 200);
