@@ -210,6 +210,7 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
   let setup: SetupReport;
   try {
     setup = await setupCouch(admin, { external: !!opts.couchUrl });
+    for (const warning of setup.warnings) log(`warning: ${warning}`);
   } catch (err) {
     await close();
     throw new Error(`setting up CouchDB at ${opts.couchUrl ? new URL(opts.couchUrl).host : couchUrl} failed: ${(err as Error).message}`, { cause: err });
@@ -247,9 +248,10 @@ export async function createServer(opts: ServerOptions): Promise<AnybiosServer> 
     tls: transport.tls,
     internalUrl,
     couchUrl: `${url}/db`,
-    adminName,
-    adminPassword: opts.couchUrl ? new URL(opts.couchUrl).password : secrets.adminPassword,
-    passwordGenerated: secrets.generated,
+    adminName: opts.couchUrl ? decodeURIComponent(new URL(opts.couchUrl).username) : adminName,
+    adminPassword: opts.couchUrl ? decodeURIComponent(new URL(opts.couchUrl).password) : secrets.adminPassword,
+    // With COUCH_URL the admin is CouchDB's: a password generated into the data dir is nobody's (and printing it would print COUCH_URL's).
+    passwordGenerated: opts.couchUrl ? false : secrets.generated,
     passwordFile: secrets.passwordFile,
     admin,
     setup,

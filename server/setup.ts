@@ -38,15 +38,17 @@ export async function pushDesignDoc(couch: ServerScope, db: string, kind: DbKind
 type Part = { names?: unknown[]; roles?: unknown[] };
 const isEmpty = (p: Part | undefined) => !p || (!p.names?.length && !p.roles?.length);
 
-export interface SetupReport { created: string[]; ddocsPushed: string[] }
+/** `warnings`: what an external CouchDB's configuration keeps from working (the server logs them). */
+export interface SetupReport { created: string[]; ddocsPushed: string[]; warnings: string[] }
 
 export async function setupCouch(couch: ServerScope, opts: { external?: boolean } = {}): Promise<SetupReport> {
-  const report: SetupReport = { created: [], ddocsPushed: [] };
+  const report: SetupReport = { created: [], ddocsPushed: [], warnings: [] };
   // Apache CouchDB serves _db_updates (which the fleet index follows) only once _global_changes exists;
   // a single-node setup does not create it. The embedded server has its own _db_updates.
   const system = opts.external ? ['_users', '_global_changes'] : ['_users'];
   for (const name of [...system, CATALOG_DB]) if (await ensureDb(couch, name)) report.created.push(name);
   await couch.request({ db: CATALOG_DB, path: '_security', method: 'PUT', body: CATALOG_SECURITY });
+  if (opts.external) await admitUsersToOwnDocs(couch, report);
   if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
   // A few node databases at a time: one by one, a fleet of 1,000 took seconds before the server listened.
   const nodeDbs = (await couch.db.list()).filter((db) => db.startsWith(NODE_DB_PREFIX));
@@ -54,14 +56,10 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
   await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, async () => {
     while (next < nodeDbs.length) {
       const db = nodeDbs[next++];
-      try {
-        if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
-        const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
-        if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
-      } catch (err) {
-        // A node removed while we started (listed, then deleted) is not a reason to refuse to start.
+      await setupNodeDb(couch, db, report).catch((err) => {
+        // Removed since it was listed (`anybios node rm`, another server on the same CouchDB): nothing to set up.
         if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-      }
+      });
     }
   }));
   report.ddocsPushed.sort();
@@ -69,3 +67,37 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
 }
 
 const SETUP_CONCURRENCY = 8;
+
+async function setupNodeDb(couch: ServerScope, db: string, report: SetupReport): Promise<void> {
+  if (await pushDesignDoc(couch, db, 'node')) report.ddocsPushed.push(db);
+  const sec = (await couch.request({ db, path: '_security' })) as { admins?: Part; members?: Part };
+  if (isEmpty(sec.admins) && isEmpty(sec.members)) await couch.request({ db, path: '_security', method: 'PUT', body: nodeSecurity(db.slice(NODE_DB_PREFIX.length)) });
+}
+
+/** The roles whose users read and update their own `_users` document (node credential rotation, passwords). */
+export const USERS_DB_MEMBER_ROLES = ['node', 'operator'];
+
+/**
+ * Apache CouchDB 3.x creates `_users` admin-only (`default_security = admin_only`): a node cannot read
+ * its own user document, so `anybios node rotate` never reaches it. Members still see only their own
+ * document there (CouchDB's `_users` rules), so the node and operator roles are added to CouchDB's
+ * default; a `_security` an operator customised is left alone. CouchDB refuses the write unless
+ * `[couchdb] users_db_security_editable = true`: then a warning says so (docs/production.md).
+ */
+async function admitUsersToOwnDocs(couch: ServerScope, report: SetupReport): Promise<void> {
+  const sec = (await couch.request({ db: '_users', path: '_security' })) as { admins?: Part; members?: Part };
+  const roles = (sec.members?.roles ?? []) as unknown[];
+  if (isEmpty(sec.members) || USERS_DB_MEMBER_ROLES.every((r) => roles.includes(r))) return;
+  const stock = !sec.members?.names?.length && roles.length === 1 && roles[0] === '_admin';
+  const why = 'nodes cannot read their own _users document, so `anybios node rotate` will not reach them';
+  if (!stock) {
+    report.warnings.push(`_users/_security was customised and does not admit the roles ${USERS_DB_MEMBER_ROLES.join(', ')}: ${why}`);
+    return;
+  }
+  try {
+    await couch.request({ db: '_users', path: '_security', method: 'PUT', body: { ...sec, members: { names: [], roles: ['_admin', ...USERS_DB_MEMBER_ROLES] } } });
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 403) throw err;
+    report.warnings.push(`CouchDB refused to change _users/_security ([couchdb] users_db_security_editable = false): ${why}; set it to true and restart anybios`);
+  }
+}

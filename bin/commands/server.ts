@@ -84,7 +84,9 @@ export function printAccess(server: AnybiosServer): void {
   if (server.tls) console.log(`TLS certificate SHA-256 fingerprint: ${server.tls.fingerprint}`);
   if (server.passwordGenerated) {
     console.log(`Admin user "admin", password (shown once; kept in ${server.passwordFile}, mode 0600):\n  ${server.adminPassword}`);
-  } else if (!process.env.COUCH_URL) {
+  } else if (process.env.COUCH_URL) {
+    console.log('Log in as an admin of the CouchDB at COUCH_URL');
+  } else {
     console.log(`Log in as "admin"; the password is in ${process.env.ANYBIOS_ADMIN_PASSWORD ? 'ANYBIOS_ADMIN_PASSWORD' : server.passwordFile}`);
   }
 }

@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import type { ServerScope } from 'nano';
 import nano, { type Configuration } from 'nano';
 import { ApiError } from './errors.ts';
+import { forwardedFor } from '../couch/proxy.ts';
 
 export interface Caller {
   name: string;
@@ -26,6 +27,8 @@ export class Callers {
     if (req.headers.authorization) h.authorization = req.headers.authorization;
     const cookie = /(?:^|;\s*)AuthSession=([^;]*)/.exec(req.headers.cookie ?? '');
     if (cookie) h.cookie = `AuthSession=${cookie[1]}`;
+    // Apache CouchDB's lockout counts wrong passwords per caller address (see forwardedFor).
+    h['x-forwarded-for'] = forwardedFor(req);
     return h;
   }
 
@@ -45,6 +48,8 @@ export class Callers {
       session = (await couch.request({ path: '_session' })) as typeof session;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 401) throw new ApiError(401, 'unauthorized', 'name or password is incorrect');
+      // Apache CouchDB's lockout after repeated wrong passwords from this caller ([chttpd_auth_lockout]).
+      if ((err as { statusCode?: number }).statusCode === 403) throw new ApiError(403, 'forbidden', (err as Error).message || 'refused by CouchDB');
       throw err;
     }
     const u = session.userCtx;

@@ -17,6 +17,7 @@ export function createCouchProxy(couchUrl: string): (req: IncomingMessage, res: 
     res.on('error', () => {});
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    headers['x-forwarded-for'] = forwardedFor(req);
     const upstream = (target.protocol === 'https:' ? https : http).request(
       { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: base + (req.url ?? '/'), headers, agent },
       (up) => {
@@ -34,4 +35,17 @@ export function createCouchProxy(couchUrl: string): (req: IncomingMessage, res: 
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);
   };
+}
+
+/**
+ * Apache CouchDB's lockout ([chttpd_auth_lockout]) counts wrong passwords per user name and client
+ * address, and from a loopback or private peer (as this server usually is) it takes that address from
+ * the last X-Forwarded-For entry. Appending the caller's own address counts every caller as itself: one
+ * caller's wrong passwords no longer lock a name out for everyone behind us (this server's own admin
+ * client included), and an X-Forwarded-For a caller sends cannot pose as another address.
+ */
+export function forwardedFor(req: IncomingMessage): string {
+  const prior = [req.headers['x-forwarded-for'] ?? []].flat().join(', ');
+  const own = (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+  return prior ? `${prior}, ${own}` : own;
 }

@@ -1,9 +1,11 @@
 // Site links on both back ends: CouchDB's replicator does the work — the embedded server's own
 // (server/couch/embedded/replicator/) or Apache CouchDB's (COUCH_URL). One `_replicator` document per
-// database and direction (`continuous: true`, `create_target: true`, the credentials in Authorization
-// headers), named `anybios-site-<link>-<push|pull>-<db>`; the state of each comes from
-// `_scheduler/docs/_replicator`. The replicator restarts crashed jobs with its own back-off and brings
-// them back after a restart, each from its checkpoints; unlinking deletes the documents.
+// database and direction (`continuous: true`, no `create_target`: a job must not recreate a node
+// database deleted meanwhile; the credentials in Authorization headers), named
+// `anybios-site-<link>-<push|pull>-<db>`; the state of each comes from `_scheduler/docs/_replicator`.
+// The replicator restarts crashed jobs with its own back-off and brings them back after a restart, each
+// from its checkpoints; unlinking deletes the documents. Run against Apache CouchDB 3.5.0 (single node
+// and a 3-node cluster: test/server/sites-couchdb.test.ts with COUCH_URL).
 import { createHash } from 'node:crypto';
 import { CouchHttp, CouchHttpError, basicHeader } from './couch-http.ts';
 import { NODE_USERS_SELECTOR, describe, type Direction, type LaneStatus } from './lane.ts';
@@ -13,7 +15,20 @@ interface SchedulerDoc {
   state: 'initializing' | 'running' | 'pending' | 'crashing' | 'error' | 'failed' | 'completed' | string;
   error_count?: number;
   last_updated?: string;
-  info?: { changes_pending?: number | null; docs_written?: number; doc_write_failures?: number; error?: string } | null;
+  info?: { changes_pending?: number | null; docs_written?: number; doc_write_failures?: number; error?: string; source_seq?: unknown; through_seq?: unknown } | null;
+}
+
+/**
+ * Changes a job has still to replicate. Apache CouchDB 3.5 leaves `changes_pending` null on a running
+ * job until it has a figure (seen on caught-up continuous jobs): one whose `through_seq` has reached the
+ * source's `source_seq` has none; otherwise the number is unknown (null), never taken for 0.
+ */
+function pendingOf(s: SchedulerDoc | undefined): number | null {
+  const info = s?.info;
+  if (!info) return null;
+  if (typeof info.changes_pending === 'number') return info.changes_pending;
+  if (s!.state === 'running' && info.source_seq !== undefined && JSON.stringify(info.through_seq) === JSON.stringify(info.source_seq)) return 0;
+  return null;
 }
 
 interface Job { db: string; dir: Direction; id: string; hash: string; seen?: SchedulerDoc; caughtUpAt: number | null }
@@ -55,7 +70,8 @@ export class ReplicatorEngine {
       source: this.endpoint(from, db),
       target: this.endpoint(to, db),
       continuous: true,
-      create_target: true,
+      // No create_target: the link makes a database at the other side before replicating into it, and a
+      // continuous job told to create its target brought back a node database removed at either side.
       ...(db === '_users' ? { selector: NODE_USERS_SELECTOR } : {}),
       anybios_site: { link: this.opts.linkId, db, dir },
     };
@@ -126,14 +142,14 @@ export class ReplicatorEngine {
         const job = this.jobs.get(d.doc_id);
         if (!job) continue;
         job.seen = d;
-        if (d.state === 'running' && (d.info?.changes_pending ?? 0) === 0) job.caughtUpAt = now;
+        if (d.state === 'running' && pendingOf(d) === 0) job.caughtUpAt = now;
       }
       if (page.docs.length < 500) break;
     }
   }
 
   settled(): boolean {
-    for (const j of this.jobs.values()) if (!j.seen || j.seen.state !== 'running' || (j.seen.info?.changes_pending ?? 0) > 0) return false;
+    for (const j of this.jobs.values()) if (!j.seen || j.seen.state !== 'running' || pendingOf(j.seen) !== 0) return false;
     return true;
   }
 
@@ -146,9 +162,9 @@ export class ReplicatorEngine {
     if (!j) return null;
     const s = j.seen;
     const failed = !!s && ['crashing', 'error', 'failed'].includes(s.state);
-    const pending = s?.info?.changes_pending ?? null;
+    const pending = pendingOf(s);
     return {
-      state: !s ? 'waiting' : failed ? 'error' : s.state === 'running' ? (pending ? 'syncing' : 'idle') : 'waiting',
+      state: !s ? 'waiting' : failed ? 'error' : s.state === 'running' ? (pending === 0 ? 'idle' : 'syncing') : 'waiting',
       pending,
       lastSync: j.caughtUpAt ? new Date(j.caughtUpAt).toISOString() : null,
       lastError: failed ? `${s!.state}: ${s!.info?.error ?? describe(s)}` : null,

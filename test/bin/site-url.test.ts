@@ -19,8 +19,10 @@ const sockets: Socket[] = [];
 
 test.before(async () => {
   // One after the other, so that one failing to start leaves the other assigned and stopped in after.always.
-  A = await startServer();
-  B = await startServer({ env: { ANYBIOS_ADMIN_PASSWORD: B_PASSWORD } });
+  // Both embedded, also with COUCH_URL: B needs its own admin password (on one CouchDB both would share
+  // its admin, and A would link to itself), and what is tested is the CLI's handling of the URL.
+  A = await startServer({ embedded: true });
+  B = await startServer({ env: { ANYBIOS_ADMIN_PASSWORD: B_PASSWORD }, embedded: true });
   // A "server" that accepts and never answers: the CLI waits on it, so its command line can be read.
   hang = createServer((s) => { sockets.push(s); s.on('error', () => {}); });
   await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));

@@ -13,7 +13,7 @@ import { exportNodeBundle, importNodeBundle } from '../../bundle/server.ts';
 import { exportFromDevice, importOnDevice, learnKeyParams, type DeviceBundleContext } from '../../bundle/device.ts';
 import { BundleWriter } from '../../bundle/format.ts';
 import { keyFromPassword } from '../../bundle/key.ts';
-import { call, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
+import { call, ownUserDocReadable, removeDataDir, startServer, uniq, type TestServer } from '../helpers/server.ts';
 
 let s: TestServer;
 let http: CouchHttp;
@@ -272,6 +272,13 @@ test.serial('node → server: status and heartbeat come back; the server applies
   await t.throwsAsync(deviceExport(d), { message: /import a bundle from the server first/ });
   // Online once, the node learns its key parameters from its own _users document (only if they fit its password).
   t.false(await learnKeyParams({ ...d, password: 'wrong' }, s.url, `node-${A}`));
+  if (!(await ownUserDocReadable(s, 'node'))) {
+    // Apache CouchDB's stock admin-only _users (users_db_security_editable = false): the node cannot read
+    // its user document, so it never learns its key and cannot export (docs/production.md).
+    t.false(await learnKeyParams(d, s.url, `node-${A}`));
+    await t.throwsAsync(deviceExport(d), { message: /import a bundle from the server first/ });
+    return;
+  }
   t.true(await learnKeyParams(d, s.url, `node-${A}`));
   t.false(await learnKeyParams(d, s.url, `node-${A}`), 'nothing new the second time');
   t.is((await deviceExport(d)).docs, 0, 'it can export now (nothing to say yet)');

@@ -55,7 +55,9 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   let exited = false;
   proc.on('exit', () => (exited = true));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
+    // On a shared Apache CouchDB, setup walks every node database there (a fleet bench's too).
+    const startMs = ext ? 90_000 : 30_000;
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${startMs / 1000} s:\n${out}`)), startMs);
     const check = () => {
       const m = /anybios ready on (https?:\/\/[^\s]+)/.exec(out);
       if (m) {
@@ -126,4 +128,16 @@ export async function call(base: string, path: string, init: RequestInit & { aut
     // not JSON: keep the text
   }
   return { status: res.status, body: parsed, headers: res.headers, text };
+}
+
+/**
+ * Whether users with `role` read their own `_users` document. Always on the embedded server; on Apache
+ * CouchDB 3.x only when `_users/_security` admits the role (its default is admin-only; anybios's setup
+ * adds node and operator when `[couchdb] users_db_security_editable = true`).
+ */
+export async function ownUserDocReadable(server: TestServer, role: string): Promise<boolean> {
+  if (!external) return true;
+  const sec = await call(server.couchUrl, '/_users/_security', { auth: server.adminAuth });
+  const members = sec.body?.members ?? {};
+  return (!members.names?.length && !members.roles?.length) || !!members.roles?.includes(role);
 }

@@ -16,6 +16,11 @@ test.serial('first start generates the admin password (0600), prints it once; no
     const s = await startServer();
     t.teardown(async () => { await s.stop(); removeDataDir(s.dataDir); });
     t.is((await call(s.couchUrl, '/anybios')).status, 401);
+    // _users: node and operator admitted to their own documents, or a warning naming the setting.
+    const users = (await call(s.couchUrl, '/_users/_security', { auth: s.adminAuth })).body;
+    const open = !users.members?.roles?.length && !users.members?.names?.length;
+    if (!open && !['node', 'operator'].every((r) => users.members?.roles?.includes(r))) t.regex(s.output(), /warning: .*users_db_security_editable/);
+    else t.notRegex(s.output(), /warning: .*_users/);
     return;
   }
   const s = await startServer({ noAdminPassword: true });

@@ -39,7 +39,10 @@ async function killAgent(): Promise<void> {
 }
 
 test.before(async () => {
-  s = await startServer(); // `anybios server`: no demo seed, so no template:host in the catalog
+  // `anybios server`: no demo seed, so no template:host in the catalog. Embedded also with COUCH_URL: these
+  // tests write the catalog's template:host, which on a shared CouchDB would change every other server's
+  // templates (agents pulling from an Apache CouchDB catalog: test/agent/templates/pull.test.ts).
+  s = await startServer({ embedded: true });
   const cred = await addNode(s.admin, node);
   proxy = await startTcpProxy(Number(new URL(s.url).port));
   configFile = join(base, 'enrol.json');

@@ -34,7 +34,8 @@ test.after.always(async () => {
 });
 
 const api = (path: string, init: Parameters<typeof call>[2] = {}) => call(s.url, `/api${path}`, { auth: auth.admin, ...init });
-const couch = (db: string, path: string) => call(s.couchUrl, `/${encodeURIComponent(db)}/${path}`, { auth: auth.admin });
+// Accept JSON: without it Apache CouchDB answers open_revs in multipart/mixed (the embedded server in JSON).
+const couch = (db: string, path: string) => call(s.couchUrl, `/${encodeURIComponent(db)}/${path}`, { auth: auth.admin, headers: { Accept: 'application/json' } });
 
 /** The index is eventually consistent: poll until `pred` holds (≤ 5 s). */
 const until = <T>(fn: () => Promise<T>, pred: (v: T) => boolean) => eventually('the fleet index to catch up', fn, pred, { ms: 5000, interval: 50 });

@@ -1,10 +1,13 @@
-// HTTP Range on attachments, as Apache CouchDB answers it: 206 with Content-Range for one range, 416
-// with `bytes */LENGTH` when unsatisfiable, the whole body (200) for several ranges or a malformed header.
+// HTTP Range on attachments: 206 with Content-Range for one range, as Apache CouchDB answers it. Where the
+// two differ (checked against CouchDB 3.5.0): an unsatisfiable range is 416 on both, with `bytes */LENGTH`
+// on the embedded server and a JSON error without Content-Range on CouchDB; several ranges are a 206
+// multipart/byteranges on CouchDB and the whole body (200, which RFC 9110 allows) on the embedded server;
+// an inverted range (bytes=9-3) is 416 on CouchDB and ignored (200) on the embedded server.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { parseRange } from '../../../server/couch/embedded/routes/range.ts';
 import { addNode, removeNode } from '../../../server/nodes.ts';
-import { basic, call, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 
 let s: TestServer;
 const data = randomBytes(100_000);
@@ -49,12 +52,24 @@ test('one range: 206 with Content-Range and exactly those bytes (open-ended and 
 test('a range past the end: 416 with bytes */LENGTH', async (t) => {
   const r = await get('bytes=100000-');
   t.is(r.status, 416);
-  t.is(r.headers.get('content-range'), `bytes */${data.length}`);
-  await r.arrayBuffer();
+  if (external) t.is((await r.json()).error, 'requested_range_not_satisfiable');
+  else {
+    t.is(r.headers.get('content-range'), `bytes */${data.length}`);
+    await r.arrayBuffer();
+  }
 });
 
 test('several ranges or a malformed header: the whole attachment', async (t) => {
-  for (const range of ['bytes=0-1,5-6', 'items=0-5', 'bytes=9-3', 'nonsense']) {
+  if (external) {
+    const multi = await get('bytes=0-1,5-6');
+    t.is(multi.status, 206);
+    t.regex(multi.headers.get('content-type') ?? '', /^multipart\/byteranges; boundary=/);
+    await multi.arrayBuffer();
+    const inverted = await get('bytes=9-3');
+    t.is(inverted.status, 416);
+    await inverted.arrayBuffer();
+  }
+  for (const range of [...(external ? [] : ['bytes=0-1,5-6', 'bytes=9-3']), 'items=0-5', 'nonsense']) {
     const r = await get(range);
     t.is(r.status, 200, range);
     t.is((await r.arrayBuffer()).byteLength, data.length, range);
@@ -83,7 +98,12 @@ test('attachments above the JSON body limit: templates writers may send them, a 
   t.teardown(() => removeNode(s.admin, node).catch(() => {}));
   const big = Buffer.alloc(65 * 1024 * 1024, 1); // over the 64 MiB JSON body limit
   const byNode = await fetch(`${s.couchUrl}/anybios-node-${node}/system:x/blob`, { method: 'PUT', headers: { Authorization: basic(cred.user, cred.password), 'Content-Type': 'application/octet-stream' }, body: big });
-  t.is(byNode.status, 413, await byNode.text());
+  // The embedded server refuses the size before reading it (413); CouchDB (max_attachment_size 1 GiB)
+  // reads it and the validation refuses it, naming the field.
+  if (external) {
+    t.is(byNode.status, 403);
+    t.regex((await byNode.json()).reason, /\/_attachments not allowed/);
+  } else t.is(byNode.status, 413, await byNode.text());
   const cur = await call(s.couchUrl, `/anybios/${encodeURIComponent(doc)}`, { auth: s.adminAuth });
   const byAdmin = await fetch(`${s.couchUrl}/anybios/${encodeURIComponent(doc)}/big.bin?rev=${cur.body._rev}`, { method: 'PUT', headers: { Authorization: s.adminAuth, 'Content-Type': 'application/octet-stream' }, body: big });
   t.is(byAdmin.status, 201, await byAdmin.text());
@@ -100,5 +120,8 @@ test('validate_doc_update sees attachments as stubs, never their bytes (as in Co
   const r = await fetch(`${s.couchUrl}/${dbName}/d/a.bin`, { method: 'PUT', headers: { Authorization: s.adminAuth, 'Content-Type': 'application/octet-stream' }, body: Buffer.from('hello attachment') });
   t.is(r.status, 403);
   const seen = JSON.parse((await r.json()).reason);
-  t.deepEqual(seen, { 'a.bin': { content_type: 'application/octet-stream', stub: true } });
+  // CouchDB 3.5 also shows `revpos: 0` and `length: "undefined"` (an Erlang atom) for an upload in progress.
+  if (external) t.like(seen, { 'a.bin': { content_type: 'application/octet-stream', stub: true } });
+  else t.deepEqual(seen, { 'a.bin': { content_type: 'application/octet-stream', stub: true } });
+  t.is(seen['a.bin'].data, undefined, 'never the bytes');
 });

@@ -68,7 +68,12 @@ test('the database list: _all_dbs with Fauxton\'s name-prefix range, GET /{db} w
   t.true(some.body.every((n: string) => n.startsWith(prefix)), JSON.stringify(some.body));
   const desc = await fx(`/_all_dbs?descending=true&startkey=${encodeURIComponent(JSON.stringify(prefix + '香'))}&endkey=${encodeURIComponent(JSON.stringify(prefix))}`);
   t.deepEqual(desc.body, [...some.body].reverse());
-  t.is((await fx('/_all_dbs?startkey=1')).status, 400);
+  t.is((await fx(`/_all_dbs?startkey=${encodeURIComponent('{')}`)).status, 400, 'a startkey that is not JSON');
+  // A JSON number: Apache CouchDB 3.5 takes it (numbers sort before every name: the whole list); the
+  // embedded server refuses a key that cannot be a database name (400).
+  const numeric = await fx('/_all_dbs?startkey=1');
+  if (external) t.true(numeric.status === 200 && numeric.body.includes(db()), numeric.text.slice(0, 200));
+  else t.is(numeric.status, 400);
 
   const info = await fx(`/${db()}`);
   t.is(info.status, 200);

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { addNode, removeNode } from '../../../server/nodes.ts';
-import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { basic, call, external, ownUserDocReadable, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 import { parseResponse, type RawResponse } from '../../helpers/raw-http.ts';
 
 let server: TestServer;
@@ -48,14 +48,23 @@ type Res = Awaited<ReturnType<typeof call>>;
 const couch = (path: string, init: Parameters<typeof call>[2] = {}) => call(server.couchUrl, path, init);
 
 /**
- * A CouchDB error answer: `status` (one of) on the embedded server; on external CouchDB any 4xx (its
- * exact codes differ in places) unless `sameOnCouch`. Always `{error, reason}` strings.
+ * A CouchDB error answer: `status` (one of) on the embedded server, with `{error, reason}` strings. On
+ * Apache CouchDB (COUCH_URL) the answer is CouchDB's own unless `sameOnCouch`: what is checked there is
+ * that our forwarding relays it (no 502 of ours) and stays up (the `hostile` wrapper). CouchDB 3.5.0
+ * answers some of these inputs in its own ways, checked by hand: 500 `badarg` for `limit=abc` and a
+ * `Basic !!!!` header, 500 `function_clause` for malformed `_bulk_get`/`_revs_diff` bodies, 500
+ * `no_majority` for a member's `_security` write, 200 for `limit=-1` and nonsense booleans, 201 for
+ * unknown `_`-members it drops, a bare 400 without a body for an over-long URL or document id.
  */
 function isError(t: ExecutionContext, r: Res, status: number | number[], opts: { error?: string; sameOnCouch?: boolean } = {}): void {
   const statuses = Array.isArray(status) ? status : [status];
   const why = `${r.status} ${r.text.slice(0, 300)}`;
-  if (!external || opts.sameOnCouch) t.true(statuses.includes(r.status), `expected ${statuses.join('/')}, got ${why}`);
-  else t.true(r.status >= 400 && r.status < 500, `expected a 4xx, got ${why}`);
+  if (external && !opts.sameOnCouch) {
+    t.not(r.status, 502, `our forwarding failed: ${why}`);
+    t.not(r.body?.error, 'bad_gateway', why);
+    return;
+  }
+  t.true(statuses.includes(r.status), `expected ${statuses.join('/')}, got ${why}`);
   t.is(typeof r.body?.error, 'string', why);
   t.is(typeof r.body?.reason, 'string', why);
   // The exact error names are our layer's; CouchDB's may differ.
@@ -154,18 +163,25 @@ hostile('form-encoded body on a JSON endpoint', async (t) => {
 hostile('multipart body', async (t) => {
   const boundary = 'xyzzy';
   const body = `--${boundary}\r\nContent-Type: application/json\r\n\r\n{"a":1}\r\n--${boundary}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--`;
+  if (external) {
+    // Apache CouchDB 3.5 parses multipart/related itself: it waits for more of the first body (no answer
+    // until its own timeout; a cluster stored its JSON part) and answers the second 500 {"error":"error","reason":"{{nocatch,<<\"expected
+    // more data\">>}…"}. Our forwarding must pass that on and stay up (the `hostile` wrapper checks).
+    const bounded = { signal: AbortSignal.timeout(3000) };
+    const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body, ...bounded }).catch(() => null);
+    const r2 = await couch(`/${db}/multipart2`, { method: 'PUT', auth: A(), headers: { 'Content-Type': 'multipart/related; boundary=nope' }, body: 'garbage without any boundary', signal: AbortSignal.timeout(10_000) });
+    t.true(r === null || r.status >= 400, `${r?.status}`);
+    t.true(r2.status >= 400, `${r2.status}`);
+    t.not(r2.body?.error, 'bad_gateway', 'an answer from CouchDB, not from our forwarding');
+    return;
+  }
   const r = await couch(`/${db}/multipart`, { method: 'PUT', auth: A(), headers: { 'Content-Type': `multipart/related; boundary="${boundary}"` }, body });
   const r2 = await couch(`/${db}/multipart2`, { method: 'PUT', auth: A(), headers: { 'Content-Type': 'multipart/related; boundary=nope' }, body: 'garbage without any boundary' });
-  if (external) {
-    // CouchDB parses multipart/related document bodies itself: it must answer, not fail.
-    t.true(r.status < 500 && r2.status >= 400 && r2.status < 500, `${r.status} ${r2.status}`);
-  } else {
-    // Parsed (multipart/read-doc.ts): a part for no `follows` attachment, and a body without its boundary.
-    isError(t, r, 400, { error: 'bad_request' });
-    t.regex(r.body.reason, /1 attachment part\(s\) for 0 attachment\(s\)/);
-    isError(t, r2, 400, { error: 'bad_request' });
-    t.regex(r2.body.reason, /boundary given in the Content-Type never occurs/);
-  }
+  // Parsed (multipart/read-doc.ts): a part for no `follows` attachment, and a body without its boundary.
+  isError(t, r, 400, { error: 'bad_request' });
+  t.regex(r.body.reason, /1 attachment part\(s\) for 0 attachment\(s\)/);
+  isError(t, r2, 400, { error: 'bad_request' });
+  t.regex(r2.body.reason, /boundary given in the Content-Type never occurs/);
 });
 
 hostile('declared Content-Length over the body limit, no body sent', async (t) => {
@@ -460,11 +476,14 @@ hostile('malformed _revisions with new_edits=false (crashed PouchDB)', async (t)
     const r = await couch(`/${db}/revs-bad?new_edits=false`, { method: 'PUT', auth: A(), json: { _rev: '1-abc', _revisions } });
     isError(t, r, 400, { error: 'doc_validation' });
     const b = await couch(`/${db}/_bulk_docs`, { method: 'POST', auth: A(), json: { docs: [{ _id: 'revs-bad', _rev: '1-abc', _revisions }], new_edits: false } });
-    t.true(b.status === 201 || (b.status >= 400 && b.status < 500), `${b.status}`);
-    if (b.status === 201) t.is(b.body[0]?.error, 'doc_validation');
+    if (external) t.not(b.status, 502, b.text); // CouchDB 3.5.0: 500 for some of these; nothing stored (below)
+    else {
+      t.true(b.status === 201 || (b.status >= 400 && b.status < 500), `${b.status}`);
+      if (b.status === 201) t.is(b.body[0]?.error, 'doc_validation');
+    }
   }
-  // Nothing was stored, and the database still reads.
-  t.is((await couch(`/${db}/revs-bad`, { auth: A() })).status, 404);
+  // Nothing was stored (CouchDB 3.5.0 stores `{start: 1, ids: ['a', 'b']}` with `_rev: 1-abc` as 1-a), and the database still reads.
+  if (!external) t.is((await couch(`/${db}/revs-bad`, { auth: A() })).status, 404);
   t.is((await couch(`/${db}/_changes?style=all_docs`, { auth: A() })).status, 200);
 });
 
@@ -481,7 +500,8 @@ hostile('malformed _attachments and special members', async (t) => {
     const r = await couch(`/${db}/bad-special`, { method: 'PUT', auth: A(), json: body });
     isError(t, r, 400);
   }
-  t.is((await couch(`/${db}/bad-special`, { auth: A() })).status, 404);
+  // CouchDB 3.5.0 stores `_attachments: {'a.txt': null}` (as no attachment) and refuses the others.
+  if (!external) t.is((await couch(`/${db}/bad-special`, { auth: A() })).status, 404);
 });
 
 hostile('attachment PUT with a bad rev', async (t) => {
@@ -569,15 +589,19 @@ hostile('bad Basic auth header', async (t) => {
   }
 });
 
+// Apache CouchDB locks a user name out per client IP after repeated wrong passwords ([chttpd_auth_lockout],
+// on by default): on a shared CouchDB the admin's name is never tried with a wrong password, a throwaway one is.
+const adminName = () => (external ? uniq('not-the-admin') : 'admin');
+
 hostile('wrong password (admin and user)', async (t) => {
-  isError(t, await couch(`/${db}`, { auth: basic('admin', 'wrong-password') }), 401, { error: 'unauthorized', sameOnCouch: true });
+  isError(t, await couch(`/${db}`, { auth: basic(adminName(), 'wrong-password') }), 401, { error: 'unauthorized', sameOnCouch: true });
   isError(t, await couch(`/${db}`, { auth: basic(nodeUser, 'wrong-password') }), 401, { sameOnCouch: true });
   isError(t, await couch('/_session', { method: 'POST', json: { name: nodeUser, password: 'wrong' } }), 401, { sameOnCouch: true });
   isError(t, await couch('/_session', { method: 'POST', json: { name: 5, password: [] } }), [400, 401]);
 });
 
 hostile('cookie garbage and forged sessions', async (t) => {
-  const forged = Buffer.from(`admin:${(Math.floor(Date.now() / 1000) + 3600).toString(16)}:AAAA`).toString('base64url');
+  const forged = Buffer.from(`${adminName()}:${(Math.floor(Date.now() / 1000) + 3600).toString(16)}:AAAA`).toString('base64url');
   for (const cookie of ['AuthSession=garbage!!', 'AuthSession=', `AuthSession=${forged}`, 'AuthSession=' + 'A'.repeat(4000), ';;;==;AuthSession']) {
     const r = await couch(`/${db}`, { headers: { Cookie: cookie } });
     isError(t, r, 401);
@@ -605,8 +629,10 @@ hostile('_users write by a non-admin', async (t) => {
   const r = await couch(`/_users/org.couchdb.user:${other}`, { method: 'PUT', auth: nodeAuth, json: { _id: `org.couchdb.user:${other}`, type: 'user', name: other, roles: ['_admin'], password: 'password123' } });
   isError(t, r, 403, { sameOnCouch: true });
   const own = await couch(`/_users/org.couchdb.user:${nodeUser}`, { auth: nodeAuth });
-  t.is(own.status, 200, own.text);
-  const esc = await couch(`/_users/org.couchdb.user:${nodeUser}`, { method: 'PUT', auth: nodeAuth, json: { ...own.body, roles: ['node', 'operator'] } });
+  const readable = await ownUserDocReadable(server, 'node');
+  t.is(own.status, readable ? 200 : 403, own.text); // 403: CouchDB's stock admin-only _users
+  const mine = readable ? own.body : { _id: `org.couchdb.user:${nodeUser}`, type: 'user', name: nodeUser };
+  const esc = await couch(`/_users/org.couchdb.user:${nodeUser}`, { method: 'PUT', auth: nodeAuth, json: { ...mine, roles: ['node', 'operator'] } });
   isError(t, esc, 403, { sameOnCouch: true });
   const bulk = await couch('/_users/_bulk_docs', { method: 'POST', auth: nodeAuth, json: { docs: [{ _id: `org.couchdb.user:${other}`, type: 'user', name: other, roles: ['_admin'], password: 'password123' }] } });
   // refused as a whole, or per document (CouchDB runs _users' validation per document)

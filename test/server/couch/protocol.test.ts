@@ -4,7 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { addNode, removeNode } from '../../../server/nodes.ts';
-import { basic, call, external, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
+import { basic, call, external, ownUserDocReadable, removeDataDir, startServer, uniq, type TestServer } from '../../helpers/server.ts';
 
 let server: TestServer;
 const nodeId = uniq('pn');
@@ -59,8 +59,8 @@ async function conflicted(t: ExecutionContext, db: string, id: string): Promise<
   return { winner: rev1('b'), loser: rev1('a') };
 }
 
-/** Reads a streaming response until it ends or `ms` pass; returns the text and whether it ended. */
-async function readStream(path: string, ms: number, auth = A()): Promise<{ status: number; text: string; ended: boolean; elapsed: number }> {
+/** Reads a streaming response until it ends, `ms` pass or `until(text)`; returns the text and whether it ended. */
+async function readStream(path: string, ms: number, auth = A(), until?: (text: string) => boolean): Promise<{ status: number; text: string; ended: boolean; elapsed: number }> {
   const started = Date.now();
   const ctl = new AbortController();
   const res = await fetch(server.couchUrl + path, { headers: { Authorization: auth }, signal: ctl.signal });
@@ -76,6 +76,10 @@ async function readStream(path: string, ms: number, auth = A()): Promise<{ statu
         break;
       }
       text += Buffer.from(value).toString();
+      if (until?.(text)) {
+        ctl.abort();
+        break;
+      }
     }
   } catch {
     // aborted at `ms`
@@ -217,7 +221,9 @@ test('_changes continuous: rows, live rows, heartbeat newlines, limit, timeout e
   t.not(tl[tl.length - 1].last_seq, undefined);
   // heartbeat: empty lines while waiting; a write shows up live
   const seq = tl[tl.length - 1].last_seq;
-  const streaming = readStream(`/${db}/_changes?feed=continuous&heartbeat=500&since=${encodeURIComponent(String(seq))}`, 1700);
+  // Read until the live row arrives: Apache CouchDB 3.5 sends it up to ~1 s after the write (its
+  // clustered feed waits for the shards' update events); the embedded server at once.
+  const streaming = readStream(`/${db}/_changes?feed=continuous&heartbeat=500&since=${encodeURIComponent(String(seq))}`, 8000, A(), (text) => text.includes('"live"') && text.endsWith('\n'));
   await sleep(1100);
   await put(t, db, 'live', {});
   const hb = await streaming;
@@ -291,8 +297,10 @@ test.serial('_users: admin creates a user; no password stored, a derived key is;
   t.is(stored.body.password_scheme, 'pbkdf2');
   // the user logs in with basic auth and reads its own document
   const self = await call(server.couchUrl, `/_users/${encodeURIComponent(id)}`, { auth: basic(userName, userPassword) });
-  t.is(self.status, 200, self.text);
-  t.is(self.body.name, userName);
+  if (await ownUserDocReadable(server, 'operator')) {
+    t.is(self.status, 200, self.text);
+    t.is(self.body.name, userName);
+  } else t.is(self.status, 403, `CouchDB's admin-only _users: ${self.text}`);
   t.is((await call(server.couchUrl, '/_session', { auth: basic(userName, 'not-the-password') })).status, 401);
   // and nobody else's, nor the whole database
   const other = await call(server.couchUrl, `/_users/${encodeURIComponent(`org.couchdb.user:${nodeUser}`)}`, { auth: basic(userName, userPassword) });
@@ -398,11 +406,14 @@ test('_local documents: put, update, get, delete; not in _changes or _all_docs',
   const p2 = await couch(`/${db}/_local/checkpoint`, { method: 'PUT', json: { ...g1.body, last_seq: 'x2' } });
   t.is(p2.status, 201, p2.text);
   t.is((await couch(`/${db}/_local/checkpoint`)).body.last_seq, 'x2');
-  // a stale local revision conflicts
-  t.is((await couch(`/${db}/_local/checkpoint`, { method: 'PUT', json: { ...g1.body, last_seq: 'x3' } })).status, 409);
+  // A stale local revision: the embedded server refuses it (409); Apache CouchDB 3.5 never checks a
+  // `_local` revision (it writes, numbering from the revision given), so both are correct where they run.
+  const stale = await couch(`/${db}/_local/checkpoint`, { method: 'PUT', json: { ...g1.body, last_seq: 'x3' } });
+  if (external) t.is(stale.status, 201, stale.text);
+  else t.is(stale.status, 409, stale.text);
   t.deepEqual(ids((await couch(`/${db}/_changes`)).body.results), ['visible']);
   t.deepEqual((await couch(`/${db}/_all_docs`)).body.rows.map((r: { id: string }) => r.id), ['visible']);
-  const del = await couch(`/${db}/_local/checkpoint?rev=${p2.body.rev}`, { method: 'DELETE' });
+  const del = await couch(`/${db}/_local/checkpoint?rev=${external ? stale.body.rev : p2.body.rev}`, { method: 'DELETE' });
   t.is(del.status, 200, del.text);
   t.is((await couch(`/${db}/_local/checkpoint`)).status, 404);
 });
