@@ -54,11 +54,11 @@ function parseEntry(d: unknown): { id: string; rev?: string; attsSince: string[]
   return { id, rev: d.rev as string | undefined, attsSince: since as string[] };
 }
 
-async function revisionsOf(db: PouchDB.Database, id: string, rev: string | undefined, o: { revs: boolean; latest: boolean }): Promise<Revision[]> {
+async function revisionsOf(db: PouchDB.Database, id: string, rev: string | undefined, o: { revs: boolean; latest: boolean }, leaves: Map<string, Promise<unknown>>): Promise<Revision[]> {
   if (id.startsWith('_local/')) return rev ? [{ missing: rev }] : [];
   try {
     // No attachment data here: openDoc reads what is wanted, when it is sent.
-    return (await readDoc(db, id, { open_revs: rev ? [rev] : 'all', revs: true, latest: o.latest, attachments: false })) as Revision[];
+    return (await readDoc(db, id, { open_revs: rev ? [rev] : 'all', revs: true, latest: o.latest, attachments: false }, leaves)) as Revision[];
   } catch (err) {
     if ((err as { status?: number }).status === 404) return rev ? [{ missing: rev }] : [];
     throw err;
@@ -75,10 +75,11 @@ export async function bulkGet(ctx: Ctx, name: string): Promise<void> {
   if (body.docs === undefined) throw badRequest("Missing JSON list of 'docs'.");
   if (!Array.isArray(body.docs) || body.docs.length > MAX_DOCS) throw badRequest(`docs must be an array of at most ${MAX_DOCS} {id, rev} objects`);
   const db = ctx.store.get(name);
+  const leaves = new Map<string, Promise<unknown>>();
   const one = async (d: unknown): Promise<Item> => {
     const e = parseEntry(d);
     if ('error' in e) return e;
-    const revisions = await revisionsOf(db, e.id, e.rev, opts);
+    const revisions = await revisionsOf(db, e.id, e.rev, opts, leaves);
     // No revision at all: CouchDB's not_found with the rev asked for, or "undefined" without one.
     if (!revisions.length) return { error: { id: e.id, rev: e.rev ?? 'undefined', error: 'not_found', reason: 'missing' } };
     return { id: e.id, attsSince: e.attsSince, revisions, rev: e.rev ?? 'undefined' };
