@@ -263,3 +263,13 @@ test('latest=true over many conflicting leaves: each entry its own leaf, the lea
   // The common ancestor: every leaf descends from it (CouchDB's get_key_leafs).
   t.is(r.body.results[asked.length - 1].docs.length, docs.length);
 });
+
+test('latest=true finds a leaf whose id repeats its parent\'s (1-a → 2-a: PouchDB reports a shortened history)', async (t) => {
+  const db = await freshDb('bg-repeat');
+  const put = (doc: Record<string, unknown>) => call(server.couchUrl, `/${db}/789?new_edits=false`, { method: 'PUT', auth: server.adminAuth, json: doc });
+  t.is((await put({ _id: '789', _rev: '1-a', value: 'test' })).status, 201);
+  for (const id of ['a', 'b', 'c']) t.is((await put({ _id: '789', _rev: `2-${id}`, value: id, _revisions: { start: 2, ids: [id, 'a'] } })).status, 201);
+  const r = await bulkGet(db, '?latest=true&revs=true', ['2-a', '2-b', '2-c'].map((rev) => ({ id: '789', rev })));
+  t.is(r.status, 200, r.text);
+  t.deepEqual(r.body.results.map((x: { docs: { ok?: { _rev: string } }[] }) => x.docs.map((d) => d.ok?._rev ?? 'missing')), [['2-a'], ['2-b'], ['2-c']]);
+});
