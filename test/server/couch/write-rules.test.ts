@@ -148,6 +148,12 @@ test('new_edits:false takes any revision id after N- (CouchDB: 1-abc_def, 2-x.y,
   const p = await couch(`/${db}/f?new_edits=false`, { method: 'PUT', json: { _revisions: { start: 3, ids: ['x.y', 'a_b', 'c-d'] }, v: 3 } });
   t.is(p.status, 201, p.text);
   t.is((await couch(`/${db}/f`)).body._rev, '3-x.y');
+  // A bare `1-` (checked on Apache CouchDB 3.5.0: stored, history {start: 1, ids: [""]}).
+  const bare = await bulk(db, { new_edits: false, docs: [{ _id: 'bare', _rev: '1-', v: 1 }] });
+  t.is(bare.status, 201, bare.text);
+  const got = await couch(`/${db}/bare?revs=true`);
+  t.is(got.status, 200, got.text);
+  t.deepEqual([got.body._rev, got.body._revisions], ['1-', { start: 1, ids: [''] }]);
   isError(t, await couch(`/${db}/g?new_edits=false`, { method: 'PUT', json: { _revisions: { start: 1, ids: ['z'.repeat(32)] } } }), 400, 'doc_validation', "RevId isn't a valid hexadecimal");
   const diff = await couch(`/${db}/_revs_diff`, { method: 'POST', json: { a: ['1-abc_def', '2-x.y'] } });
   t.deepEqual(diff.body.a.missing, ['2-x.y']);

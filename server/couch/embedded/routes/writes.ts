@@ -10,15 +10,16 @@ import { REPLICATOR_DB, admitReplicatorDoc } from '../replicator/doc-rules.ts';
 
 /**
  * CouchDB's rule for a revision (couch_doc:parse_rev): `N-id`, N an integer, id any string (32
- * characters must be hex, CouchDB stores those as 16 bytes). Two bounds of ours: N a safe integer and a
- * non-empty id (PouchDB's revision tree takes neither a float position nor an empty id).
+ * characters must be hex, CouchDB stores those as 16 bytes). Bounds of ours: N a safe integer, and a
+ * non-empty id except for a replicated write (`new_edits=false`), where CouchDB and PouchDB 9 both take
+ * a bare `1-` (PouchDB's suite, "7829 bare rev 1- with new_edits=false").
  */
-export function revProblem(rev: unknown): string | null {
+export function revProblem(rev: unknown, allowEmptyId = false): string | null {
   if (typeof rev !== 'string') return 'Invalid rev format';
   const dash = rev.indexOf('-');
   const pos = rev.slice(0, dash);
   const id = rev.slice(dash + 1);
-  if (dash <= 0 || !/^\d{1,16}$/.test(pos) || !Number.isSafeInteger(Number(pos)) || id === '') return 'Invalid rev format';
+  if (dash <= 0 || !/^\d{1,16}$/.test(pos) || !Number.isSafeInteger(Number(pos)) || (id === '' && !allowEmptyId)) return 'Invalid rev format';
   if (id.length === 32 && !/^[0-9a-fA-F]{32}$/.test(id)) return 'Invalid rev format';
   return null;
 }
@@ -162,7 +163,7 @@ export function parseDoc(ctx: Ctx, dbName: string, raw: unknown, newEdits: boole
   let doc = raw;
   if (doc._id === undefined) doc = { ...doc, _id: randomUUID().replace(/-/g, '') };
   const id = checkDocId(doc._id);
-  if (doc._rev !== undefined) checkRev(doc._rev, '_rev');
+  if (doc._rev !== undefined && revProblem(doc._rev, !newEdits)) throw badRequest('Invalid rev format');
   doc = checkSpecialMembers(doc, newEdits);
   if (!newEdits && doc._rev === undefined && doc._revisions === undefined) {
     throw badRequest('When `new_edits: false`, the document needs `_rev` or `_revisions` specified');
