@@ -305,3 +305,17 @@ test('database names that try to leave the data directory: 400 illegal_database_
   const top = readdirSync(server.dataDir);
   t.false(top.some((f) => f === 'a' || f === 'b' || f.startsWith('..')), top.join(','));
 });
+
+test('CouchDB 3.5.0 answers PouchDB\'s suite checks: _revisions on a _local edit is ignored; _selector errors in its words', async (t) => {
+  const db = await freshDb('wr-suite');
+  const first = await couch(`/${db}/_local/foo`, { method: 'PUT', json: {} });
+  t.is(first.status, 201, first.text);
+  // PouchDB's "local docs - put then get w/ revisions": a history CouchDB ignores on a normal edit.
+  const again = await couch(`/${db}/_local/foo`, { method: 'PUT', json: { _rev: first.body.rev, _revisions: { start: 0, ids: ['1'] } } });
+  t.is(again.status, 201, again.text);
+  t.is((await couch(`/${db}/_local/foo`)).body._revisions, undefined);
+  // Replicated, the same history is still refused (PouchDB's revision tree breaks on it).
+  isError(t, await couch(`/${db}/x?new_edits=false`, { method: 'PUT', json: { _rev: '1-a', _revisions: { start: 0, ids: ['1'] } } }), 400, 'doc_validation');
+  isError(t, await couch(`/${db}/_changes?filter=_selector`), 400, 'bad_request', 'Selector must be specified in POST payload');
+  isError(t, await couch(`/${db}/_changes?filter=_selector`, { method: 'POST', json: { selector: 'foo' } }), 400, 'bad_request', 'Selector error: expected a JSON object');
+});

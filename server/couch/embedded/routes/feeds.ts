@@ -162,7 +162,9 @@ export async function changes(ctx: Ctx, dbName: string): Promise<void> {
     if (!Array.isArray(ids) || ids.length > 10_000 || !ids.every((i) => typeof i === 'string')) throw badRequest('filter=_doc_ids needs doc_ids: an array of document ids');
     base.doc_ids = ids as string[];
   } else if (filterName === '_selector') {
-    if (!isObject(body.selector)) throw badRequest('filter=_selector needs a POST body {"selector": {...}}');
+    // CouchDB 3.5.0's words (checked): PouchDB's suite matches on them.
+    if (ctx.method !== 'POST') throw badRequest('Selector must be specified in POST payload');
+    if (!isObject(body.selector)) throw badRequest('Selector error: expected a JSON object');
     // Our evaluator, not PouchDB's: its $regex is linear-time (mango.ts), PouchDB's could freeze the server.
     // A selector that fails on a document (a $regex over its time budget) fails the request with our
     // error; PouchDB would report it as "Filter function threw", so it is kept and rethrown below.

@@ -62,7 +62,7 @@ const docValidation = (reason: string) => new CouchError(400, 'doc_validation', 
 class OwnRule extends CouchError {}
 const ownRule = (reason: string, error = 'doc_validation') => new OwnRule(400, error, reason);
 
-function checkRevisions(v: unknown): void {
+function checkRevisions(v: unknown, replicated: boolean): void {
   if (!isObject(v)) throw docValidation('Bad special document member: _revisions');
   const { start, ids } = v;
   if (typeof start !== 'number' || !Number.isSafeInteger(start)) throw docValidation("_revisions.start isn't an integer.");
@@ -71,8 +71,9 @@ function checkRevisions(v: unknown): void {
     if (typeof i !== 'string') throw docValidation("RevId isn't a string");
     if (i.length === 32 && !/^[0-9a-fA-F]{32}$/.test(i)) throw docValidation("RevId isn't a valid hexadecimal");
   }
-  // Ours: PouchDB builds a broken revision tree (or throws out of a callback) from these.
-  if (start < 1 || ids.length === 0 || ids.length > start || ids.length > 10_000 || ids.some((i) => i === '')) {
+  // Ours, for replicated writes (elsewhere `_revisions` is dropped, as CouchDB ignores it): PouchDB builds
+  // a broken revision tree (or throws out of a callback) from these.
+  if (replicated && (start < 1 || ids.length === 0 || ids.length > start || ids.length > 10_000 || ids.some((i) => i === ''))) {
     throw docValidation('_revisions.ids must be a non-empty array of at most start (>= 1) non-empty revision ids');
   }
 }
@@ -137,7 +138,7 @@ export function checkSpecialMembers(doc: Record<string, unknown>, newEdits: bool
         if (String(doc._id).startsWith('_local/')) drop(key); // CouchDB keeps no attachments on _local documents
         break;
       case '_revisions':
-        checkRevisions(v);
+        checkRevisions(v, !newEdits);
         if (newEdits) drop(key); // only replication (new_edits=false) gives it meaning here
         break;
       case '_conflicts':
