@@ -51,7 +51,7 @@ export class Access {
     return match(sec.admins) || match(sec.members);
   }
 
-  /** A few `_security` reads at a time: a thousand at once exhausted Apache CouchDB's connections. */
+  /** A few `_security` reads at a time: a thousand at once made an operator's first listing fail against Apache CouchDB (bench/fleet). */
   async readableOf(user: { name: string; roles: string[] }, dbs: string[]): Promise<Set<string>> {
     const out = new Set<string>();
     let next = 0;
