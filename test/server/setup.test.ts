@@ -7,6 +7,7 @@ import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDesignDoc, DDOC_ID } from '../../ddocs/build.ts';
 import { CLI, call, basic, external, removeDataDir, startServer, uniq } from '../helpers/server.ts';
+import { destroySystems } from '../helpers/agent.ts';
 
 const run = promisify(execFile);
 
@@ -62,7 +63,9 @@ test.serial('`anybios up` seeds the host template and the demo node once', async
     return;
   }
   const s = await startServer({ command: 'up' });
-  t.teardown(async () => { await s.stop(); removeDataDir(s.dataDir); });
+  // `up` runs an agent that starts the demo systems; systems outlive their agent by design, so the
+  // test destroys them (seen once: hello and system0 still running after a run, their data dir gone).
+  t.teardown(async () => { await s.stop(); await destroySystems(s.dataDir); removeDataDir(s.dataDir); });
   t.regex(s.output(), /Seeded demo node "([a-z0-9-]+)"/);
   const node = /Seeded demo node "([a-z0-9-]+)"/.exec(s.output())![1];
   const tpl = await call(s.couchUrl, '/anybios/template:host', { auth: s.adminAuth });
