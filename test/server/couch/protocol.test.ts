@@ -567,3 +567,27 @@ test('a design document takes effect on the very next write, and stops when it c
   t.is((await couch(`/${db}/_design/rules?rev=${back.body.rev}`, { method: 'DELETE' })).status, 200);
   t.is((await couch(`/${db}/five`, { method: 'PUT', json: { bad: true } })).status, 201, 'a deleted design document no longer applies');
 });
+
+test('views: stale=update_after answers the index as it is, then brings it up to date; update=false does not; bad values are query_parse_error', async (t) => {
+  // As CouchDB 3.5.0 answers (checked), and as PouchDB's suite expects ("stale update_after").
+  const db = await freshDb('pv-stale');
+  t.is((await couch(`/${db}/_design/d`, { method: 'PUT', json: { views: { v: { map: 'function (doc) { emit(doc.n); }' } } } })).status, 201);
+  t.is((await couch(`/${db}/_bulk_docs`, { method: 'POST', json: { docs: Array.from({ length: 10 }, (_, n) => ({ n })) } })).status, 201);
+  const first = await couch(`/${db}/_design/d/_view/v?stale=update_after`);
+  t.is(first.status, 200, first.text);
+  t.is(first.body.rows.length, 0, 'the index was never built: answered as it is');
+  let built = 0;
+  for (let i = 0; i < 50 && built < 10; i++) {
+    await sleep(100);
+    built = (await couch(`/${db}/_design/d/_view/v?update=false`)).body.rows.length;
+  }
+  t.is(built, 10, 'built in the background after the stale answer');
+  t.is((await couch(`/${db}/_bulk_docs`, { method: 'POST', json: { docs: [{ n: 10 }] } })).status, 201);
+  t.is((await couch(`/${db}/_design/d/_view/v?update=false`)).body.rows.length, 10, 'update=false: not updated');
+  t.is((await couch(`/${db}/_design/d/_view/v`)).body.rows.length, 11);
+  for (const q of ['stale=bogus', 'update=bogus']) {
+    const r = await couch(`/${db}/_design/d/_view/v?${q}`);
+    t.is(r.status, 400);
+    t.deepEqual(r.body, { error: 'query_parse_error', reason: `Invalid value for \`${q.split('=')[0]}\`.` });
+  }
+});

@@ -1,7 +1,7 @@
 // Database-level endpoints: create/info/delete, _all_docs, _bulk_docs, _revs_diff (_bulk_get: bulk-get.ts),
 // _security, views, and the small replication helpers (_ensure_full_commit, _revs_limit).
 import { createHash } from 'node:crypto';
-import { badRequest, methodNotAllowed, notFound } from '../../errors.ts';
+import { CouchError, badRequest, methodNotAllowed, notFound } from '../../errors.ts';
 import { isObject, readJsonObject, sendJson, type Query } from '../../http.ts';
 import { type Ctx, requireDbAdmin, requireReader, requireServerAdmin } from '../context.ts';
 import { dbInfo } from './server.ts';
@@ -80,10 +80,25 @@ export async function allDocs(ctx: Ctx, name: string, designOnly = false): Promi
   sendJson(ctx.res, 200, r);
 }
 
+/**
+ * CouchDB's `stale=ok|update_after` and `update=true|false|lazy` as PouchDB's `stale`: answer from the
+ * index as it is (and, for update_after/lazy, bring it up to date afterwards). Errors in CouchDB 3.5.0's words.
+ */
+function staleness(q: Query, body: Record<string, unknown>): { stale?: 'ok' | 'update_after' } {
+  const stale = body.stale ?? q.str('stale');
+  const update = body.update ?? q.str('update');
+  if (stale !== undefined && stale !== 'ok' && stale !== 'update_after') throw new CouchError(400, 'query_parse_error', 'Invalid value for `stale`.');
+  if (update !== undefined && ![true, false, 'true', 'false', 'lazy'].includes(update as string | boolean)) throw new CouchError(400, 'query_parse_error', 'Invalid value for `update`.');
+  if (stale !== undefined) return { stale };
+  if (update === false || update === 'false') return { stale: 'ok' };
+  if (update === 'lazy') return { stale: 'update_after' };
+  return {};
+}
+
 export async function view(ctx: Ctx, name: string, ddoc: string, viewName: string): Promise<void> {
   await requireReader(ctx, name);
   const body = await optionalBody(ctx);
-  const r = await ctx.store.get(name).query(`${ddoc}/${viewName}`, rangeOptions(ctx.query, body));
+  const r = await ctx.store.get(name).query(`${ddoc}/${viewName}`, { ...rangeOptions(ctx.query, body), ...staleness(ctx.query, body) });
   for (const row of (r.rows ?? []) as { doc?: unknown }[]) cleanDoc(row.doc);
   sendJson(ctx.res, 200, r);
 }
