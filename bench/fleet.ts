@@ -80,7 +80,9 @@ async function cleanupStore(s: TestServer, couchUrl?: string): Promise<void> {
   }
   for (const p of children.splice(0)) p.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 1000));
-  const rt = await createRuntime({ checkDoc: docErrors, dataDir: join(work, 'agent') }).catch(() => null);
+  // Each store's real agent has its own data dir and node id: a second store must not meet the first
+  // one's local copy (the same run once waited 120 s for a system there).
+  const rt = await createRuntime({ checkDoc: docErrors, dataDir: agentDir() }).catch(() => null);
   for (const o of (await rt?.list().catch(() => [])) ?? []) await rt!.destroy(o.name).catch(() => {});
   // Remove what this run made (an external CouchDB is shared), a few at a time.
   await pool(enrolled.splice(0), 8, async (id) => void (await call(s.url, `/api/nodes/${id}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {})));
@@ -194,7 +196,7 @@ function simulatedAgent(s: TestServer, id: string, cred: { user: string; passwor
 }
 
 function startRealAgent(s: TestServer, id: string, password: string): ChildProcess {
-  const dataDir = join(work, 'agent');
+  const dataDir = agentDir();
   mkdirSync(dataDir, { recursive: true });
   const cfg = join(dataDir, 'enrol.json');
   writeFileSync(cfg, JSON.stringify({ server: s.url, node: id, user: `node-${id}`, password }), { mode: 0o600 });
@@ -219,12 +221,15 @@ async function editTimes(s: TestServer, id: string, n: number): Promise<number[]
 }
 
 let currentCouch: string | undefined;
+let currentStore = '';
+const agentDir = () => join(work, `agent-${currentStore}`);
 const rows: Row[] = [];
 const meta: Record<string, unknown> = { nodes: NODES, systemsPerNode: PER_NODE, edits: EDITS, syncing: SYNCING, stores: runs.map((s) => s.name) };
 
 try {
   for (const store of runs) {
     currentCouch = store.couchUrl;
+    currentStore = store.name;
     const tag = `[${store.name}]`;
     console.log(`${tag} starting`);
     server = await startServer(store.couchUrl ? { couchUrl: store.couchUrl } : {});
@@ -292,7 +297,7 @@ try {
     const rssAfterRestart = rssKiB(s.proc.pid!);
 
     // ---- edit → running: one real agent, alone, then with 100 agents syncing under churn ----------
-    const real = `fl${run}-real`;
+    const real = `fl${run}-real-${store.name}`;
     const realCred = await enrol(s, real);
     startRealAgent(s, real, realCred.password);
     await loopDelay(s);
