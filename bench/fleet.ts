@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import PouchDB from 'pouchdb';
 import { nodeDbName } from '../ddocs/build.ts';
+import { eachLimit } from '../server/each-limit.ts';
 import { NodeSync } from '../agent/sync/node-sync.ts';
 import { createRuntime } from '../agent/runtime/index.ts';
 import { docErrors } from '../ddocs/validate.ts';
@@ -65,13 +66,6 @@ function listenerPid(url: string): number | null {
   }
 }
 
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}
-
 async function cleanupStore(s: TestServer, couchUrl?: string): Promise<void> {
   for (const x of syncs.splice(0)) {
     x.feed?.cancel();
@@ -85,7 +79,7 @@ async function cleanupStore(s: TestServer, couchUrl?: string): Promise<void> {
   const rt = await createRuntime({ checkDoc: docErrors, dataDir: agentDir() }).catch(() => null);
   for (const o of (await rt?.list().catch(() => [])) ?? []) await rt!.destroy(o.name).catch(() => {});
   // Remove what this run made (an external CouchDB is shared), a few at a time.
-  await pool(enrolled.splice(0), 8, async (id) => void (await call(s.url, `/api/nodes/${id}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {})));
+  await eachLimit(enrolled.splice(0), 8, async (id) => void (await call(s.url, `/api/nodes/${id}`, { method: 'DELETE', auth: s.adminAuth }).catch(() => {})));
   // Whatever a failed DELETE left (a busy CouchDB answers 500 all_dbs_active): this run's names only.
   // Straight to an external CouchDB (our server may be the thing that died), else through our server.
   const base = couchUrl ? couchUrl.replace(/\/$/, '') : s.couchUrl;
@@ -93,9 +87,9 @@ async function cleanupStore(s: TestServer, couchUrl?: string): Promise<void> {
   const auth = u0 ? basic(decodeURIComponent(u0.username), decodeURIComponent(u0.password)) : s.adminAuth;
   const plain = u0 ? `${u0.protocol}//${u0.host}${u0.pathname.replace(/\/$/, '')}` : base;
   const left = await call(plain, '/_all_dbs', { auth }).catch(() => null);
-  await pool((Array.isArray(left?.body) ? (left.body as string[]) : []).filter((d) => d.startsWith(nodeDbName(`fl${run}-`))), 4, async (db) => void (await call(plain, `/${encodeURIComponent(db)}`, { method: 'DELETE', auth }).catch(() => {})));
+  await eachLimit((Array.isArray(left?.body) ? (left.body as string[]) : []).filter((d) => d.startsWith(nodeDbName(`fl${run}-`))), 4, async (db) => void (await call(plain, `/${encodeURIComponent(db)}`, { method: 'DELETE', auth }).catch(() => {})));
   const users = await call(plain, `/_users/_all_docs?startkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-`))}&endkey=${encodeURIComponent(JSON.stringify(`org.couchdb.user:node-fl${run}-\ufff0`))}`, { auth }).catch(() => null);
-  await pool((users?.body?.rows ?? []) as { id: string; value: { rev: string } }[], 4, async (r) => void (await call(plain, `/_users/${encodeURIComponent(r.id)}?rev=${r.value.rev}`, { method: 'DELETE', auth }).catch(() => {})));
+  await eachLimit((users?.body?.rows ?? []) as { id: string; value: { rev: string } }[], 4, async (r) => void (await call(plain, `/_users/${encodeURIComponent(r.id)}?rev=${r.value.rev}`, { method: 'DELETE', auth }).catch(() => {})));
   const u = await call(plain, `/_users/org.couchdb.user:${OPERATOR}`, { auth }).catch(() => null);
   if (u?.status === 200) await call(plain, `/_users/org.couchdb.user:${OPERATOR}?rev=${u.body._rev}`, { method: 'DELETE', auth }).catch(() => {});
   await s.stop();
@@ -259,7 +253,7 @@ try {
     try {
       // The first 10 alone, then the new-agent catch-up with a fleet of 10.
       for (const [i, batch] of [ids.slice(0, 10), ids.slice(10)].entries()) {
-        await pool(batch, ENROL_CONCURRENCY, async (id) => {
+        await eachLimit(batch, ENROL_CONCURRENCY, async (id) => {
           const t = performance.now();
           const c = await enrol(s, id);
           enrolTimes.push(performance.now() - t);

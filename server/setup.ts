@@ -6,6 +6,7 @@
 import type { ServerScope } from 'nano';
 import { buildDesignDoc, CATALOG_DB, DDOC_ID, NODE_DB_PREFIX, type DbKind } from '../ddocs/build.ts';
 import { nodeSecurity } from './nodes.ts';
+import { eachLimit } from './each-limit.ts';
 
 export const CATALOG_SECURITY = { admins: { names: [], roles: [] }, members: { names: [], roles: ['operator', 'node'] } };
 
@@ -52,15 +53,9 @@ export async function setupCouch(couch: ServerScope, opts: { external?: boolean 
   if (await pushDesignDoc(couch, CATALOG_DB, 'catalog')) report.ddocsPushed.push(CATALOG_DB);
   // A few node databases at a time: one by one, a fleet of 1,000 took seconds before the server listened.
   const nodeDbs = (await couch.db.list()).filter((db) => db.startsWith(NODE_DB_PREFIX));
-  let next = 0;
-  await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, async () => {
-    while (next < nodeDbs.length) {
-      const db = nodeDbs[next++];
-      await setupNodeDb(couch, db, report).catch((err) => {
-        // Removed since it was listed (`anybios node rm`, another server on the same CouchDB): nothing to set up.
-        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-      });
-    }
+  await eachLimit(nodeDbs, SETUP_CONCURRENCY, (db) => setupNodeDb(couch, db, report).catch((err) => {
+    // Removed since it was listed (`anybios node rm`, another server on the same CouchDB): nothing to set up.
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }));
   report.ddocsPushed.sort();
   return report;

@@ -4,6 +4,7 @@
 // a little past its time is still used while one refresh runs behind it, so a fleet listing never waits
 // on a thousand `_security` reads at once (bench/fleet: p99 1.3 s at 1,000 nodes before).
 import type { ServerScope } from 'nano';
+import { eachLimit } from '../each-limit.ts';
 
 interface Sec { admins?: { names?: string[]; roles?: string[] }; members?: { names?: string[]; roles?: string[] } }
 
@@ -54,13 +55,7 @@ export class Access {
   /** A few `_security` reads at a time: a thousand at once made an operator's first listing fail against Apache CouchDB (bench/fleet). */
   async readableOf(user: { name: string; roles: string[] }, dbs: string[]): Promise<Set<string>> {
     const out = new Set<string>();
-    let next = 0;
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, dbs.length) }, async () => {
-      while (next < dbs.length) {
-        const db = dbs[next++];
-        if (await this.canRead(user, db)) out.add(db);
-      }
-    }));
+    await eachLimit(dbs, READ_CONCURRENCY, async (db) => { if (await this.canRead(user, db)) out.add(db); });
     return out;
   }
 }
