@@ -24,16 +24,24 @@ export async function ensureDb(couch: ServerScope, name: string): Promise<boolea
 export async function pushDesignDoc(couch: ServerScope, db: string, kind: DbKind): Promise<boolean> {
   const ddoc = buildDesignDoc(kind);
   const use = couch.use(db);
-  let rev: string | undefined;
-  try {
-    const current = (await use.get(DDOC_ID)) as unknown as { _rev: string; anybios?: { hash?: string } };
-    if (current.anybios?.hash === ddoc.anybios.hash) return false;
-    rev = current._rev;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  // Two servers starting on one CouchDB push the same ddoc at once: a 409 means another writer won; read
+  // again (its copy is most likely ours already). Seen with two test servers on a shared CouchDB.
+  for (let attempt = 0; ; attempt++) {
+    let rev: string | undefined;
+    try {
+      const current = (await use.get(DDOC_ID)) as unknown as { _rev: string; anybios?: { hash?: string } };
+      if (current.anybios?.hash === ddoc.anybios.hash) return false;
+      rev = current._rev;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    try {
+      await use.insert({ ...ddoc, ...(rev ? { _rev: rev } : {}) } as never);
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409 || attempt >= 4) throw err;
+    }
   }
-  await use.insert({ ...ddoc, ...(rev ? { _rev: rev } : {}) } as never);
-  return true;
 }
 
 type Part = { names?: unknown[]; roles?: unknown[] };

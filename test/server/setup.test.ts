@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildDesignDoc, DDOC_ID } from '../../ddocs/build.ts';
 import { CLI, call, basic, external, removeDataDir, startServer, uniq } from '../helpers/server.ts';
 import { destroySystems } from '../helpers/agent.ts';
+import { pushDesignDoc } from '../../server/setup.ts';
 
 const run = promisify(execFile);
 
@@ -134,3 +135,14 @@ test.serial('a server started by a test worker that dies stops by itself (nothin
   t.false(alive(), 'the orphaned server stopped when its stdin closed');
 });
 
+
+test.serial('design documents pushed by two servers at once: one writes, the others find it there (no 409 at start)', async (t) => {
+  const s = await startServer();
+  t.teardown(async () => { await s.stop(); removeDataDir(s.dataDir); });
+  const db = uniq('anybios-node-race');
+  await s.admin.db.create(db);
+  t.teardown(() => s.admin.db.destroy(db).catch(() => {}));
+  const wrote = await Promise.all(Array.from({ length: 5 }, () => pushDesignDoc(s.admin, db, 'node')));
+  t.is(wrote.filter(Boolean).length, 1, `${wrote}`);
+  t.is((await call(s.couchUrl, `/${db}/${DDOC_ID}`, { auth: s.adminAuth })).body.anybios.hash, buildDesignDoc('node').anybios.hash);
+});
