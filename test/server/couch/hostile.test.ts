@@ -543,6 +543,12 @@ hostile('_bulk_get malformed', async (t) => {
   isError(t, await couch(`/${db}/_bulk_get?rev=1-abc`, { method: 'POST', auth: A(), json: { docs: [] } }), 400);
   const entries: [unknown, string][] = [[1, 'bad_request'], [{}, 'bad_request'], [{ id: 'doc', rev: 5 }, 'bad_request'], [{ id: 'doc', rev: 'abc' }, 'bad_request'], [{ id: 5 }, 'illegal_docid'], [{ id: 'doc', atts_since: 'x' }, 'bad_request']];
   const r = await couch(`/${db}/_bulk_get`, { method: 'POST', auth: A(), json: { docs: [...entries.map(([e]) => e), { id: 'nope' }] } });
+  if (external) {
+    // Apache CouchDB 3.5.0 crashes on a non-object entry or a numeric id: 500 "function_clause" for the
+    // whole request (checked). Our forwarding passes that on and stays up (the `hostile` wrapper checks).
+    t.true(r.status === 200 || (r.status === 500 && r.body.reason === 'function_clause'), r.text);
+    return;
+  }
   t.is(r.status, 200, r.text);
   t.is(r.body.results.length, entries.length + 1);
   entries.forEach(([, error], i) => t.is(r.body.results[i].docs[0].error.error, error, JSON.stringify(r.body.results[i])));
